@@ -1,0 +1,346 @@
+//! Writing input files into a table as one commit: append, overwrite, replace-where,
+//! upsert (merge on keys), with optional schema merging and table creation.
+
+use std::sync::{Arc, Mutex};
+
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::datafusion::catalog::streaming::StreamingTable;
+use deltalake::datafusion::datasource::provider_as_source;
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::{SchemaMode, WriteBuilder};
+use deltalake::protocol::SaveMode;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::input::{is_lossless, InputSource, InputStream, Progress};
+use crate::location::TableLocation;
+use crate::table::Table;
+
+/// Whether a write adds rows or replaces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Add the rows.
+    #[default]
+    Append,
+    /// Replace all rows, or the rows matching `replace_where`.
+    Overwrite,
+}
+
+/// How `write` treats its input.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Append or overwrite.
+    pub mode: WriteMode,
+    /// Add input columns missing from the table (as nullable columns).
+    pub merge_schema: bool,
+    /// Merge on these key columns instead of appending: update matches, insert the rest.
+    pub upsert_on: Vec<String>,
+    /// With `Overwrite`: replace only rows matching this SQL predicate.
+    pub replace_where: Option<String>,
+    /// Create the table from the input's schema when it does not exist.
+    pub create_if_missing: bool,
+    /// Partition columns for a table created by this write.
+    pub partition_by: Vec<String>,
+    /// Counters to poll for a progress display.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteReport {
+    /// The table as given.
+    pub table: String,
+    /// The version this write created.
+    pub version: u64,
+    /// Input rows read.
+    pub rows: u64,
+    /// `WRITE` or `MERGE`.
+    pub operation: String,
+    /// Whether this write created the table.
+    pub created: bool,
+    /// Columns added by `merge_schema`.
+    pub added_columns: Vec<String>,
+    /// For upserts: rows inserted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted: Option<u64>,
+    /// For upserts: rows updated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<u64>,
+}
+
+impl Table {
+    /// Writes `sources` into the table at `location` as exactly one commit.
+    ///
+    /// Every file is checked against the table's schema before any data is written; a file
+    /// that fails part-way leaves the table at its previous version.
+    pub async fn write(
+        location: &TableLocation,
+        sources: Vec<InputSource>,
+        options: WriteOptions,
+    ) -> Result<(Table, WriteReport)> {
+        let name = location.display_name().to_string();
+        if sources.is_empty() {
+            return Err(Error::invalid("no input files given"));
+        }
+        if options.replace_where.is_some() && options.mode != WriteMode::Overwrite {
+            return Err(Error::invalid("--replace-where needs --mode overwrite"));
+        }
+        let existing = Table::open_if_exists(location).await?;
+        if existing.is_none() && !options.create_if_missing {
+            return Err(Error::not_found(format!(
+                "no Delta table at `{name}` (create it with `tarn create`, or pass --create to create it from the input's schema)"
+            )));
+        }
+        if existing.is_some() && !options.partition_by.is_empty() {
+            return Err(Error::invalid(format!(
+                "`{name}` exists already: --partition-by only applies when creating a table"
+            )));
+        }
+        let table_schema = match &existing {
+            Some(t) => t.arrow_schema()?,
+            None => Arc::new(Schema::empty()),
+        };
+
+        // Plan: each file's read schema, the combined target schema, new columns.
+        let mut planned = Vec::with_capacity(sources.len());
+        let mut target_fields: Vec<Field> = table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut added_columns = Vec::new();
+        for source in sources {
+            let schema = source.schema(&table_schema)?;
+            for field in schema.fields() {
+                match target_fields.iter().find(|t| t.name() == field.name()) {
+                    Some(target) => {
+                        if !is_lossless(field.data_type(), target.data_type()) {
+                            return Err(Error::invalid(format!(
+                                "{}: column `{}` is {} in the input but {} in the table; Tarn does not change a column's type when that could lose data",
+                                source.label(),
+                                field.name(),
+                                arrow_type_text(field.data_type()),
+                                arrow_type_text(target.data_type())
+                            )));
+                        }
+                    }
+                    None if existing.is_none() => target_fields.push(Field::new(
+                        field.name(),
+                        field.data_type().clone(),
+                        true,
+                    )),
+                    None if options.merge_schema => {
+                        added_columns.push(field.name().clone());
+                        target_fields.push(Field::new(
+                            field.name(),
+                            field.data_type().clone(),
+                            true,
+                        ));
+                    }
+                    None => {
+                        let new: Vec<String> = schema
+                            .fields()
+                            .iter()
+                            .filter(|f| table_schema.field_with_name(f.name()).is_err())
+                            .map(|f| format!("`{}` ({})", f.name(), arrow_type_text(f.data_type())))
+                            .collect();
+                        return Err(Error::invalid(format!(
+                            "{}: the input has columns the table `{name}` does not: {}; pass --merge-schema to add them",
+                            source.label(),
+                            new.join(", ")
+                        )));
+                    }
+                }
+            }
+            for required in table_schema.fields().iter().filter(|f| !f.is_nullable()) {
+                if schema.field_with_name(required.name()).is_err() && options.upsert_on.is_empty()
+                {
+                    return Err(Error::invalid(format!(
+                        "{}: column `{}` is required (not null) but missing from the input",
+                        source.label(),
+                        required.name()
+                    )));
+                }
+            }
+            planned.push((source, Arc::new(schema)));
+        }
+        let target: SchemaRef = Arc::new(Schema::new(target_fields));
+        // The columns the input provides (an upsert leaves the others untouched).
+        let input_columns: Vec<String> = target
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|c| planned.iter().any(|(_, s)| s.field_with_name(c).is_ok()))
+            .collect();
+        let progress = options.progress.clone().unwrap_or_default();
+        progress.bytes_total.store(
+            planned.iter().map(|(s, _)| s.size()).sum(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let input = InputStream {
+            sources: Arc::new(planned),
+            target: target.clone(),
+            progress: progress.clone(),
+            failure: Arc::new(Mutex::new(None)),
+        };
+        let provider = Arc::new(StreamingTable::try_new(
+            target.clone(),
+            vec![Arc::new(input.clone())],
+        )?);
+
+        let result = if options.upsert_on.is_empty() {
+            Table::with_local_dir(
+                location,
+                write_plan(location, existing.as_ref(), provider, &options),
+            )
+            .await
+            .map(|t| (t, None))
+        } else {
+            let Some(table) = existing.as_ref() else {
+                return Err(Error::not_found(format!(
+                    "no Delta table at `{name}`: an upsert needs an existing table"
+                )));
+            };
+            upsert(table, provider, &input_columns, &options)
+                .await
+                .map(|(t, m)| (t, Some(m)))
+        };
+        let (delta, merge_counts) = match result {
+            Ok(ok) => ok,
+            Err(err) => return Err(input.take_failure().unwrap_or(err)),
+        };
+        let table = Table {
+            location: location.clone(),
+            delta,
+        };
+        let report = WriteReport {
+            table: name,
+            version: table.version(),
+            rows: progress.rows.load(std::sync::atomic::Ordering::Relaxed),
+            operation: if merge_counts.is_some() {
+                "MERGE"
+            } else {
+                "WRITE"
+            }
+            .to_string(),
+            created: existing.is_none(),
+            added_columns,
+            inserted: merge_counts.map(|(i, _)| i),
+            updated: merge_counts.map(|(_, u)| u),
+        };
+        Ok((table, report))
+    }
+}
+
+async fn write_plan(
+    location: &TableLocation,
+    existing: Option<&Table>,
+    provider: Arc<StreamingTable>,
+    options: &WriteOptions,
+) -> Result<deltalake::DeltaTable> {
+    let name = location.display_name();
+    let plan = LogicalPlanBuilder::scan("input", provider_as_source(provider), None)?.build()?;
+    let (log_store, snapshot) = match existing {
+        Some(t) => (
+            t.delta.log_store(),
+            Some(
+                t.delta
+                    .snapshot()
+                    .map_err(|e| t.delta_error(e))?
+                    .snapshot()
+                    .clone(),
+            ),
+        ),
+        None => (Table::unloaded(location)?.log_store(), None),
+    };
+    let mut builder = WriteBuilder::new(log_store, snapshot)
+        .with_input_plan(plan)
+        .with_save_mode(match options.mode {
+            WriteMode::Append => SaveMode::Append,
+            WriteMode::Overwrite => SaveMode::Overwrite,
+        })
+        .with_commit_properties(CommitProperties::default().with_max_retries(100));
+    if options.merge_schema {
+        builder = builder.with_schema_mode(SchemaMode::Merge);
+    }
+    if let Some(predicate) = &options.replace_where {
+        builder = builder.with_replace_where(predicate.as_str());
+    }
+    if existing.is_none() && !options.partition_by.is_empty() {
+        builder = builder.with_partition_columns(options.partition_by.clone());
+    }
+    builder.await.map_err(|e| Error::from_delta(name, e))
+}
+
+async fn upsert(
+    table: &Table,
+    provider: Arc<StreamingTable>,
+    input_columns: &[String],
+    options: &WriteOptions,
+) -> Result<(deltalake::DeltaTable, (u64, u64))> {
+    let table_schema = table.arrow_schema()?;
+    for key in &options.upsert_on {
+        if table_schema.field_with_name(key).is_err() {
+            return Err(Error::invalid(format!(
+                "upsert key `{key}` is not a column of `{}`",
+                table.name()
+            )));
+        }
+        if !input_columns.contains(key) {
+            return Err(Error::invalid(format!(
+                "upsert key `{key}` is missing from the input"
+            )));
+        }
+    }
+    let ctx = SessionContext::new();
+    let source = ctx.read_table(provider)?;
+    let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+    let predicate = options
+        .upsert_on
+        .iter()
+        .map(|k| format!("target.{} = source.{}", quote(k), quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let (delta, metrics) = table
+        .delta
+        .clone()
+        .merge(source, predicate.as_str())
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_merge_schema(options.merge_schema)
+        .with_commit_properties(CommitProperties::default().with_max_retries(100))
+        .when_matched_update(|mut update| {
+            for c in input_columns {
+                update = update.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str());
+            }
+            update
+        })
+        .map_err(|e| table.delta_error(e))?
+        .when_not_matched_insert(|mut insert| {
+            for c in input_columns {
+                insert = insert.set(quote(c).as_str(), format!("source.{}", quote(c)).as_str());
+            }
+            insert
+        })
+        .map_err(|e| table.delta_error(e))?
+        .await
+        .map_err(|e| table.delta_error(e))?;
+    Ok((
+        delta,
+        (
+            metrics.num_target_rows_inserted as u64,
+            metrics.num_target_rows_updated as u64,
+        ),
+    ))
+}
+
+/// Spark-style text for an Arrow type, for messages.
+fn arrow_type_text(t: &deltalake::arrow::datatypes::DataType) -> String {
+    use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+    match deltalake::kernel::DataType::try_from_arrow(t) {
+        Ok(dt) => crate::schema_text::type_text(&dt),
+        Err(_) => t.to_string(),
+    }
+}
