@@ -1,0 +1,373 @@
+//! Command-line arguments: every `tarn` subcommand and option, with the help text users read.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Tarn: versioned Delta Lake tables on local disk or object storage.
+
+Every change is one atomic commit; any past version can be queried.
+Tables are addressed by path or URL: ./wh/orders, file:///data/orders, s3://bucket/orders.";
+
+const EXAMPLES: &str = "Examples:
+  tarn create ./wh/orders --schema \"id bigint not null, customer string, amount decimal(12,2), created_at timestamp\"
+  tarn write ./wh/orders orders.csv
+  tarn query \"SELECT customer, SUM(amount) FROM orders GROUP BY customer\" --table ./wh/orders
+  tarn query \"SELECT COUNT(*) FROM orders\" --table ./wh/orders --as-of \"2026-01-31 23:59:59\"
+  tarn history ./wh/orders
+  tarn quickstart";
+
+/// The `tarn` command line.
+#[derive(Debug, Parser)]
+#[command(name = "tarn", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Object-store option passed to the storage backend, e.g.
+    /// `aws_endpoint=http://127.0.0.1:9000` or `aws_region=eu-west-1`. Repeatable.
+    /// `AWS_*`, `GOOGLE_*` and `AZURE_*` environment variables are read too.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
+    pub storage_options: Vec<(String, String)>,
+
+    /// Output format. `table` is for people, `csv` and `json` are for scripts.
+    #[arg(long, value_enum, global = true, env = "TARN_FORMAT", default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text table.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// JSON: one array of objects for rows, one object for reports.
+    Json,
+}
+
+/// Every subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty table with a schema.
+    #[command(after_help = "Examples:
+  tarn create ./wh/orders --schema \"id bigint not null, customer string, amount decimal(12,2), created_at timestamp\"
+  tarn create s3://bucket/events --schema \"ts timestamp, day date, kind string\" --partition-by day
+
+Types: boolean, tinyint, smallint, int, bigint, float, double, decimal(p,s), string,
+binary, date, timestamp (UTC), timestamp_ntz, array<T>, map<K,V>, struct<a:T,...>.")]
+    Create(CreateArgs),
+
+    /// Write CSV, newline-delimited JSON or Parquet files into a table as one commit.
+    #[command(after_help = "Examples:
+  tarn write ./wh/orders orders-2026-01.csv
+  tarn write ./wh/orders batch.parquet --mode overwrite
+  tarn write ./wh/orders new-columns.json --merge-schema
+  tarn write ./wh/orders changes.csv --upsert-on id
+  tarn write ./wh/orders january.csv --replace-where \"created_at < '2026-02-01'\"
+  cat rows.jsonl | tarn write ./wh/events - --input-format json --create
+
+All the files go into one commit: if any file fails to read, nothing is written.
+The new table version is printed on success.")]
+    Write(WriteArgs),
+
+    /// Delete the rows matching a predicate (one commit).
+    #[command(after_help = "Example:
+  tarn delete ./wh/orders --where \"created_at < '2025-01-01'\"")]
+    Delete(DeleteArgs),
+
+    /// Update the rows matching a predicate (one commit).
+    #[command(after_help = "Example:
+  tarn update ./wh/orders --set \"amount = amount * 1.1\" --set \"customer = upper(customer)\" --where \"id = 42\"")]
+    Update(UpdateArgs),
+
+    /// Run SQL over one consistent snapshot of each table.
+    #[command(after_help = "Examples:
+  tarn query \"SELECT COUNT(*) FROM orders\" --table ./wh/orders
+  tarn query \"SELECT * FROM o JOIN u ON u.id = o.user_id\" --table o=./wh/orders --table u=./wh/users
+  tarn query \"SELECT SUM(amount) FROM orders\" --table ./wh/orders --version 3
+  tarn query \"SELECT SUM(amount) FROM orders\" --table ./wh/orders --as-of 2026-01-31T12:00:00Z --format csv
+
+--table TABLE registers a table under its last path segment (./wh/orders -> orders);
+--table NAME=TABLE picks the name. --version and --as-of apply to every table.")]
+    Query(QueryArgs),
+
+    /// Show a table's commits, newest first.
+    #[command(after_help = "Example:
+  tarn history ./wh/orders --limit 10")]
+    History(HistoryArgs),
+
+    /// Show a table's schema, partitioning, properties, protocol, version and size.
+    #[command(after_help = "Examples:
+  tarn describe ./wh/orders
+  tarn describe ./wh/orders --version 2 --format json")]
+    Describe(DescribeArgs),
+
+    /// Change a table's schema or properties.
+    #[command(after_help = "Examples:
+  tarn alter ./wh/orders add-column \"discount decimal(5,2)\"
+  tarn alter ./wh/orders set-property delta.checkpointInterval=50")]
+    Alter(AlterArgs),
+
+    /// Make an earlier version the current one again (a new commit; history is kept).
+    #[command(after_help = "Examples:
+  tarn restore ./wh/orders --version 3
+  tarn restore ./wh/orders --as-of \"2026-01-31 12:00:00\"")]
+    Restore(RestoreArgs),
+
+    /// Compact small files (and optionally Z-order) without changing the data.
+    #[command(after_help = "Examples:
+  tarn optimize ./wh/orders
+  tarn optimize ./wh/orders --zorder customer,created_at")]
+    Optimize(OptimizeArgs),
+
+    /// Delete data files no longer referenced by versions within the retention window.
+    #[command(after_help = "Examples:
+  tarn vacuum ./wh/orders --dry-run
+  tarn vacuum ./wh/orders --retain-hours 168
+
+Time travel to versions older than the retention window stops working after a vacuum.
+Retention below the table's delta.deletedFileRetentionDuration (7 days by default)
+is refused unless --force is given.")]
+    Vacuum(VacuumArgs),
+
+    /// Write a checkpoint of the current version (Tarn also does this every 100 commits).
+    Checkpoint(TableArg),
+
+    /// Build a sample warehouse with `users` and `orders` and show what Tarn does.
+    #[command(after_help = "Example:
+  tarn quickstart --dir ./tarn-quickstart")]
+    Quickstart(QuickstartArgs),
+}
+
+/// A table given by path or URL.
+#[derive(Debug, Args)]
+pub struct TableArg {
+    /// Table path or URL (./wh/orders, file:///..., s3://bucket/orders).
+    pub table: String,
+}
+
+/// `tarn create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// Columns as `name type [not null]`, comma-separated.
+    #[arg(long, value_name = "COLUMNS")]
+    pub schema: String,
+    /// Partition column. Repeatable, or comma-separated.
+    #[arg(long = "partition-by", value_name = "COL", value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+    /// A description stored in the table metadata.
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Table property, e.g. `delta.checkpointInterval=50`. Repeatable.
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub properties: Vec<(String, String)>,
+}
+
+/// Where `tarn write` puts the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WriteMode {
+    /// Add the rows to the table.
+    Append,
+    /// Replace all rows (or those matching --replace-where).
+    Overwrite,
+}
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// CSV with a header line.
+    Csv,
+    /// Newline-delimited JSON objects.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// `tarn write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// Input files (`-` reads standard input).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Append (default) or overwrite.
+    #[arg(long, value_enum, default_value_t = WriteMode::Append)]
+    pub mode: WriteMode,
+    /// Add new columns found in the input to the table (as nullable columns).
+    #[arg(long)]
+    pub merge_schema: bool,
+    /// Merge on these key columns: update matching rows, insert the others.
+    #[arg(long, value_name = "KEY[,KEY]", value_delimiter = ',', conflicts_with_all = ["replace_where", "mode"])]
+    pub upsert_on: Vec<String>,
+    /// With --mode overwrite: replace only the rows matching this predicate;
+    /// every written row must match it.
+    #[arg(long, value_name = "PRED")]
+    pub replace_where: Option<String>,
+    /// Create the table from the input's schema when it does not exist.
+    #[arg(long)]
+    pub create: bool,
+    /// With --create: partition column(s).
+    #[arg(
+        long = "partition-by",
+        value_name = "COL",
+        value_delimiter = ',',
+        requires = "create"
+    )]
+    pub partition_by: Vec<String>,
+    /// Input format, when the file extension does not say (always needed for `-`).
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `tarn delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// SQL predicate selecting the rows to delete.
+    #[arg(long = "where", value_name = "PRED")]
+    pub predicate: String,
+}
+
+/// `tarn update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// `column = expression`. Repeatable.
+    #[arg(long = "set", value_name = "COL = EXPR", required = true)]
+    pub assignments: Vec<String>,
+    /// SQL predicate selecting the rows to update (all rows when omitted).
+    #[arg(long = "where", value_name = "PRED")]
+    pub predicate: Option<String>,
+}
+
+/// Which version of a table to read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TimeTravelArgs {
+    /// Read this table version.
+    #[arg(long, conflicts_with = "as_of")]
+    pub version: Option<u64>,
+    /// Read the latest version committed at or before this time
+    /// (RFC 3339, or `YYYY-MM-DD[ HH:MM:SS]` in UTC).
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub as_of: Option<String>,
+}
+
+/// `tarn query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement.
+    pub sql: String,
+    /// `NAME=TABLE`, or `TABLE` (named after its last path segment). Repeatable.
+    #[arg(long = "table", value_name = "[NAME=]TABLE")]
+    pub tables: Vec<String>,
+    #[command(flatten)]
+    pub time_travel: TimeTravelArgs,
+}
+
+/// `tarn history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// Show at most this many commits.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `tarn describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Table path or URL.
+    pub table: String,
+    #[command(flatten)]
+    pub time_travel: TimeTravelArgs,
+}
+
+/// `tarn alter`.
+#[derive(Debug, Args)]
+pub struct AlterArgs {
+    /// Table path or URL.
+    pub table: String,
+    #[command(subcommand)]
+    pub change: AlterChange,
+}
+
+/// What `tarn alter` changes.
+#[derive(Debug, Subcommand)]
+pub enum AlterChange {
+    /// Add nullable columns, e.g. "discount decimal(5,2), note string".
+    AddColumn {
+        /// Columns as `name type`, comma-separated.
+        columns: String,
+    },
+    /// Set table properties, e.g. delta.checkpointInterval=50.
+    SetProperty {
+        /// `KEY=VALUE` pairs.
+        #[arg(required = true, value_parser = parse_key_value)]
+        properties: Vec<(String, String)>,
+    },
+}
+
+/// `tarn restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Table path or URL.
+    pub table: String,
+    #[command(flatten)]
+    pub time_travel: TimeTravelArgs,
+}
+
+/// `tarn optimize`.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// Z-order the data by these columns.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
+    pub zorder: Vec<String>,
+    /// Target file size in bytes (default: the table's delta.targetFileSize or 100 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub target_size: Option<u64>,
+}
+
+/// `tarn vacuum`.
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Table path or URL.
+    pub table: String,
+    /// Keep files needed by versions from the last H hours (default: the table's
+    /// delta.deletedFileRetentionDuration, 168 hours).
+    #[arg(long, value_name = "H")]
+    pub retain_hours: Option<u64>,
+    /// List the files that would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a retention shorter than the table's configured minimum.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `tarn quickstart`.
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Directory for the sample warehouse (must be empty or absent).
+    #[arg(long, default_value = "./tarn-quickstart")]
+    pub dir: PathBuf,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
