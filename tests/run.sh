@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: Rust tests, then the interop suite that drives
+# the built `tarn` binary and checks its tables with real Delta clients (deltalake, DuckDB,
+# polars) and a local S3 server (moto).
+#
+# Environment:
+#   TARN_VENV         Python venv for the interop clients (default: ./.venv). Rebuilt when
+#                     tests/interop/requirements.txt or the Python version changes.
+#   CARGO_TARGET_DIR  respected; the binary is taken from ${CARGO_TARGET_DIR:-./target}/debug/tarn.
+#   PYTHON            interpreter used to create the venv (default: python3).
+#   PYTEST_ARGS       extra arguments for pytest, e.g. "-k concurrency -x".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="${TARN_VENV:-$ROOT/.venv}"
+REQUIREMENTS="$ROOT/tests/interop/requirements.txt"
+PYTHON="${PYTHON:-python3}"
+STAMP_FILE="$VENV/.tarn-requirements-stamp"
+
+fail() {
+  echo "run.sh: FAILED: $*" >&2
+  exit 1
+}
+
+step() {
+  echo
+  echo "==> $*"
+}
+
+# --- Python clients ---------------------------------------------------------------------
+stamp="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "$stamp" ]]; then
+  step "installing interop clients into $VENV (pinned in tests/interop/requirements.txt)"
+  if [[ -e "$VENV" && ! -f "$VENV/pyvenv.cfg" ]]; then
+    fail "$VENV exists and is not a Python venv; remove it or point TARN_VENV elsewhere"
+  fi
+  rm -rf "$VENV"
+  started=$SECONDS
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
+    -r "$REQUIREMENTS" || fail "pip install -r tests/interop/requirements.txt"
+  echo "$stamp" >"$STAMP_FILE"
+  echo "venv ready in $((SECONDS - started)) s"
+else
+  echo "==> interop clients up to date in $VENV"
+fi
+
+# --- Rust ---------------------------------------------------------------------------------
+step "cargo build --bins"
+cargo build --bins || fail "cargo build --bins"
+
+step "cargo test --workspace"
+cargo test --workspace || fail "cargo test --workspace"
+
+TARN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tarn"
+case "$TARN_BIN" in /*) ;; *) TARN_BIN="$ROOT/$TARN_BIN" ;; esac
+[[ -x "$TARN_BIN" ]] || fail "cargo build did not produce $TARN_BIN"
+
+# --- Interop ------------------------------------------------------------------------------
+step "pytest tests/interop (TARN_BIN=$TARN_BIN)"
+set +e
+# shellcheck disable=SC2086 # PYTEST_ARGS is a list of words on purpose
+TARN_BIN="$TARN_BIN" "$VENV/bin/python" -m pytest tests/interop -q ${PYTEST_ARGS:-}
+status=$?
+set -e
+case "$status" in
+  0) ;;
+  5) fail "pytest collected no tests in tests/interop" ;;
+  *) fail "pytest tests/interop exited with $status" ;;
+esac
+
+echo
+echo "run.sh: ALL TESTS PASSED (cargo test --workspace, pytest tests/interop)"
