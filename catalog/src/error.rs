@@ -1,0 +1,81 @@
+//! The one error type of tarn-catalog, with a [`ErrorKind`] callers (and the HTTP layer)
+//! branch on. Database errors are mapped in one place, [`Error::from_db`].
+
+use std::fmt;
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The catalog, schema, table or token does not exist.
+    NotFound,
+    /// The name is taken.
+    AlreadyExists,
+    /// The request is malformed (bad name, bad argument).
+    InvalidInput,
+    /// The state forbids it (e.g. dropping a non-empty catalog without force).
+    FailedPrecondition,
+    /// The database failed; not the caller's fault.
+    Internal,
+}
+
+/// An error from the catalog.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message for users.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Maps a database error; `what` names the object for "already exists" messages.
+    pub(crate) fn from_db(err: sqlx::Error, what: &str) -> Self {
+        let kind = match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                return Error::new(ErrorKind::AlreadyExists, format!("{what} already exists"));
+            }
+            sqlx::Error::RowNotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        };
+        Error {
+            kind,
+            message: format!("catalog database error: {err}"),
+            source: Some(Box::new(err)),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

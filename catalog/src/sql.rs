@@ -1,0 +1,645 @@
+//! [`SqlCatalogStore`]: the catalog in SQLite (embedded default) or PostgreSQL, through one
+//! implementation. Both dialects accept the same SQL here (`$n` parameters, `TEXT`,
+//! `BIGINT`); what differs — opening, locking during migrations — is chosen by [`Dialect`].
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{
+    CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TableType, TokenInfo,
+};
+use crate::names::{validate_name, SchemaName, TableName};
+use crate::store::CatalogStore;
+use crate::token::Scope;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Schema migrations, applied in order, each once. Both dialects share them today; a
+/// dialect-specific step goes in [`migration_sql`].
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS catalogs (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, comment TEXT, properties TEXT NOT NULL,
+        owner TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS schemas (
+        id TEXT PRIMARY KEY, catalog_name TEXT NOT NULL, name TEXT NOT NULL, comment TEXT,
+        properties TEXT NOT NULL, owner TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+        UNIQUE (catalog_name, name));
+     CREATE TABLE IF NOT EXISTS tables (
+        id TEXT PRIMARY KEY, catalog_name TEXT NOT NULL, schema_name TEXT NOT NULL, name TEXT NOT NULL,
+        table_type TEXT NOT NULL, data_source_format TEXT NOT NULL, storage_location TEXT NOT NULL,
+        comment TEXT, properties TEXT NOT NULL, owner TEXT, created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL, UNIQUE (catalog_name, schema_name, name));
+     CREATE TABLE IF NOT EXISTS tokens (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, secret_hash TEXT NOT NULL UNIQUE,
+        scope TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT)",
+];
+
+fn migration_sql(_dialect: Dialect, step: usize) -> &'static str {
+    MIGRATIONS[step]
+}
+
+/// The catalog in an SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlCatalogStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// Opens (and migrates) the catalog at `url`: `postgres://...`, `sqlite://PATH`, or a plain
+/// file path for SQLite (created on first use).
+pub async fn open_store(url: &str) -> Result<SqlCatalogStore> {
+    SqlCatalogStore::open(url).await
+}
+
+impl SqlCatalogStore {
+    /// See [`open_store`].
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (dialect, conn_url) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (Dialect::Postgres, url.to_string())
+            } else {
+                let path = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or(url);
+                if let Some(parent) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Internal,
+                            format!(
+                                "cannot create the catalog directory `{}`: {e}",
+                                parent.display()
+                            ),
+                        )
+                    })?;
+                }
+                (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
+            };
+        let redacted = redact(url);
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&conn_url)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot open the catalog at `{redacted}`: {e}"),
+                )
+            })?;
+        let store = Self { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The database kind.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let db = |e| Error::from_db(e, "migration");
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if self.dialect == Dialect::Postgres {
+            // Several servers may start at once on one database: migrate one at a time.
+            sqlx::query("SELECT pg_advisory_xact_lock(727365)")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS tarn_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let applied: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tarn_migrations")
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get::<i64, _>("n"))
+            .map_err(db)?;
+        for step in applied as usize..MIGRATIONS.len() {
+            for statement in migration_sql(self.dialect, step)
+                .split(';')
+                .filter(|s| !s.trim().is_empty())
+            {
+                sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+            }
+            sqlx::query("INSERT INTO tarn_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(step as i64)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn props_to_text(p: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
+}
+
+fn props_from_row(row: &AnyRow) -> sqlx::Result<BTreeMap<String, String>> {
+    let text: String = row.try_get("properties")?;
+    Ok(serde_json::from_str(&text).unwrap_or_default())
+}
+
+fn catalog_from_row(row: &AnyRow) -> sqlx::Result<CatalogInfo> {
+    Ok(CatalogInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        comment: row.try_get("comment")?,
+        properties: props_from_row(row)?,
+        owner: row.try_get("owner")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn schema_from_row(row: &AnyRow) -> sqlx::Result<SchemaInfo> {
+    Ok(SchemaInfo {
+        id: row.try_get("id")?,
+        catalog_name: row.try_get("catalog_name")?,
+        name: row.try_get("name")?,
+        comment: row.try_get("comment")?,
+        properties: props_from_row(row)?,
+        owner: row.try_get("owner")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn table_from_row(row: &AnyRow) -> sqlx::Result<TableInfo> {
+    let table_type: String = row.try_get("table_type")?;
+    Ok(TableInfo {
+        id: row.try_get("id")?,
+        catalog_name: row.try_get("catalog_name")?,
+        schema_name: row.try_get("schema_name")?,
+        name: row.try_get("name")?,
+        table_type: TableType::parse(&table_type).unwrap_or(TableType::External),
+        data_source_format: row.try_get("data_source_format")?,
+        storage_location: row.try_get("storage_location")?,
+        comment: row.try_get("comment")?,
+        properties: props_from_row(row)?,
+        owner: row.try_get("owner")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> sqlx::Result<TokenInfo> {
+    let scope: String = row.try_get("scope")?;
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn not_found(message: String) -> Error {
+    Error::new(ErrorKind::NotFound, message)
+}
+
+#[async_trait]
+impl CatalogStore for SqlCatalogStore {
+    async fn create_catalog(&self, new: NewCatalog) -> Result<CatalogInfo> {
+        validate_name("catalog", &new.name)?;
+        let t = now();
+        let info = CatalogInfo {
+            id: new_id(),
+            name: new.name,
+            comment: new.comment,
+            properties: new.properties,
+            owner: new.owner,
+            created_at: t,
+            updated_at: t,
+        };
+        sqlx::query("INSERT INTO catalogs (id, name, comment, properties, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&info.id)
+            .bind(&info.name)
+            .bind(&info.comment)
+            .bind(props_to_text(&info.properties))
+            .bind(&info.owner)
+            .bind(info.created_at)
+            .bind(info.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| Error::from_db(e, &format!("catalog `{}`", info.name)))?;
+        Ok(info)
+    }
+
+    async fn get_catalog(&self, name: &str) -> Result<CatalogInfo> {
+        sqlx::query("SELECT * FROM catalogs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| Error::from_db(e, "catalog"))?
+            .map(|r| catalog_from_row(&r))
+            .transpose()
+            .map_err(|e| Error::from_db(e, "catalog"))?
+            .ok_or_else(|| not_found(format!("catalog `{name}` does not exist")))
+    }
+
+    async fn list_catalogs(&self) -> Result<Vec<CatalogInfo>> {
+        let rows = sqlx::query("SELECT * FROM catalogs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::from_db(e, "catalog"))?;
+        rows.iter()
+            .map(catalog_from_row)
+            .collect::<sqlx::Result<_>>()
+            .map_err(|e| Error::from_db(e, "catalog"))
+    }
+
+    async fn delete_catalog(&self, name: &str, force: bool) -> Result<()> {
+        let db = |e| Error::from_db(e, "catalog");
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let found = sqlx::query("SELECT id FROM catalogs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if found.is_none() {
+            return Err(not_found(format!("catalog `{name}` does not exist")));
+        }
+        let schemas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM schemas WHERE catalog_name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(db)?;
+        if schemas > 0 && !force {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "catalog `{name}` has {schemas} schema(s): drop them first, or force the drop"
+                ),
+            ));
+        }
+        sqlx::query("DELETE FROM tables WHERE catalog_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM schemas WHERE catalog_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM catalogs WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn create_schema(&self, new: NewSchema) -> Result<SchemaInfo> {
+        validate_name("catalog", &new.catalog_name)?;
+        validate_name("schema", &new.name)?;
+        let what = format!("schema `{}.{}`", new.catalog_name, new.name);
+        let db = |e| Error::from_db(e, &what);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let catalog = sqlx::query("SELECT id FROM catalogs WHERE name = $1")
+            .bind(&new.catalog_name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if catalog.is_none() {
+            return Err(not_found(format!(
+                "catalog `{}` does not exist",
+                new.catalog_name
+            )));
+        }
+        let t = now();
+        let info = SchemaInfo {
+            id: new_id(),
+            catalog_name: new.catalog_name,
+            name: new.name,
+            comment: new.comment,
+            properties: new.properties,
+            owner: new.owner,
+            created_at: t,
+            updated_at: t,
+        };
+        sqlx::query("INSERT INTO schemas (id, catalog_name, name, comment, properties, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&info.id)
+            .bind(&info.catalog_name)
+            .bind(&info.name)
+            .bind(&info.comment)
+            .bind(props_to_text(&info.properties))
+            .bind(&info.owner)
+            .bind(info.created_at)
+            .bind(info.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(info)
+    }
+
+    async fn get_schema(&self, name: &SchemaName) -> Result<SchemaInfo> {
+        let db = |e| Error::from_db(e, "schema");
+        sqlx::query("SELECT * FROM schemas WHERE catalog_name = $1 AND name = $2")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| schema_from_row(&r))
+            .transpose()
+            .map_err(db)?
+            .ok_or_else(|| not_found(format!("schema `{name}` does not exist")))
+    }
+
+    async fn list_schemas(&self, catalog: &str) -> Result<Vec<SchemaInfo>> {
+        self.get_catalog(catalog).await?;
+        let db = |e| Error::from_db(e, "schema");
+        let rows = sqlx::query("SELECT * FROM schemas WHERE catalog_name = $1 ORDER BY name")
+            .bind(catalog)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(schema_from_row)
+            .collect::<sqlx::Result<_>>()
+            .map_err(db)
+    }
+
+    async fn delete_schema(&self, name: &SchemaName, force: bool) -> Result<()> {
+        let db = |e| Error::from_db(e, "schema");
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let found = sqlx::query("SELECT id FROM schemas WHERE catalog_name = $1 AND name = $2")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if found.is_none() {
+            return Err(not_found(format!("schema `{name}` does not exist")));
+        }
+        let tables: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tables WHERE catalog_name = $1 AND schema_name = $2",
+        )
+        .bind(&name.catalog)
+        .bind(&name.schema)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(db)?;
+        if tables > 0 && !force {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "schema `{name}` has {tables} table(s): drop them first, or force the drop"
+                ),
+            ));
+        }
+        sqlx::query("DELETE FROM tables WHERE catalog_name = $1 AND schema_name = $2")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM schemas WHERE catalog_name = $1 AND name = $2")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn create_table(&self, new: NewTable) -> Result<TableInfo> {
+        let name = TableName::new(&new.catalog_name, &new.schema_name, &new.name)?;
+        if new.storage_location.trim().is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("table `{name}` needs a storage location"),
+            ));
+        }
+        let what = format!("table `{name}`");
+        let db = |e| Error::from_db(e, &what);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let schema = sqlx::query("SELECT id FROM schemas WHERE catalog_name = $1 AND name = $2")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if schema.is_none() {
+            return Err(not_found(format!(
+                "schema `{}` does not exist",
+                name.schema_name()
+            )));
+        }
+        let t = now();
+        let info = TableInfo {
+            id: new.id.unwrap_or_else(new_id),
+            catalog_name: new.catalog_name,
+            schema_name: new.schema_name,
+            name: new.name,
+            table_type: new.table_type,
+            data_source_format: "DELTA".into(),
+            storage_location: new.storage_location,
+            comment: new.comment,
+            properties: new.properties,
+            owner: new.owner,
+            created_at: t,
+            updated_at: t,
+        };
+        sqlx::query(
+            "INSERT INTO tables (id, catalog_name, schema_name, name, table_type, data_source_format, storage_location, comment, properties, owner, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&info.id)
+        .bind(&info.catalog_name)
+        .bind(&info.schema_name)
+        .bind(&info.name)
+        .bind(info.table_type.as_str())
+        .bind(&info.data_source_format)
+        .bind(&info.storage_location)
+        .bind(&info.comment)
+        .bind(props_to_text(&info.properties))
+        .bind(&info.owner)
+        .bind(info.created_at)
+        .bind(info.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(info)
+    }
+
+    async fn get_table(&self, name: &TableName) -> Result<TableInfo> {
+        let db = |e| Error::from_db(e, "table");
+        sqlx::query(
+            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
+        )
+        .bind(&name.catalog)
+        .bind(&name.schema)
+        .bind(&name.table)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .map(|r| table_from_row(&r))
+        .transpose()
+        .map_err(db)?
+        .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
+    }
+
+    async fn get_table_by_id(&self, id: &str) -> Result<TableInfo> {
+        let db = |e| Error::from_db(e, "table");
+        sqlx::query("SELECT * FROM tables WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| table_from_row(&r))
+            .transpose()
+            .map_err(db)?
+            .ok_or_else(|| not_found(format!("no table has id `{id}`")))
+    }
+
+    async fn list_tables(&self, schema: &SchemaName) -> Result<Vec<TableInfo>> {
+        self.get_schema(schema).await?;
+        let db = |e| Error::from_db(e, "table");
+        let rows = sqlx::query(
+            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 ORDER BY name",
+        )
+        .bind(&schema.catalog)
+        .bind(&schema.schema)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(table_from_row)
+            .collect::<sqlx::Result<_>>()
+            .map_err(db)
+    }
+
+    async fn delete_table(&self, name: &TableName) -> Result<TableInfo> {
+        let db = |e| Error::from_db(e, "table");
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
+        )
+        .bind(&name.catalog)
+        .bind(&name.schema)
+        .bind(&name.table)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| not_found(format!("table `{name}` does not exist")))?;
+        let info = table_from_row(&row).map_err(db)?;
+        sqlx::query("DELETE FROM tables WHERE id = $1")
+            .bind(&info.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(info)
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        secret_hash: &str,
+        scope: Scope,
+        expires_at: Option<i64>,
+    ) -> Result<TokenInfo> {
+        validate_name("token", name)?;
+        let info = TokenInfo {
+            id: new_id(),
+            name: name.into(),
+            scope,
+            created_at: now(),
+            expires_at,
+        };
+        sqlx::query("INSERT INTO tokens (id, name, secret_hash, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&info.id)
+            .bind(&info.name)
+            .bind(secret_hash)
+            .bind(scope.as_str())
+            .bind(info.created_at)
+            .bind(info.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| Error::from_db(e, &format!("token `{name}`")))?;
+        Ok(info)
+    }
+
+    async fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {
+        let db = |e| Error::from_db(e, "token");
+        sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| token_from_row(&r))
+            .transpose()
+            .map_err(db)?
+            .ok_or_else(|| not_found("unknown token".into()))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        let db = |e| Error::from_db(e, "token");
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(token_from_row)
+            .collect::<sqlx::Result<_>>()
+            .map_err(db)
+    }
+
+    async fn delete_token(&self, id_or_name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 OR name = $1")
+            .bind(id_or_name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| Error::from_db(e, "token"))?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(format!("token `{id_or_name}` does not exist")));
+        }
+        Ok(())
+    }
+}
