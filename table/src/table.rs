@@ -128,7 +128,7 @@ impl Table {
     }
 
     /// The current Delta schema.
-    pub(crate) fn schema(&self) -> Result<deltalake::kernel::StructType> {
+    pub fn schema(&self) -> Result<deltalake::kernel::StructType> {
         Ok(self
             .delta
             .snapshot()

@@ -1,0 +1,85 @@
+//! Bearer-token auth with scopes. Reads need `read`, table changes `write`, catalog and
+//! schema changes `admin`. Missing or bad token: 401; too small a scope: 403.
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tarn_catalog::{hash_token, ErrorKind, Scope};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Whether requests need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request needs a valid bearer token with the right scope.
+    Tokens,
+    /// No checks (only allowed when listening on loopback).
+    Disabled,
+}
+
+/// The scope a request needs.
+pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if path == "/health" {
+        return None;
+    }
+    let uc = path.strip_prefix("/api/2.1/unity-catalog");
+    Some(match (method, uc) {
+        (&Method::GET | &Method::HEAD, _) => Scope::Read,
+        (_, Some(p)) if p.starts_with("/temporary-") => Scope::Read,
+        (_, Some(p)) if p.starts_with("/tables") => Scope::Write,
+        _ => Scope::Admin,
+    })
+}
+
+/// Axum middleware enforcing [`required_scope`].
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.auth == AuthMode::Disabled {
+        return next.run(request).await;
+    }
+    let Some(needed) = required_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(secret) = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return ApiError::unauthenticated(
+            "missing bearer token (send `Authorization: Bearer <token>`)",
+        )
+        .into_response();
+    };
+    let token = match state.store.find_token(&hash_token(secret)).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return ApiError::unauthenticated("invalid token").into_response()
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if token
+        .expires_at
+        .is_some_and(|t| t <= chrono::Utc::now().timestamp_millis())
+    {
+        return ApiError::unauthenticated("token expired").into_response();
+    }
+    if token.scope < needed {
+        return ApiError::forbidden(format!(
+            "this needs a `{}` token; `{}` has scope `{}`",
+            needed.as_str(),
+            token.name,
+            token.scope.as_str()
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}

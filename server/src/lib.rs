@@ -1,0 +1,126 @@
+//! tarn-server: HTTP access to Tarn's catalog. [`app`] builds the axum `Router`; each
+//! protocol is one module (today: the Unity Catalog REST API under `/api/2.1/unity-catalog`),
+//! errors become HTTP answers in one place ([`error`]), and bearer-token auth with scopes
+//! guards every route ([`auth`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let store = tarn_catalog::open_store("/tmp/wh/catalog.db").await?;
+//! let state = tarn_server::AppState::new(Arc::new(store), "/tmp/wh".into(), vec![], tarn_server::AuthMode::Disabled)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, tarn_server::app(state)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod error;
+pub mod locations;
+mod openapi;
+mod unity;
+pub mod warehouse;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use tarn_catalog::CatalogStore;
+
+pub use auth::AuthMode;
+pub use error::ApiError;
+pub use locations::AllowedLocations;
+
+/// Requests larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The catalog.
+    pub store: Arc<dyn CatalogStore>,
+    /// Where managed tables live.
+    pub warehouse: PathBuf,
+    /// Where external tables may be registered (the warehouse is always allowed).
+    pub allowed: Arc<AllowedLocations>,
+    /// Token checking.
+    pub auth: AuthMode,
+}
+
+impl AppState {
+    /// State for a server over `store`, with managed tables under `warehouse` and external
+    /// tables allowed under `allow` (plus the warehouse).
+    pub fn new(
+        store: Arc<dyn CatalogStore>,
+        warehouse: PathBuf,
+        allow: Vec<String>,
+        auth: AuthMode,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(&warehouse)
+            .map_err(|e| format!("cannot create the warehouse `{}`: {e}", warehouse.display()))?;
+        let warehouse = warehouse.canonicalize().map_err(|e| {
+            format!(
+                "cannot resolve the warehouse `{}`: {e}",
+                warehouse.display()
+            )
+        })?;
+        let mut roots = vec![warehouse.to_string_lossy().to_string()];
+        roots.extend(allow);
+        let allowed = AllowedLocations::new(&roots)?;
+        Ok(Self {
+            store,
+            warehouse,
+            allowed: Arc::new(allowed),
+            auth,
+        })
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/openapi.json", get(openapi::document))
+        .merge(unity::routes())
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until Ctrl-C or SIGTERM, then finishes the requests in flight.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

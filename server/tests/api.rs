@@ -1,0 +1,475 @@
+//! The HTTP API driven through the router (`oneshot`) and once over a real socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tarn_catalog::{hash_token, open_store, CatalogStore, NewCatalog, NewSchema, Scope};
+use tarn_server::{app, AppState, AuthMode};
+use tower::ServiceExt;
+
+const UC: &str = "/api/2.1/unity-catalog";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    root: std::path::PathBuf,
+}
+
+async fn fixture(auth: AuthMode) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("wh");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let store = open_store(&warehouse.join("catalog.db").to_string_lossy())
+        .await
+        .unwrap();
+    store
+        .create_catalog(NewCatalog::named("main"))
+        .await
+        .unwrap();
+    store
+        .create_schema(NewSchema::named("main", "shop"))
+        .await
+        .unwrap();
+    for (name, scope) in [
+        ("reader", Scope::Read),
+        ("writer", Scope::Write),
+        ("admin", Scope::Admin),
+    ] {
+        store
+            .create_token(name, &hash_token(&format!("secret-{name}")), scope, None)
+            .await
+            .unwrap();
+    }
+    let allowed = dir.path().join("lake");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let state = AppState::new(
+        Arc::new(store),
+        warehouse,
+        vec![allowed.to_string_lossy().to_string()],
+        auth,
+    )
+    .unwrap();
+    Fixture {
+        root: dir.path().to_path_buf(),
+        _dir: dir,
+        state,
+    }
+}
+
+async fn call(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer secret-{t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("Content-Type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn managed(name: &str) -> Value {
+    json!({"name": name, "catalog_name": "main", "schema_name": "shop", "table_type": "MANAGED",
+           "data_source_format": "DELTA",
+           "columns": [{"name": "id", "type_text": "bigint", "nullable": false},
+                       {"name": "amount", "type_text": "decimal(12,2)"},
+                       {"name": "tags", "type_text": "array<string>"}]})
+}
+
+#[tokio::test]
+async fn tables_are_created_listed_and_described_with_spark_types() {
+    let f = fixture(AuthMode::Tokens).await;
+    let (status, t) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("writer"),
+        Some(managed("orders")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["table_type"], "MANAGED");
+    assert!(t["storage_location"]
+        .as_str()
+        .unwrap()
+        .starts_with("file:///"));
+    let cols = t["columns"].as_array().unwrap();
+    assert_eq!(cols[0]["type_text"], "bigint");
+    assert_eq!(cols[0]["type_name"], "LONG");
+    assert_eq!(cols[0]["nullable"], false);
+    assert_eq!(cols[1]["type_text"], "decimal(12,2)");
+    assert_eq!(
+        (
+            cols[1]["type_precision"].as_i64(),
+            cols[1]["type_scale"].as_i64()
+        ),
+        (Some(12), Some(2))
+    );
+    assert_eq!(cols[2]["type_text"], "array<string>");
+    assert_eq!(cols[2]["position"], 2);
+    let type_json: Value = serde_json::from_str(cols[0]["type_json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        type_json,
+        json!({"name": "id", "type": "long", "nullable": false, "metadata": {}})
+    );
+
+    let (status, list) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables?catalog_name=main&schema_name=shop"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["tables"][0]["name"], "orders");
+    let (status, got) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables/main.shop.orders"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, got["table_id"].clone()),
+        (StatusCode::OK, t["table_id"].clone())
+    );
+
+    let (status, creds) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/temporary-table-credentials"),
+        Some("reader"),
+        Some(json!({"table_id": t["table_id"], "operation": "READ"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(creds["expiration_time"].as_i64().unwrap() > 0);
+    assert_eq!(creds["url"], t["storage_location"]);
+}
+
+#[tokio::test]
+async fn errors_use_the_unity_catalog_shape_and_change_nothing() {
+    let f = fixture(AuthMode::Tokens).await;
+    let (status, e) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables/main.shop.nope"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(e["error_code"], "NOT_FOUND");
+    assert!(e["message"].as_str().unwrap().contains("main.shop.nope"));
+
+    call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("writer"),
+        Some(managed("orders")),
+    )
+    .await;
+    let (status, e) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("writer"),
+        Some(managed("orders")),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error_code"].as_str()),
+        (StatusCode::CONFLICT, Some("ALREADY_EXISTS"))
+    );
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/catalogs"),
+        Some("admin"),
+        Some(json!({"name": "main"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (status, e) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/catalogs"),
+        Some("admin"),
+        Some(json!({"name": "a/b"})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT"))
+    );
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/catalogs"),
+        Some("admin"),
+        Some(json!({"nom": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut bad = managed("typo");
+    bad["columns"][0]["type_text"] = json!("bigintt");
+    let (status, e) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("writer"),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    let (_, list) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables?catalog_name=main&schema_name=shop"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list["tables"].as_array().unwrap().len(),
+        1,
+        "failed creations left nothing behind"
+    );
+    let leftovers = std::fs::read_dir(f.state.warehouse.join("main/shop"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 1, "no half-created table directory");
+
+    let big = "x".repeat(tarn_server::MAX_BODY_BYTES + 10);
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/catalogs"),
+        Some("admin"),
+        Some(json!({"name": big})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn tokens_and_scopes_are_enforced() {
+    let f = fixture(AuthMode::Tokens).await;
+    let (status, e) = call(&f.state, "GET", &format!("{UC}/catalogs"), None, None).await;
+    assert_eq!(
+        (status, e["error_code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED"))
+    );
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/catalogs"),
+        Some("forged"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/catalogs"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("reader"),
+        Some(managed("t")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/catalogs"),
+        Some("writer"),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&f.state, "GET", "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn external_tables_must_be_delta_tables_under_an_allowed_root() {
+    let f = fixture(AuthMode::Disabled).await;
+    let external = |loc: String| {
+        json!({"name": "ext", "catalog_name": "main", "schema_name": "shop",
+        "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": loc, "columns": []})
+    };
+    // A real Delta table outside the allowed roots is refused, also through `..` and symlinks.
+    let outside = f.root.join("outside/t");
+    let loc = tarn_table::TableLocation::parse(&outside.to_string_lossy()).unwrap();
+    tarn_table::Table::create(
+        &loc,
+        tarn_table::CreateOptions::new(tarn_table::parse_columns("id int").unwrap()),
+    )
+    .await
+    .unwrap();
+    for attempt in [
+        outside.to_string_lossy().to_string(),
+        format!("{}/lake/../outside/t", f.root.display()),
+        "/etc".to_string(),
+    ] {
+        let (status, e) = call(
+            &f.state,
+            "POST",
+            &format!("{UC}/tables"),
+            None,
+            Some(external(attempt.clone())),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{attempt}: {e}");
+    }
+    std::os::unix::fs::symlink(&outside, f.root.join("lake/link")).unwrap();
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        None,
+        Some(external(
+            f.root.join("lake/link").to_string_lossy().to_string(),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Under the root but not a Delta table.
+    std::fs::create_dir_all(f.root.join("lake/empty")).unwrap();
+    let (status, e) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        None,
+        Some(external(
+            f.root.join("lake/empty").to_string_lossy().to_string(),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    // A real table under the root is registered.
+    let inside = f.root.join("lake/t");
+    let loc = tarn_table::TableLocation::parse(&inside.to_string_lossy()).unwrap();
+    tarn_table::Table::create(
+        &loc,
+        tarn_table::CreateOptions::new(tarn_table::parse_columns("id int").unwrap()),
+    )
+    .await
+    .unwrap();
+    let (status, t) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        None,
+        Some(external(inside.to_string_lossy().to_string())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["columns"][0]["type_text"], "int");
+    // Deleting an external table keeps its data.
+    let (status, _) = call(
+        &f.state,
+        "DELETE",
+        &format!("{UC}/tables/main.shop.ext"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(inside.join("_delta_log").is_dir());
+}
+
+#[tokio::test]
+async fn pagination_follows_page_tokens_and_returns_everything_without_max_results() {
+    let f = fixture(AuthMode::Disabled).await;
+    for name in ["c1", "c2", "c3"] {
+        f.state
+            .store
+            .create_catalog(NewCatalog::named(name))
+            .await
+            .unwrap();
+    }
+    let (_, all) = call(&f.state, "GET", &format!("{UC}/catalogs"), None, None).await;
+    assert_eq!(all["catalogs"].as_array().unwrap().len(), 4);
+    let (_, p1) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/catalogs?max_results=3"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(p1["catalogs"].as_array().unwrap().len(), 3);
+    let token = p1["next_page_token"].as_str().unwrap().to_string();
+    let (_, p2) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/catalogs?max_results=3&page_token={token}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(p2["catalogs"][0]["name"], "main");
+    assert!(p2["next_page_token"].is_null());
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/catalogs?max_results=-1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn serves_over_a_real_socket() {
+    let f = fixture(AuthMode::Disabled).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(tarn_server::serve(listener, f.state.clone()));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            b"GET /api/2.1/unity-catalog/catalogs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"name\":\"main\""), "{text}");
+}
