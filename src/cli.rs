@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const ABOUT: &str = "Tarn: versioned Delta Lake tables on local disk or object storage.
 
 Every change is one atomic commit; any past version can be queried.
-Tables are addressed by path or URL: ./wh/orders, file:///data/orders, s3://bucket/orders.";
+Tables are addressed by path or URL (./wh/orders, file:///data/orders, s3://bucket/orders)
+or by catalog name (main.shop.orders), resolved in the catalog of --warehouse/--catalog.";
 
 const EXAMPLES: &str = "Examples:
   tarn create ./wh/orders --schema \"id bigint not null, customer string, amount decimal(12,2), created_at timestamp\"
@@ -26,6 +27,21 @@ pub struct Cli {
     /// `AWS_*`, `GOOGLE_*` and `AZURE_*` environment variables are read too.
     #[arg(long = "storage-option", value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
     pub storage_options: Vec<(String, String)>,
+
+    /// Warehouse directory: managed tables and the embedded SQLite catalog live here.
+    #[arg(
+        long,
+        global = true,
+        env = "TARN_WAREHOUSE",
+        default_value = "./tarn-warehouse",
+        value_name = "DIR"
+    )]
+    pub warehouse: PathBuf,
+
+    /// Catalog database: `postgres://user@host/db` (shared by several servers), or an SQLite
+    /// file. Default: `<warehouse>/catalog.db`.
+    #[arg(long, global = true, env = "TARN_CATALOG", value_name = "URL")]
+    pub catalog: Option<String>,
 
     /// Output format. `table` is for people, `csv` and `json` are for scripts.
     #[arg(long, value_enum, global = true, env = "TARN_FORMAT", default_value_t = OutputFormat::Table)]
@@ -133,6 +149,65 @@ is refused unless --force is given.")]
 
     /// Write a checkpoint of the current version (Tarn also does this every 100 commits).
     Checkpoint(TableArg),
+
+    /// Manage catalogs (the first level of catalog.schema.table).
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn catalog create main
+  tarn catalog list
+  tarn catalog drop main --force"
+    )]
+    Catalog(CatalogCommand),
+
+    /// Manage schemas (catalog.schema).
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn schema create main.shop
+  tarn schema list main"
+    )]
+    Schema(SchemaCommand),
+
+    /// List tables in the catalog.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn table list
+  tarn table list main.shop"
+    )]
+    Table(TableCommand),
+
+    /// Register an existing Delta table under a name (EXTERNAL: Tarn never deletes its data).
+    #[command(after_help = "Example:
+  tarn register main.shop.events s3://bucket/events")]
+    Register(RegisterArgs),
+
+    /// Remove a table's name from the catalog; its data stays.
+    Unregister(NameArg),
+
+    /// Drop a named table: unregister it, and with --purge delete a MANAGED table's data.
+    #[command(after_help = "Example:
+  tarn drop main.shop.orders --purge")]
+    Drop(DropArgs),
+
+    /// Manage the server's access tokens.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn token create ci --scope read
+  tarn token list
+  tarn token revoke ci"
+    )]
+    Token(TokenCommand),
+
+    /// Serve the catalog over the Unity Catalog REST API.
+    #[command(after_help = "Examples:
+  tarn serve                                   # 127.0.0.1:8080, tokens required
+  tarn serve --no-auth                         # loopback only
+  tarn serve --bind 0.0.0.0:8080 --allow-location s3://bucket/lake
+  tarn serve --catalog postgres://tarn@db/tarn # several replicas, one catalog")]
+    Serve(ServeArgs),
 
     /// Build a sample warehouse with `users` and `orders` and show what Tarn does.
     #[command(after_help = "Example:
@@ -354,6 +429,143 @@ pub struct VacuumArgs {
     /// Allow a retention shorter than the table's configured minimum.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A catalog name.
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// catalog.schema.table
+    pub name: String,
+}
+
+/// `tarn catalog ...`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Create a catalog.
+    Create {
+        /// Catalog name.
+        name: String,
+        /// A description.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List catalogs.
+    List,
+    /// Drop a catalog (with --force, also its schemas and table names; never table data).
+    Drop {
+        /// Catalog name.
+        name: String,
+        /// Drop even if it has schemas.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `tarn schema ...`.
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Create a schema.
+    Create {
+        /// catalog.schema
+        name: String,
+        /// A description.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List the schemas of a catalog.
+    List {
+        /// Catalog name.
+        catalog: String,
+    },
+    /// Drop a schema (with --force, also its table names; never table data).
+    Drop {
+        /// catalog.schema
+        name: String,
+        /// Drop even if it has tables.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `tarn table ...`.
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// List tables (of one schema, or of every schema).
+    List {
+        /// catalog.schema
+        schema: Option<String>,
+    },
+}
+
+/// `tarn register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// catalog.schema.table
+    pub name: String,
+    /// Where the Delta table is (path or URL).
+    pub location: String,
+    /// A description.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// `tarn drop`.
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    /// catalog.schema.table
+    pub name: String,
+    /// Also delete the data of a MANAGED table.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// Token scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// List and read tables.
+    Read,
+    /// Also create, change and drop tables.
+    Write,
+    /// Also manage catalogs and schemas.
+    Admin,
+}
+
+/// `tarn token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// A label for the token.
+        name: String,
+        /// What it allows.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Read)]
+        scope: ScopeArg,
+        /// Expire after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Delete a token.
+    Revoke {
+        /// Token name or id.
+        name: String,
+    },
+}
+
+/// `tarn serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback requires tokens.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TARN_BIND")]
+    pub bind: String,
+    /// Allow registering EXTERNAL tables under this root (path or URL). Repeatable; the
+    /// warehouse is always allowed.
+    #[arg(long = "allow-location", value_name = "ROOT")]
+    pub allow_locations: Vec<String>,
+    /// Serve without tokens (only on a loopback address).
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// `tarn quickstart`.

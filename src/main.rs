@@ -1,6 +1,8 @@
 //! The `tarn` command line: parse arguments, call tarn-table, print results.
 
+mod catalog_commands;
 mod cli;
+mod context;
 mod output;
 mod quickstart;
 
@@ -13,11 +15,49 @@ use std::time::Duration;
 use clap::Parser;
 use tarn_table::{
     format_timestamp, parse_columns, Commit, CreateOptions, Error, InputSource, Progress,
-    QueryTable, Result, Table, TableLocation, TimeTravel, WriteOptions,
+    QueryTable, Table, TimeTravel, WriteOptions,
 };
 
 use crate::cli::{AlterChange, Cli, Command, OutputFormat, TimeTravelArgs, WriteArgs};
+use crate::context::Context;
 use crate::output::{print_records, print_report, print_rows};
+
+/// A command's failure: one line for stderr.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+/// What commands return.
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl From<tarn_table::Error> for Failure {
+    fn from(e: tarn_table::Error) -> Self {
+        Failure(e.message().to_string())
+    }
+}
+
+impl From<tarn_catalog::Error> for Failure {
+    fn from(e: tarn_catalog::Error) -> Self {
+        Failure(e.message().to_string())
+    }
+}
+
+impl From<tarn_table::deltalake::datafusion::error::DataFusionError> for Failure {
+    fn from(e: tarn_table::deltalake::datafusion::error::DataFusionError) -> Self {
+        tarn_table::Error::from(e).into()
+    }
+}
+
+impl From<tarn_table::deltalake::arrow::error::ArrowError> for Failure {
+    fn from(e: tarn_table::deltalake::arrow::error::ArrowError) -> Self {
+        tarn_table::Error::from(e).into()
+    }
+}
+
+impl From<tarn_server::ApiError> for Failure {
+    fn from(e: tarn_server::ApiError) -> Self {
+        Failure(e.message().to_string())
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,8 +73,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", err.message().replace('\n', " "));
+        Err(Failure(message)) => {
+            eprintln!("error: {}", message.replace('\n', " "));
             ExitCode::FAILURE
         }
     }
@@ -43,32 +83,49 @@ fn main() -> ExitCode {
 /// Runs one command.
 async fn run(cli: Cli) -> Result<()> {
     let format = cli.format;
-    let storage: Vec<(String, String)> = cli.storage_options.clone();
-    let locate = |table: &str| -> Result<TableLocation> {
-        Ok(TableLocation::parse(table)?.with_storage_options(storage.clone()))
-    };
+    let ctx = Context::new(
+        cli.warehouse.clone(),
+        cli.catalog.clone(),
+        cli.storage_options.clone(),
+    );
     match cli.command {
         Command::Create(args) => {
-            let location = locate(&args.table)?;
             let options = CreateOptions {
                 columns: parse_columns(&args.schema)?,
                 partition_by: args.partition_by,
                 comment: args.comment,
                 properties: args.properties.into_iter().collect(),
             };
-            let table = Table::create(&location, options).await?;
-            let report = serde_json::json!({"table": args.table, "version": table.version(), "location": location.url().as_str()});
+            let table = match context::catalog_name(&args.table) {
+                Some(name) => {
+                    let store = ctx.store().await?;
+                    let warehouse = ctx.warehouse_dir()?;
+                    let storage = ctx.storage_options();
+                    tarn_server::warehouse::create_managed_table(
+                        context::as_dyn(&store),
+                        &warehouse,
+                        &name,
+                        options,
+                        storage,
+                    )
+                    .await?
+                    .1
+                }
+                None => Table::create(&ctx.locate(&args.table).await?, options).await?,
+            };
+            let location = table.location().url().to_string();
+            let report = serde_json::json!({"table": args.table, "version": table.version(), "location": location});
             print_report(format, &report, || {
                 format!(
-                    "created table `{}` (version {})",
+                    "created table `{}` at {location} (version {})",
                     args.table,
                     table.version()
                 )
             })
         }
-        Command::Write(args) => write(args, locate, format).await,
+        Command::Write(args) => write(args, &ctx, format).await,
         Command::Delete(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let (_, report) = table.delete_where(&args.predicate).await?;
             print_report(format, &report, || {
                 format!(
@@ -78,12 +135,12 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Update(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let assignments = args
                 .assignments
                 .iter()
                 .map(|a| tarn_table::mutate::parse_assignment(a))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<tarn_table::Result<Vec<_>>>()?;
             let (_, report) = table
                 .update_where(&assignments, args.predicate.as_deref())
                 .await?;
@@ -104,12 +161,15 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                     _ => (None, spec.as_str()),
                 };
-                let location = locate(table)?;
-                let name = name.unwrap_or_else(|| location.short_name());
+                let location = ctx.locate(table).await?;
+                let name = name.unwrap_or_else(|| match context::catalog_name(table) {
+                    Some(n) => n.table,
+                    None => location.short_name(),
+                });
                 if name.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "empty table name in --table `{spec}`"
-                    )));
+                    return Err(
+                        Error::invalid(format!("empty table name in --table `{spec}`")).into(),
+                    );
                 }
                 tables.push(QueryTable { name, location });
             }
@@ -117,7 +177,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_rows(result, format).await.map(|_| ())
         }
         Command::History(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let commits = table.history(args.limit).await?;
             print_records(
                 format,
@@ -127,13 +187,16 @@ async fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Describe(args) => {
-            let table =
-                Table::open(&locate(&args.table)?, &time_travel(&args.time_travel)?).await?;
+            let table = Table::open(
+                &ctx.locate(&args.table).await?,
+                &time_travel(&args.time_travel)?,
+            )
+            .await?;
             let d = table.describe()?;
             print_report(format, &d, || describe_text(&d))
         }
         Command::Alter(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let (table, what) = match args.change {
                 AlterChange::AddColumn { columns } => {
                     let fields = parse_columns(&columns)?;
@@ -159,7 +222,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore(args) => {
             let at = time_travel(&args.time_travel)?;
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let (_, report) = table.restore(&at).await?;
             print_report(format, &report, || {
                 format!(
@@ -169,7 +232,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Optimize(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let (_, report) = table.optimize(&args.zorder, args.target_size).await?;
             print_report(format, &report, || {
                 format!(
@@ -179,7 +242,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Vacuum(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             let report = table
                 .vacuum(args.retain_hours, args.dry_run, args.force)
                 .await?;
@@ -201,7 +264,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Checkpoint(args) => {
-            let table = Table::open(&locate(&args.table)?, &TimeTravel::Latest).await?;
+            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
             table.checkpoint().await?;
             let report = serde_json::json!({"table": args.table, "version": table.version()});
             print_report(format, &report, || {
@@ -213,15 +276,19 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Quickstart(args) => quickstart::run(&args.dir).await,
+        Command::Catalog(c) => catalog_commands::catalog(c, &ctx, format).await,
+        Command::Schema(c) => catalog_commands::schema(c, &ctx, format).await,
+        Command::Table(c) => catalog_commands::table(c, &ctx, format).await,
+        Command::Register(a) => catalog_commands::register(a, &ctx, format).await,
+        Command::Unregister(a) => catalog_commands::drop(&a.name, false, true, &ctx, format).await,
+        Command::Drop(a) => catalog_commands::drop(&a.name, a.purge, false, &ctx, format).await,
+        Command::Token(c) => catalog_commands::token(c, &ctx, format).await,
+        Command::Serve(a) => catalog_commands::serve(a, &ctx).await,
     }
 }
 
-async fn write(
-    args: WriteArgs,
-    locate: impl Fn(&str) -> Result<TableLocation>,
-    format: OutputFormat,
-) -> Result<()> {
-    let location = locate(&args.table)?;
+async fn write(args: WriteArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let location = ctx.locate(&args.table).await?;
     let input_format = args.input_format.map(|f| match f {
         cli::InputFormat::Csv => tarn_table::InputFormat::Csv,
         cli::InputFormat::Json => tarn_table::InputFormat::Json,
@@ -307,7 +374,10 @@ fn spawn_progress_bar(
 }
 
 fn time_travel(args: &TimeTravelArgs) -> Result<TimeTravel> {
-    TimeTravel::from_options(args.version, args.as_of.as_deref())
+    Ok(TimeTravel::from_options(
+        args.version,
+        args.as_of.as_deref(),
+    )?)
 }
 
 fn history_row(c: &Commit) -> Vec<String> {

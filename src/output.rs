@@ -7,7 +7,9 @@ use futures::StreamExt;
 use serde::Serialize;
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::util::pretty::pretty_format_batches;
-use tarn_table::{Error, ErrorKind, QueryResult, Result};
+use tarn_table::QueryResult;
+
+use crate::{Failure, Result};
 
 use crate::cli::OutputFormat;
 
@@ -71,8 +73,9 @@ pub fn print_report<T: Serialize>(
     text: impl FnOnce() -> String,
 ) -> Result<()> {
     let out = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(value)
-            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(value).map_err(|e| Failure(e.to_string()))?
+        }
         _ => text(),
     };
     println!("{out}");
@@ -88,8 +91,7 @@ pub fn print_records<T: Serialize>(
 ) -> Result<()> {
     match format {
         OutputFormat::Json => {
-            let text = serde_json::to_string_pretty(records)
-                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+            let text = serde_json::to_string_pretty(records).map_err(|e| Failure(e.to_string()))?;
             println!("{text}");
         }
         OutputFormat::Csv => {
@@ -125,6 +127,6 @@ fn csv_cell(text: &str) -> String {
     }
 }
 
-fn io_error(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Internal, format!("cannot write output: {e}"))
+fn io_error(e: std::io::Error) -> Failure {
+    Failure(format!("cannot write output: {e}"))
 }

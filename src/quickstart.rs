@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use tarn_table::{
-    parse_columns, CreateOptions, Error, InputSource, QueryTable, Result, Table, TableLocation,
-    TimeTravel, WriteMode, WriteOptions,
+    parse_columns, CreateOptions, Error, InputSource, QueryTable, Table, TableLocation, TimeTravel,
+    WriteMode, WriteOptions,
 };
 
 use crate::cli::OutputFormat;
 use crate::output::{print_records, print_rows};
+use crate::Result;
 
 /// The dashboard query the quickstart (and the docs) run.
 pub const DASHBOARD_SQL: &str = "SELECT DATE_TRUNC('month', o.created_at) AS month, u.country, \
@@ -29,7 +30,8 @@ pub async fn run(dir: &Path) -> Result<()> {
         return Err(Error::invalid(format!(
             "`{}` is not empty: pick another --dir",
             dir.display()
-        )));
+        ))
+        .into());
     }
     let scratch = tempfile::tempdir()
         .map_err(|e| Error::invalid(format!("cannot create a temporary directory: {e}")))?;
@@ -176,5 +178,5 @@ fn input(dir: &Path, name: &str, content: &str) -> Result<InputSource> {
     let path = dir.join(name);
     std::fs::write(&path, content)
         .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))?;
-    InputSource::file(path, None)
+    Ok(InputSource::file(path, None)?)
 }

@@ -1,0 +1,293 @@
+//! The catalog commands: catalogs, schemas, table names, tokens, and `tarn serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+use tarn_catalog::{
+    hash_token, new_token_secret, CatalogStore, NewCatalog, NewSchema, SchemaName, Scope, TableName,
+};
+use tarn_server::{AllowedLocations, AppState, AuthMode};
+use tarn_table::TableLocation;
+
+use crate::cli::{
+    CatalogCommand, OutputFormat, RegisterArgs, SchemaCommand, ScopeArg, ServeArgs, TableCommand,
+    TokenCommand,
+};
+use crate::context::Context;
+use crate::output::{print_records, print_report};
+use crate::{Failure, Result};
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| tarn_table::format_timestamp(&t))
+        .unwrap_or_default()
+}
+
+pub async fn catalog(command: CatalogCommand, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let store = ctx.store().await?;
+    match command {
+        CatalogCommand::Create { name, comment } => {
+            let c = store
+                .create_catalog(NewCatalog {
+                    name,
+                    comment,
+                    ..NewCatalog::default()
+                })
+                .await?;
+            print_report(format, &c, || format!("created catalog `{}`", c.name))
+        }
+        CatalogCommand::List => {
+            let all = store.list_catalogs().await?;
+            print_records(format, &["name", "comment", "created_at"], &all, |c| {
+                vec![
+                    c.name.clone(),
+                    c.comment.clone().unwrap_or_default(),
+                    time(c.created_at),
+                ]
+            })
+        }
+        CatalogCommand::Drop { name, force } => {
+            store.delete_catalog(&name, force).await?;
+            print_report(format, &json!({"dropped": name}), || {
+                format!("dropped catalog `{name}`")
+            })
+        }
+    }
+}
+
+pub async fn schema(command: SchemaCommand, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let store = ctx.store().await?;
+    match command {
+        SchemaCommand::Create { name, comment } => {
+            let n: SchemaName = name.parse()?;
+            let s = store
+                .create_schema(NewSchema {
+                    catalog_name: n.catalog,
+                    name: n.schema,
+                    comment,
+                    ..NewSchema::default()
+                })
+                .await?;
+            print_report(format, &s, || format!("created schema `{name}`"))
+        }
+        SchemaCommand::List { catalog } => {
+            let all = store.list_schemas(&catalog).await?;
+            print_records(format, &["name", "comment", "created_at"], &all, |s| {
+                vec![
+                    format!("{}.{}", s.catalog_name, s.name),
+                    s.comment.clone().unwrap_or_default(),
+                    time(s.created_at),
+                ]
+            })
+        }
+        SchemaCommand::Drop { name, force } => {
+            store.delete_schema(&name.parse()?, force).await?;
+            print_report(format, &json!({"dropped": name}), || {
+                format!("dropped schema `{name}`")
+            })
+        }
+    }
+}
+
+pub async fn table(command: TableCommand, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let store = ctx.store().await?;
+    let TableCommand::List { schema } = command;
+    let schemas: Vec<SchemaName> = match schema {
+        Some(s) => vec![s.parse()?],
+        None => {
+            let mut all = Vec::new();
+            for c in store.list_catalogs().await? {
+                for s in store.list_schemas(&c.name).await? {
+                    all.push(SchemaName {
+                        catalog: s.catalog_name,
+                        schema: s.name,
+                    });
+                }
+            }
+            all
+        }
+    };
+    let mut tables = Vec::new();
+    for s in &schemas {
+        tables.extend(store.list_tables(s).await?);
+    }
+    print_records(format, &["name", "type", "location"], &tables, |t| {
+        vec![
+            t.full_name(),
+            t.table_type.as_str().to_string(),
+            t.storage_location.clone(),
+        ]
+    })
+}
+
+pub async fn register(args: RegisterArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let store = ctx.store().await?;
+    let name: TableName = args.name.parse()?;
+    let location =
+        TableLocation::parse(&args.location)?.with_storage_options(ctx.storage_options());
+    let info = tarn_server::warehouse::register_external_table(
+        store.as_ref() as &dyn CatalogStore,
+        &AllowedLocations::anywhere(),
+        &name,
+        &location,
+        args.comment,
+    )
+    .await?;
+    print_report(format, &info, || {
+        format!(
+            "registered `{name}` at {} (EXTERNAL)",
+            info.storage_location
+        )
+    })
+}
+
+pub async fn drop(
+    name: &str,
+    purge: bool,
+    keep_data_always: bool,
+    ctx: &Context,
+    format: OutputFormat,
+) -> Result<()> {
+    let store = ctx.store().await?;
+    let n: TableName = name.parse()?;
+    let info = tarn_server::warehouse::drop_table(
+        store.as_ref() as &dyn CatalogStore,
+        &n,
+        purge && !keep_data_always,
+    )
+    .await?;
+    let purged = purge && !keep_data_always;
+    print_report(
+        format,
+        &json!({"dropped": name, "purged": purged, "location": info.storage_location}),
+        || {
+            if purged {
+                format!(
+                    "dropped `{name}` and deleted its data at {}",
+                    info.storage_location
+                )
+            } else {
+                format!(
+                    "dropped `{name}`; its data stays at {}",
+                    info.storage_location
+                )
+            }
+        },
+    )
+}
+
+pub async fn token(command: TokenCommand, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let store = ctx.store().await?;
+    match command {
+        TokenCommand::Create {
+            name,
+            scope,
+            expires_in_days,
+        } => {
+            let scope = match scope {
+                ScopeArg::Read => Scope::Read,
+                ScopeArg::Write => Scope::Write,
+                ScopeArg::Admin => Scope::Admin,
+            };
+            let secret = new_token_secret();
+            let expires_at = expires_in_days
+                .map(|d| chrono::Utc::now().timestamp_millis() + i64::from(d) * 86_400_000);
+            let info = store
+                .create_token(&name, &hash_token(&secret), scope, expires_at)
+                .await?;
+            print_report(
+                format,
+                &json!({"name": info.name, "scope": info.scope, "token": secret, "expires_at": info.expires_at}),
+                || {
+                    format!(
+                        "{secret}\n(token `{name}`, scope {}: shown once, store it now)",
+                        scope.as_str()
+                    )
+                },
+            )
+        }
+        TokenCommand::List => {
+            let all = store.list_tokens().await?;
+            print_records(
+                format,
+                &["name", "scope", "created_at", "expires_at"],
+                &all,
+                |t| {
+                    vec![
+                        t.name.clone(),
+                        t.scope.as_str().into(),
+                        time(t.created_at),
+                        t.expires_at.map(time).unwrap_or_default(),
+                    ]
+                },
+            )
+        }
+        TokenCommand::Revoke { name } => {
+            store.delete_token(&name).await?;
+            print_report(format, &json!({"revoked": name}), || {
+                format!("revoked token `{name}`")
+            })
+        }
+    }
+}
+
+pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let addr: SocketAddr = args.bind.parse().map_err(|_| {
+        Failure(format!(
+            "--bind `{}` is not an address like 127.0.0.1:8080",
+            args.bind
+        ))
+    })?;
+    if args.no_auth && !addr.ip().is_loopback() {
+        return Err(Failure(format!(
+            "refusing to serve without tokens on {addr}: --no-auth is only allowed on a loopback address (127.0.0.1, ::1)"
+        )));
+    }
+    let store = ctx.store().await?;
+    let auth = if args.no_auth {
+        AuthMode::Disabled
+    } else {
+        AuthMode::Tokens
+    };
+    let state = AppState::new(
+        store.clone() as Arc<dyn CatalogStore>,
+        ctx.warehouse_dir()?,
+        args.allow_locations,
+        auth,
+    )
+    .map_err(Failure)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| Failure(e.to_string()))?;
+    if auth == AuthMode::Tokens && store.list_tokens().await?.is_empty() {
+        eprintln!(
+            "note: no tokens exist yet; create one with `tarn token create NAME --scope read`"
+        );
+    }
+    let token = if auth == AuthMode::Tokens {
+        "<token>"
+    } else {
+        "none"
+    };
+    println!(
+        "tarn serving the catalog at http://{local} (Unity Catalog API at /api/2.1/unity-catalog)"
+    );
+    println!("attach from DuckDB (unity_catalog extension):");
+    println!("  CREATE SECRET (TYPE UC, TOKEN '{token}', ENDPOINT 'http://{local}', AWS_REGION 'us-east-1');");
+    println!("  ATTACH 'main' AS uc (TYPE UC_CATALOG);");
+    println!("  SHOW ALL TABLES;");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tarn_server::serve(listener, state)
+        .await
+        .map_err(|e| Failure(format!("server error: {e}")))
+}
