@@ -132,6 +132,7 @@ pub async fn register(args: RegisterArgs, ctx: &Context, format: OutputFormat) -
         &name,
         &location,
         args.comment,
+        Default::default(),
     )
     .await?;
     print_report(format, &info, || {
@@ -233,11 +234,12 @@ pub async fn token(command: TokenCommand, ctx: &Context, format: OutputFormat) -
 }
 
 pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn")
+    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
     let addr: SocketAddr = args.bind.parse().map_err(|_| {

@@ -649,3 +649,182 @@ fn quickstart_builds_a_warehouse_and_runs_the_dashboard() {
     let err = fails(&["quickstart", "--dir", wh.to_str().unwrap()]);
     assert!(err.contains("not empty"), "{err}");
 }
+
+/// Runs tarn with a warehouse, `--format json`, expecting success.
+fn wh_json(wh: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--warehouse", wh.to_str().unwrap()];
+    all.extend(args);
+    json(&all)
+}
+
+fn wh_fails(wh: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--warehouse", wh.to_str().unwrap()];
+    all.extend(args);
+    fails(&all)
+}
+
+#[test]
+fn named_tables_are_created_written_queried_listed_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    wh_json(&wh, &["catalog", "create", "main"]);
+    wh_json(&wh, &["schema", "create", "main.shop"]);
+    let created = wh_json(
+        &wh,
+        &["create", "main.shop.orders", "--schema", ORDERS_SCHEMA],
+    );
+    let location = created["location"].as_str().unwrap().to_string();
+    assert!(
+        location.starts_with("file:///") && location.contains("/main/shop/orders_"),
+        "{location}"
+    );
+
+    let csv = write_file(
+        dir.path(),
+        "a.csv",
+        "id,customer,amount,created_at\n1,ann,1.00,2026-01-01T00:00:00Z\n",
+    );
+    assert_eq!(
+        wh_json(&wh, &["write", "main.shop.orders", csv.to_str().unwrap()])["version"],
+        1
+    );
+    let rows = wh_json(
+        &wh,
+        &[
+            "query",
+            "SELECT COUNT(*) AS n FROM orders",
+            "--table",
+            "main.shop.orders",
+        ],
+    );
+    assert_eq!(rows[0]["n"], 1);
+    assert_eq!(
+        wh_json(&wh, &["history", "main.shop.orders"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Registering an existing table under a second name; it is EXTERNAL.
+    let ext = orders_table(dir.path());
+    let reg = wh_json(&wh, &["register", "main.shop.ext", &ext]);
+    assert_eq!(reg["table_type"], "EXTERNAL");
+    let tables = wh_json(&wh, &["table", "list", "main.shop"]);
+    let names: Vec<&str> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["ext", "orders"]);
+
+    // Bad names, duplicates and missing parents change nothing.
+    let err = wh_fails(&wh, &["create", "main.shop.orders", "--schema", "id int"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = wh_fails(&wh, &["create", "main.nope.t", "--schema", "id int"]);
+    assert!(
+        err.contains("main.nope") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = wh_fails(&wh, &["schema", "create", "main.sh/op"]);
+    assert!(err.contains("invalid"), "{err}");
+    let err = wh_fails(
+        &wh,
+        &[
+            "register",
+            "main.shop.x",
+            dir.path().join("nothing").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("no Delta table"), "{err}");
+    let err = wh_fails(&wh, &["history", "main.shop.nope"]);
+    assert!(err.contains("main.shop.nope"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(wh.join("main/shop")).unwrap().count(),
+        1,
+        "no stray table directories"
+    );
+    assert_eq!(
+        wh_json(&wh, &["table", "list"]).as_array().unwrap().len(),
+        2
+    );
+
+    // Drop: external data is never deleted; managed data only with --purge.
+    let err = wh_fails(&wh, &["drop", "main.shop.ext", "--purge"]);
+    assert!(err.contains("EXTERNAL"), "{err}");
+    wh_json(&wh, &["drop", "main.shop.ext"]);
+    assert!(Path::new(&ext).join("_delta_log").is_dir());
+    let err = wh_fails(&wh, &["schema", "drop", "main.shop"]);
+    assert!(err.contains("1 table"), "{err}");
+    let path = url_to_path(&location);
+    wh_json(&wh, &["drop", "main.shop.orders", "--purge"]);
+    assert!(!path.exists(), "purged data is gone");
+    wh_json(&wh, &["schema", "drop", "main.shop"]);
+    wh_json(&wh, &["catalog", "drop", "main"]);
+    assert_eq!(wh_json(&wh, &["catalog", "list"]), serde_json::json!([]));
+}
+
+fn url_to_path(url: &str) -> PathBuf {
+    PathBuf::from(url.strip_prefix("file://").unwrap())
+}
+
+#[test]
+fn tokens_are_shown_once_and_listed_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let t = wh_json(&wh, &["token", "create", "ci", "--scope", "write"]);
+    let secret = t["token"].as_str().unwrap();
+    assert!(secret.starts_with("tarn_") && secret.len() > 60);
+    let list = wh_json(&wh, &["token", "list"]);
+    assert_eq!(list[0]["name"], "ci");
+    assert_eq!(list[0]["scope"], "write");
+    assert!(!list.to_string().contains(secret));
+    wh_json(&wh, &["token", "revoke", "ci"]);
+    let err = wh_fails(&wh, &["token", "revoke", "ci"]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn serve_refuses_to_run_without_tokens_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let err = wh_fails(&wh, &["serve", "--bind", "0.0.0.0:0", "--no-auth"]);
+    assert!(err.contains("loopback"), "{err}");
+    let err = wh_fails(&wh, &["serve", "--bind", "nowhere"]);
+    assert!(err.contains("--bind"), "{err}");
+}
+
+#[test]
+fn a_parquet_column_whose_type_would_lose_data_is_refused_naming_both_types() {
+    use std::sync::Arc;
+    use tarn_table::deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use tarn_table::deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use tarn_table::deltalake::parquet::arrow::ArrowWriter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = orders_table(dir.path());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("amount", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["12.50"])),
+        ],
+    )
+    .unwrap();
+    let path = dir.path().join("typed.parquet");
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let err = fails(&["write", &t, path.to_str().unwrap()]);
+    assert!(
+        err.contains("`amount` is string in the input but decimal(12,2) in the table"),
+        "{err}"
+    );
+    assert_eq!(version(&t), 0);
+}

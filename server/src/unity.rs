@@ -99,10 +99,12 @@ struct Page {
 /// Pages a name-sorted list: all of it without `max_results` (or with 0), else `max_results`
 /// names after `page_token`.
 fn paginate<T>(
-    items: Vec<T>,
+    mut items: Vec<T>,
     page: &Page,
     name: impl Fn(&T) -> &str,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
+    // Page tokens compare names bytewise: sort the same way, whatever the database collation.
+    items.sort_by(|a, b| name(a).cmp(name(b)));
     let size = match page.max_results {
         Some(n) if n < 0 => {
             return Err(ApiError::invalid(
@@ -461,6 +463,7 @@ async fn create_table(
                 &name,
                 &location,
                 body.comment,
+                body.properties,
             )
             .await?
         }

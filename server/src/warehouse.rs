@@ -48,6 +48,7 @@ pub async fn create_managed_table(
     let location =
         TableLocation::parse(&dir.to_string_lossy())?.with_storage_options(storage_options);
     let comment = options.comment.clone();
+    let properties = options.properties.clone().into_iter().collect();
     let table = Table::create(&location, options).await?;
     let registered = store
         .create_table(NewTable {
@@ -58,7 +59,7 @@ pub async fn create_managed_table(
             table_type: TableType::Managed,
             storage_location: location.url().to_string(),
             comment,
-            properties: Default::default(),
+            properties,
             owner: None,
         })
         .await;
@@ -79,6 +80,7 @@ pub async fn register_external_table(
     name: &TableName,
     location: &TableLocation,
     comment: Option<String>,
+    properties: std::collections::BTreeMap<String, String>,
 ) -> Result<TableInfo, ApiError> {
     if !allowed.allows(location.url()) {
         return Err(ApiError::forbidden(format!(
@@ -87,6 +89,16 @@ pub async fn register_external_table(
             allowed.describe()
         )));
     }
+    // Register where the table really is: a symlink re-pointed later cannot move it.
+    let resolved;
+    let location = match location.local_path().and_then(|p| p.canonicalize().ok()) {
+        Some(real) => {
+            resolved = TableLocation::parse(&real.to_string_lossy())?
+                .with_storage_options(location.storage_options().clone());
+            &resolved
+        }
+        None => location,
+    };
     store.get_schema(&name.schema_name()).await?;
     match Table::open(location, &TimeTravel::Latest).await {
         Ok(_) => {}
@@ -107,35 +119,56 @@ pub async fn register_external_table(
             table_type: TableType::External,
             storage_location: location.url().to_string(),
             comment,
-            properties: Default::default(),
+            properties,
             owner: None,
         })
         .await?)
 }
 
-/// Unregisters a table; with `purge`, also deletes a managed table's data (never an
-/// external table's).
+/// Unregisters a table; with `purge`, also deletes a managed table's (local) data, never
+/// an external table's.
 pub async fn drop_table(
     store: &dyn CatalogStore,
     name: &TableName,
     purge: bool,
 ) -> Result<TableInfo, ApiError> {
     let info = store.get_table(name).await?;
-    if purge && info.table_type == TableType::External {
+    if !purge {
+        return Ok(store.delete_table(name).await?);
+    }
+    if info.table_type == TableType::External {
         return Err(ApiError::invalid(format!(
             "`{name}` is EXTERNAL: Tarn never deletes its data (drop it without --purge)"
         )));
     }
-    let info = store.delete_table(name).await?;
-    if purge {
-        if let Some(path) = url::Url::parse(&info.storage_location)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-        {
-            std::fs::remove_dir_all(&path).map_err(|e| {
-                ApiError::internal(format!("cannot delete `{}`: {e}", path.display()))
-            })?;
+    let Some(path) = url::Url::parse(&info.storage_location)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+    else {
+        return Err(ApiError::invalid(format!(
+            "`{name}` is not on local disk: --purge only deletes local data"
+        )));
+    };
+    // Move the data aside (one rename), unregister, then delete: a failure at any step leaves
+    // the table whole and registered, or gone together with its name.
+    let trash = path.with_file_name(format!(".dropping-{}", uuid::Uuid::new_v4()));
+    if path.exists() {
+        std::fs::rename(&path, &trash).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                format!("cannot delete `{}`: {e}", path.display()),
+            )
+        })?;
+    }
+    match store.delete_table(name).await {
+        Ok(info) => {
+            let _ = std::fs::remove_dir_all(&trash);
+            Ok(info)
+        }
+        Err(e) => {
+            let _ = std::fs::rename(&trash, &path);
+            Err(e.into())
         }
     }
-    Ok(info)
 }

@@ -321,6 +321,9 @@ async fn tokens_and_scopes_are_enforced() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = call(&f.state, "GET", "/health", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, doc) = call(&f.state, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/2.1/unity-catalog/tables"].is_object());
 }
 
 #[tokio::test]
