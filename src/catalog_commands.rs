@@ -1,11 +1,10 @@
 //! The catalog commands: catalogs, schemas, table names, tokens, and `tarn serve`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde_json::json;
 use tarn_catalog::{
-    hash_token, new_token_secret, CatalogStore, NewCatalog, NewSchema, SchemaName, Scope, TableName,
+    hash_token, new_token_secret, NewCatalog, NewSchema, SchemaName, Scope, TableName,
 };
 use tarn_server::{AllowedLocations, AppState, AuthMode};
 use tarn_table::TableLocation;
@@ -127,7 +126,7 @@ pub async fn register(args: RegisterArgs, ctx: &Context, format: OutputFormat) -
     let location =
         TableLocation::parse(&args.location)?.with_storage_options(ctx.storage_options());
     let info = tarn_server::warehouse::register_external_table(
-        store.as_ref() as &dyn CatalogStore,
+        store.as_ref(),
         &AllowedLocations::anywhere(),
         &name,
         &location,
@@ -152,12 +151,8 @@ pub async fn drop(
 ) -> Result<()> {
     let store = ctx.store().await?;
     let n: TableName = name.parse()?;
-    let info = tarn_server::warehouse::drop_table(
-        store.as_ref() as &dyn CatalogStore,
-        &n,
-        purge && !keep_data_always,
-    )
-    .await?;
+    let info =
+        tarn_server::warehouse::drop_table(store.as_ref(), &n, purge && !keep_data_always).await?;
     let purged = purge && !keep_data_always;
     print_report(
         format,
@@ -253,6 +248,11 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
             "refusing to serve without tokens on {addr}: --no-auth is only allowed on a loopback address (127.0.0.1, ::1)"
         )));
     }
+    if ctx.remote().is_some() {
+        return Err(Failure(
+            "tarn serve uses a local catalog (--warehouse/--catalog), not --server".into(),
+        ));
+    }
     let store = ctx.store().await?;
     let auth = if args.no_auth {
         AuthMode::Disabled
@@ -260,7 +260,7 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         AuthMode::Tokens
     };
     let state = AppState::new(
-        store.clone() as Arc<dyn CatalogStore>,
+        store.clone(),
         ctx.warehouse_dir()?,
         args.allow_locations,
         auth,

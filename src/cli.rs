@@ -43,6 +43,20 @@ pub struct Cli {
     #[arg(long, global = true, env = "TARN_CATALOG", value_name = "URL")]
     pub catalog: Option<String>,
 
+    /// Use the catalog of a running `tarn serve` instead of the local one.
+    #[arg(long, global = true, env = "TARN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for --server (from `tarn token create` on the server's machine).
+    #[arg(
+        long,
+        global = true,
+        env = "TARN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Output format. `table` is for people, `csv` and `json` are for scripts.
     #[arg(long, value_enum, global = true, env = "TARN_FORMAT", default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,

@@ -1,10 +1,12 @@
-//! What every command shares: the warehouse, the catalog (opened on first use), storage
-//! options, and turning a table argument — path, URL or catalog name — into a location.
+//! What every command shares: the warehouse, the catalog (local, opened on first use, or a
+//! server's with --server), storage options, and turning a table argument — path, URL or
+//! catalog name — into a location.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tarn_catalog::{CatalogStore, SqlCatalogStore, TableName};
+use tarn_catalog::{CatalogStore, TableName};
+use tarn_server::RemoteCatalogStore;
 use tarn_table::TableLocation;
 use tokio::sync::OnceCell;
 
@@ -15,7 +17,8 @@ pub struct Context {
     pub warehouse: PathBuf,
     catalog_url: String,
     storage_options: Vec<(String, String)>,
-    store: OnceCell<Arc<SqlCatalogStore>>,
+    remote: Option<Arc<RemoteCatalogStore>>,
+    store: OnceCell<Arc<dyn CatalogStore>>,
 }
 
 impl Context {
@@ -23,28 +26,41 @@ impl Context {
         warehouse: PathBuf,
         catalog: Option<String>,
         storage_options: Vec<(String, String)>,
+        server: Option<String>,
+        token: Option<String>,
     ) -> Self {
         let catalog_url =
             catalog.unwrap_or_else(|| warehouse.join("catalog.db").to_string_lossy().to_string());
+        let remote = server.map(|url| Arc::new(RemoteCatalogStore::new(&url, token)));
         Self {
             warehouse,
             catalog_url,
             storage_options,
+            remote,
             store: OnceCell::new(),
         }
     }
 
-    /// The catalog, opened (and migrated) on first use.
-    pub async fn store(&self) -> Result<Arc<SqlCatalogStore>, Failure> {
+    /// The catalog: the server's with --server, else the local database, opened (and
+    /// migrated) on first use.
+    pub async fn store(&self) -> Result<Arc<dyn CatalogStore>, Failure> {
+        if let Some(remote) = &self.remote {
+            return Ok(remote.clone());
+        }
         self.store
             .get_or_try_init(|| async {
                 tarn_catalog::open_store(&self.catalog_url)
                     .await
-                    .map(Arc::new)
+                    .map(|s| Arc::new(s) as Arc<dyn CatalogStore>)
             })
             .await
             .cloned()
             .map_err(Failure::from)
+    }
+
+    /// The remote catalog, with --server.
+    pub fn remote(&self) -> Option<&RemoteCatalogStore> {
+        self.remote.as_deref()
     }
 
     /// The warehouse directory, created if needed, as an absolute path.
@@ -88,9 +104,4 @@ pub fn catalog_name(arg: &str) -> Option<TableName> {
         return None;
     }
     arg.parse().ok()
-}
-
-/// Needs the store as a trait object.
-pub fn as_dyn(store: &Arc<SqlCatalogStore>) -> &dyn CatalogStore {
-    store.as_ref()
 }

@@ -87,6 +87,8 @@ async fn run(cli: Cli) -> Result<()> {
         cli.warehouse.clone(),
         cli.catalog.clone(),
         cli.storage_options.clone(),
+        cli.server.clone(),
+        cli.token.clone(),
     );
     match cli.command {
         Command::Create(args) => {
@@ -97,12 +99,36 @@ async fn run(cli: Cli) -> Result<()> {
                 properties: args.properties.into_iter().collect(),
             };
             let table = match context::catalog_name(&args.table) {
+                Some(name) if ctx.remote().is_some() => {
+                    if !options.partition_by.is_empty() || !options.properties.is_empty() {
+                        return Err(Failure(
+                            "--partition-by and --property are not available with --server yet"
+                                .into(),
+                        ));
+                    }
+                    let columns: Vec<(String, String, bool)> = options
+                        .columns
+                        .iter()
+                        .map(|f| {
+                            (
+                                f.name().clone(),
+                                tarn_table::type_text(f.data_type()),
+                                f.is_nullable(),
+                            )
+                        })
+                        .collect();
+                    let remote = ctx.remote().expect("checked");
+                    let info = remote
+                        .create_managed_table(&name, &columns, options.comment)
+                        .await?;
+                    Table::open(&ctx.locate(&info.full_name()).await?, &TimeTravel::Latest).await?
+                }
                 Some(name) => {
                     let store = ctx.store().await?;
                     let warehouse = ctx.warehouse_dir()?;
                     let storage = ctx.storage_options();
                     tarn_server::warehouse::create_managed_table(
-                        context::as_dyn(&store),
+                        store.as_ref(),
                         &warehouse,
                         &name,
                         options,

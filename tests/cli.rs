@@ -828,3 +828,153 @@ fn a_parquet_column_whose_type_would_lose_data_is_refused_naming_both_types() {
     );
     assert_eq!(version(&t), 0);
 }
+
+/// `tarn serve` on a free loopback port; killed on drop.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(wh: &Path) -> Served {
+    use std::io::BufRead;
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("tarn"))
+        .args([
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!(
+        "http://{}",
+        line.split("http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
+    Served { child, url }
+}
+
+#[test]
+fn the_cli_works_on_a_remote_catalog_with_server_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_wh = dir.path().join("server-wh");
+    let admin = wh_json(
+        &server_wh,
+        &["token", "create", "admin", "--scope", "admin"],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reader = wh_json(
+        &server_wh,
+        &["token", "create", "reader", "--scope", "read"],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let served = serve(&server_wh);
+    let client_wh = dir.path().join("client-wh");
+    let remote = |token: &str, args: &[&str]| -> Value {
+        let mut all = vec!["--server", served.url.as_str(), "--token", token];
+        all.extend(args);
+        wh_json(&client_wh, &all)
+    };
+    remote(&admin, &["catalog", "create", "main"]);
+    remote(&admin, &["schema", "create", "main.shop"]);
+    let created = remote(
+        &admin,
+        &["create", "main.shop.orders", "--schema", ORDERS_SCHEMA],
+    );
+    assert!(
+        created["location"].as_str().unwrap().contains("server-wh"),
+        "the server made the managed table: {created}"
+    );
+    let csv = write_file(
+        dir.path(),
+        "a.csv",
+        "id,customer,amount,created_at\n1,ann,1.00,2026-01-01T00:00:00Z\n",
+    );
+    assert_eq!(
+        remote(
+            &admin,
+            &["write", "main.shop.orders", csv.to_str().unwrap()]
+        )["version"],
+        1
+    );
+    let rows = remote(
+        &reader,
+        &[
+            "query",
+            "SELECT COUNT(*) AS n FROM orders",
+            "--table",
+            "main.shop.orders",
+        ],
+    );
+    assert_eq!(rows[0]["n"], 1);
+    let tables = remote(&reader, &["table", "list"]);
+    assert_eq!(tables[0]["name"], "orders");
+    assert!(
+        !client_wh.join("catalog.db").exists(),
+        "nothing was written to a local catalog"
+    );
+
+    let mut bad = vec![
+        "--warehouse",
+        client_wh.to_str().unwrap(),
+        "--server",
+        served.url.as_str(),
+        "--token",
+        "tarn_forged",
+    ];
+    bad.extend(["catalog", "list"]);
+    let err = fails(&bad);
+    assert!(
+        err.contains("invalid token") && err.contains("401"),
+        "{err}"
+    );
+    let mut denied = vec![
+        "--warehouse",
+        client_wh.to_str().unwrap(),
+        "--server",
+        served.url.as_str(),
+        "--token",
+        reader.as_str(),
+    ];
+    denied.extend(["catalog", "create", "other"]);
+    let err = fails(&denied);
+    assert!(err.contains("403"), "{err}");
+    let mut tokens = vec![
+        "--warehouse",
+        client_wh.to_str().unwrap(),
+        "--server",
+        served.url.as_str(),
+        "--token",
+        admin.as_str(),
+    ];
+    tokens.extend(["token", "list"]);
+    let err = fails(&tokens);
+    assert!(err.contains("server's machine"), "{err}");
+    remote(&admin, &["drop", "main.shop.orders"]);
+    assert_eq!(
+        remote(&reader, &["table", "list", "main.shop"]),
+        serde_json::json!([])
+    );
+}

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod locations;
 mod openapi;
@@ -29,6 +30,7 @@ use axum::{Json, Router};
 use tarn_catalog::CatalogStore;
 
 pub use auth::AuthMode;
+pub use client::RemoteCatalogStore;
 pub use error::ApiError;
 pub use locations::AllowedLocations;
 
