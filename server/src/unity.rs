@@ -297,7 +297,7 @@ fn type_name(t: &DataType) -> &'static str {
 /// The table's columns from its current Delta schema.
 fn columns_json(table: &Table) -> Result<Vec<Value>, ApiError> {
     let schema = table.schema()?;
-    let partitions = table.describe()?.partition_columns;
+    let partitions = table.partition_columns()?;
     Ok(schema
         .fields()
         .enumerate()

@@ -138,6 +138,17 @@ impl Table {
             .clone())
     }
 
+    /// The partition columns, in order.
+    pub fn partition_columns(&self) -> Result<Vec<String>> {
+        Ok(self
+            .delta
+            .snapshot()
+            .map_err(|e| self.delta_error(e))?
+            .metadata()
+            .partition_columns()
+            .to_vec())
+    }
+
     /// The current schema as Arrow.
     pub(crate) fn arrow_schema(&self) -> Result<deltalake::arrow::datatypes::SchemaRef> {
         Ok(self
