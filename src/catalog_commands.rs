@@ -280,15 +280,18 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
     } else {
         "none"
     };
-    println!(
-        "tarn serving the catalog at http://{local} (Unity Catalog API at /api/2.1/unity-catalog)"
+    // The banner is advice: a closed stdout (`tarn serve | head -1`) must not stop the server.
+    let banner = format!(
+        "tarn serving the catalog at http://{local} (Unity Catalog API at /api/2.1/unity-catalog)\n\
+         attach from DuckDB (unity_catalog extension):\n\
+         \x20 CREATE SECRET (TYPE UC, TOKEN '{token}', ENDPOINT 'http://{local}', AWS_REGION 'us-east-1');\n\
+         \x20 ATTACH 'main' AS uc (TYPE UC_CATALOG);\n\
+         \x20 SHOW ALL TABLES;\n"
     );
-    println!("attach from DuckDB (unity_catalog extension):");
-    println!("  CREATE SECRET (TYPE UC, TOKEN '{token}', ENDPOINT 'http://{local}', AWS_REGION 'us-east-1');");
-    println!("  ATTACH 'main' AS uc (TYPE UC_CATALOG);");
-    println!("  SHOW ALL TABLES;");
     use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
+    std::mem::drop(out);
     tarn_server::serve(listener, state)
         .await
         .map_err(|e| Failure(format!("server error: {e}")))

@@ -829,7 +829,8 @@ fn a_parquet_column_whose_type_would_lose_data_is_refused_naming_both_types() {
     assert_eq!(version(&t), 0);
 }
 
-/// `tarn serve` on a free loopback port; killed on drop.
+/// `tarn serve` on a free loopback port; killed on drop. Only the banner's first line is
+/// read, then stdout is closed: the server must keep serving (it once died writing the rest).
 struct Served {
     child: std::process::Child,
     url: String,
