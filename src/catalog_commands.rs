@@ -265,6 +265,7 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         args.allow_locations,
         auth,
     )
+    .and_then(|s| s.with_public_url(args.public_url.clone()))
     .map_err(Failure)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -286,7 +287,13 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
          attach from DuckDB (unity_catalog extension):\n\
          \x20 CREATE SECRET (TYPE UC, TOKEN '{token}', ENDPOINT 'http://{local}', AWS_REGION 'us-east-1');\n\
          \x20 ATTACH 'main' AS uc (TYPE UC_CATALOG);\n\
-         \x20 SHOW ALL TABLES;\n"
+         \x20 SHOW ALL TABLES;\n\
+         Delta Sharing endpoint (for `tarn recipient create --endpoint`): {sharing}/delta-sharing\n",
+        sharing = args
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{local}"))
     );
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();

@@ -215,12 +215,42 @@ is refused unless --force is given.")]
     )]
     Token(TokenCommand),
 
-    /// Serve the catalog over the Unity Catalog REST API.
+    /// Share catalog tables with outside readers over Delta Sharing.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn share create partners
+  tarn share add partners main.shop.orders --as sales.orders --history
+  tarn share list
+  tarn share list partners
+  tarn recipient create acme --share partners --expires 90d --profile acme.share
+
+Recipients read shares through `tarn serve` (Delta Sharing at /delta-sharing) with the
+profile file, e.g. in Python: delta_sharing.load_as_pandas(\"acme.share#partners.sales.orders\")."
+    )]
+    Share(ShareCommand),
+
+    /// Manage Delta Sharing recipients: their tokens, profile files and granted shares.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tarn recipient create acme --share partners --profile acme.share
+  tarn recipient create acme --share partners --expires 2027-01-01 --profile acme.share \\
+       --endpoint https://tarn.example.com/delta-sharing
+  tarn recipient grant acme --share finance
+  tarn recipient revoke acme --share finance   # takes one share back
+  tarn recipient revoke acme                   # the token stops working at once
+  tarn recipient list"
+    )]
+    Recipient(RecipientCommand),
+
+    /// Serve the catalog over the Unity Catalog REST API and Delta Sharing.
     #[command(after_help = "Examples:
   tarn serve                                   # 127.0.0.1:8080, tokens required
   tarn serve --no-auth                         # loopback only
   tarn serve --bind 0.0.0.0:8080 --allow-location s3://bucket/lake
-  tarn serve --catalog postgres://tarn@db/tarn # several replicas, one catalog")]
+  tarn serve --catalog postgres://tarn@db/tarn # several replicas, one catalog
+  tarn serve --bind 0.0.0.0:8080 --public-url https://tarn.example.com")]
     Serve(ServeArgs),
 
     /// Build a sample warehouse with `users` and `orders` and show what Tarn does.
@@ -577,9 +607,99 @@ pub struct ServeArgs {
     /// warehouse is always allowed.
     #[arg(long = "allow-location", value_name = "ROOT")]
     pub allow_locations: Vec<String>,
-    /// Serve without tokens (only on a loopback address).
+    /// Serve without tokens (only on a loopback address). Delta Sharing always needs a
+    /// recipient's token.
     #[arg(long)]
     pub no_auth: bool,
+    /// The URL clients reach this server at (e.g. behind a proxy), used in the file URLs
+    /// Delta Sharing hands out. Default: http:// plus the Host of each request.
+    #[arg(long, value_name = "URL", env = "TARN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// `tarn share ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Create an empty share.
+    Create {
+        /// Share name.
+        name: String,
+        /// A description.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Add a catalog table to a share.
+    Add {
+        /// Share name.
+        share: String,
+        /// The catalog table (catalog.schema.table).
+        table: String,
+        /// The name recipients see, SCHEMA.TABLE (default: the table's own schema.table).
+        #[arg(long = "as", value_name = "SCHEMA.TABLE")]
+        alias: Option<String>,
+        /// Also let recipients read older versions, version ranges and the change feed
+        /// (otherwise only the latest version).
+        #[arg(long)]
+        history: bool,
+    },
+    /// Take a table out of a share (recipients lose it at once).
+    Remove {
+        /// Share name.
+        share: String,
+        /// The table as recipients see it: SCHEMA.TABLE.
+        table: String,
+    },
+    /// List shares, or the tables of one share.
+    List {
+        /// Share name: list its tables.
+        share: Option<String>,
+    },
+    /// Delete a share and its grants (table data is untouched).
+    Drop {
+        /// Share name.
+        name: String,
+    },
+}
+
+/// `tarn recipient ...`.
+#[derive(Debug, Subcommand)]
+pub enum RecipientCommand {
+    /// Create a recipient and write its profile file (endpoint + token), shown only there.
+    Create {
+        /// Recipient name.
+        name: String,
+        /// A share to grant (repeatable).
+        #[arg(long = "share", value_name = "SHARE", required = true)]
+        shares: Vec<String>,
+        /// When the token expires: a duration (90d, 12h, 30m) or a time (2027-01-01).
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// Where to write the profile file (must not exist; written with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        profile: PathBuf,
+        /// The Delta Sharing endpoint recipients reach. Default: the --server URL, or
+        /// http://127.0.0.1:8080, plus /delta-sharing.
+        #[arg(long, value_name = "URL", env = "TARN_SHARING_ENDPOINT")]
+        endpoint: Option<String>,
+    },
+    /// Grant one more share to a recipient.
+    Grant {
+        /// Recipient name.
+        name: String,
+        /// Share name.
+        #[arg(long, value_name = "SHARE")]
+        share: String,
+    },
+    /// Revoke a recipient's token for good, or with --share take back one share.
+    Revoke {
+        /// Recipient name.
+        name: String,
+        /// Only take back this share.
+        #[arg(long, value_name = "SHARE")]
+        share: Option<String>,
+    },
+    /// List recipients and their shares (never their tokens).
+    List,
 }
 
 /// `tarn quickstart`.

@@ -18,6 +18,7 @@ pub struct Context {
     catalog_url: String,
     storage_options: Vec<(String, String)>,
     remote: Option<Arc<RemoteCatalogStore>>,
+    server: Option<String>,
     store: OnceCell<Arc<dyn CatalogStore>>,
 }
 
@@ -31,12 +32,15 @@ impl Context {
     ) -> Self {
         let catalog_url =
             catalog.unwrap_or_else(|| warehouse.join("catalog.db").to_string_lossy().to_string());
-        let remote = server.map(|url| Arc::new(RemoteCatalogStore::new(&url, token)));
+        let remote = server
+            .as_ref()
+            .map(|url| Arc::new(RemoteCatalogStore::new(url, token)));
         Self {
             warehouse,
             catalog_url,
             storage_options,
             remote,
+            server,
             store: OnceCell::new(),
         }
     }
@@ -56,6 +60,11 @@ impl Context {
             .await
             .cloned()
             .map_err(Failure::from)
+    }
+
+    /// The --server URL, if given.
+    pub fn server_url(&self) -> Option<String> {
+        self.server.clone()
     }
 
     /// The remote catalog, with --server.

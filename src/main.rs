@@ -5,6 +5,7 @@ mod cli;
 mod context;
 mod output;
 mod quickstart;
+mod sharing_commands;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -310,6 +311,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Drop(a) => catalog_commands::drop(&a.name, a.purge, false, &ctx, format).await,
         Command::Token(c) => catalog_commands::token(c, &ctx, format).await,
         Command::Serve(a) => catalog_commands::serve(a, &ctx).await,
+        Command::Share(c) => sharing_commands::share(c, &ctx, format).await,
+        Command::Recipient(c) => sharing_commands::recipient(c, &ctx, format).await,
     }
 }
 

@@ -979,3 +979,164 @@ fn the_cli_works_on_a_remote_catalog_with_server_and_token() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn shares_and_recipients_refuse_bad_input_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let wh_s = wh.to_str().unwrap();
+    wh_json(&wh, &["catalog", "create", "main"]);
+    wh_json(&wh, &["schema", "create", "main.shop"]);
+    wh_json(
+        &wh,
+        &["create", "main.shop.orders", "--schema", "id bigint"],
+    );
+    let csv = write_file(dir.path(), "o.csv", "id\n1\n2\n");
+    wh_json(
+        &wh,
+        &[
+            "write",
+            "main.shop.orders",
+            csv.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    wh_json(&wh, &["share", "create", "partners"]);
+    let err = wh_fails(&wh, &["share", "create", "partners"]);
+    assert!(err.contains("already exists"), "{err}");
+    // Only catalog names can be shared, and only tables that exist.
+    let err = wh_fails(&wh, &["share", "add", "partners", "./some/path"]);
+    assert!(err.contains("catalog.schema.table"), "{err}");
+    let err = wh_fails(&wh, &["share", "add", "partners", "main.shop.nope"]);
+    assert!(err.contains("does not exist"), "{err}");
+    let err = wh_fails(&wh, &["share", "add", "nope", "main.shop.orders"]);
+    assert!(err.contains("share `nope` does not exist"), "{err}");
+    let err = wh_fails(
+        &wh,
+        &[
+            "share",
+            "add",
+            "partners",
+            "main.shop.orders",
+            "--as",
+            "flat",
+        ],
+    );
+    assert!(err.contains("SCHEMA.TABLE"), "{err}");
+    let added = wh_json(
+        &wh,
+        &[
+            "share",
+            "add",
+            "partners",
+            "main.shop.orders",
+            "--as",
+            "sales.orders",
+        ],
+    );
+    assert_eq!(added["history"], false);
+    let listed = wh_json(&wh, &["share", "list", "partners"]);
+    assert_eq!(listed[0]["name"], "partners.sales.orders");
+    assert_eq!(listed[0]["table"], "main.shop.orders");
+
+    // A recipient with an unknown share is not created, and no profile is left behind.
+    let profile = dir.path().join("acme.share");
+    let p = profile.to_str().unwrap();
+    let err = wh_fails(
+        &wh,
+        &[
+            "recipient",
+            "create",
+            "acme",
+            "--share",
+            "nope",
+            "--profile",
+            p,
+        ],
+    );
+    assert!(err.contains("share `nope` does not exist"), "{err}");
+    assert!(!profile.exists());
+    assert_eq!(wh_json(&wh, &["recipient", "list"]), serde_json::json!([]));
+    let err = wh_fails(
+        &wh,
+        &[
+            "recipient",
+            "create",
+            "acme",
+            "--share",
+            "partners",
+            "--profile",
+            p,
+            "--expires",
+            "yesterday",
+        ],
+    );
+    assert!(err.contains("--expires"), "{err}");
+    let err = wh_fails(
+        &wh,
+        &[
+            "recipient",
+            "create",
+            "acme",
+            "--share",
+            "partners",
+            "--profile",
+            p,
+            "--endpoint",
+            "ftp://x",
+        ],
+    );
+    assert!(err.contains("http(s)"), "{err}");
+    assert!(!profile.exists());
+
+    let made = wh_json(
+        &wh,
+        &[
+            "recipient",
+            "create",
+            "acme",
+            "--share",
+            "partners",
+            "--profile",
+            p,
+        ],
+    );
+    assert_eq!(made["shares"], serde_json::json!(["partners"]));
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    assert_eq!(body["shareCredentialsVersion"], 1);
+    assert_eq!(body["endpoint"], "http://127.0.0.1:8080/delta-sharing");
+    assert!(body["bearerToken"].as_str().unwrap().starts_with("tarn_"));
+    assert!(body.get("expirationTime").is_none());
+    // The token is only in the profile: never in the listing.
+    let listing = tarn()
+        .args(["--warehouse", wh_s, "recipient", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(text.contains("acme") && text.contains("active"), "{text}");
+    assert!(!text.contains(body["bearerToken"].as_str().unwrap()));
+    // An existing profile is never overwritten.
+    let err = wh_fails(
+        &wh,
+        &[
+            "recipient",
+            "create",
+            "other",
+            "--share",
+            "partners",
+            "--profile",
+            p,
+        ],
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&std::fs::read_to_string(&profile).unwrap()).unwrap(),
+        body
+    );
+    wh_json(&wh, &["recipient", "revoke", "acme"]);
+    let err = wh_fails(&wh, &["recipient", "revoke", "acme"]);
+    assert!(err.contains("already revoked"), "{err}");
+    // Against a server, sharing commands say where to run them.
+    let err = fails(&["--server", "http://127.0.0.1:9", "share", "list"]);
+    assert!(err.contains("not with --server"), "{err}");
+}

@@ -15,7 +15,9 @@
 mod error;
 mod model;
 mod names;
+mod sharing;
 mod sql;
+mod sql_sharing;
 mod store;
 mod token;
 
@@ -24,6 +26,7 @@ pub use model::{
     CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TableType, TokenInfo,
 };
 pub use names::{validate_name, SchemaName, TableName};
+pub use sharing::{NewSharedTable, RecipientInfo, ShareInfo, SharedTable, SharingStore};
 pub use sql::{open_store, SqlCatalogStore};
 pub use store::CatalogStore;
 pub use token::{hash_token, new_token_secret, Scope};

@@ -43,6 +43,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE IF NOT EXISTS tokens (
         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, secret_hash TEXT NOT NULL UNIQUE,
         scope TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT)",
+    "CREATE TABLE IF NOT EXISTS shares (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, comment TEXT, created_at BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS share_tables (
+        id TEXT PRIMARY KEY, share_id TEXT NOT NULL, schema_name TEXT NOT NULL, name TEXT NOT NULL,
+        table_id TEXT NOT NULL, history BIGINT NOT NULL, created_at BIGINT NOT NULL,
+        UNIQUE (share_id, schema_name, name));
+     CREATE TABLE IF NOT EXISTS recipients (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT);
+     CREATE TABLE IF NOT EXISTS recipient_shares (
+        recipient_id TEXT NOT NULL, share_id TEXT NOT NULL, PRIMARY KEY (recipient_id, share_id));
+     CREATE TABLE IF NOT EXISTS secrets (
+        name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at BIGINT NOT NULL)",
 ];
 
 fn migration_sql(_dialect: Dialect, step: usize) -> &'static str {
@@ -52,7 +65,7 @@ fn migration_sql(_dialect: Dialect, step: usize) -> &'static str {
 /// The catalog in an SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlCatalogStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     dialect: Dialect,
 }
 
@@ -162,11 +175,11 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -233,7 +246,7 @@ fn token_from_row(row: &AnyRow) -> sqlx::Result<TokenInfo> {
     })
 }
 
-fn not_found(message: String) -> Error {
+pub(crate) fn not_found(message: String) -> Error {
     Error::new(ErrorKind::NotFound, message)
 }
 
@@ -313,6 +326,11 @@ impl CatalogStore for SqlCatalogStore {
                 ),
             ));
         }
+        sqlx::query("DELETE FROM share_tables WHERE table_id IN (SELECT id FROM tables WHERE catalog_name = $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM tables WHERE catalog_name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -432,6 +450,12 @@ impl CatalogStore for SqlCatalogStore {
                 ),
             ));
         }
+        sqlx::query("DELETE FROM share_tables WHERE table_id IN (SELECT id FROM tables WHERE catalog_name = $1 AND schema_name = $2)")
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM tables WHERE catalog_name = $1 AND schema_name = $2")
             .bind(&name.catalog)
             .bind(&name.schema)
@@ -569,6 +593,11 @@ impl CatalogStore for SqlCatalogStore {
         .map_err(db)?
         .ok_or_else(|| not_found(format!("table `{name}` does not exist")))?;
         let info = table_from_row(&row).map_err(db)?;
+        sqlx::query("DELETE FROM share_tables WHERE table_id = $1")
+            .bind(&info.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM tables WHERE id = $1")
             .bind(&info.id)
             .execute(&mut *tx)
@@ -641,5 +670,9 @@ impl CatalogStore for SqlCatalogStore {
             return Err(not_found(format!("token `{id_or_name}` does not exist")));
         }
         Ok(())
+    }
+
+    fn sharing(&self) -> Option<&dyn crate::sharing::SharingStore> {
+        Some(self)
     }
 }

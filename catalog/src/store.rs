@@ -10,6 +10,7 @@ use crate::model::{
     CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TokenInfo,
 };
 use crate::names::{SchemaName, TableName};
+use crate::sharing::SharingStore;
 use crate::token::Scope;
 
 /// A catalog backend.
@@ -59,4 +60,10 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
     /// Deletes a token by id or name.
     async fn delete_token(&self, id_or_name: &str) -> Result<()>;
+
+    /// Shares and recipients (Delta Sharing), when this backend keeps them. The SQL
+    /// catalog does; a remote catalog reached over HTTP does not.
+    fn sharing(&self) -> Option<&dyn SharingStore> {
+        None
+    }
 }

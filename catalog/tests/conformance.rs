@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use tarn_catalog::{
-    hash_token, open_store, CatalogStore, ErrorKind, NewCatalog, NewSchema, NewTable, SchemaName,
-    Scope, TableName, TableType,
+    hash_token, open_store, CatalogStore, ErrorKind, NewCatalog, NewSchema, NewSharedTable,
+    NewTable, SchemaName, Scope, TableName, TableType,
 };
 
 fn new_table(catalog: &str, schema: &str, name: &str, location: &str) -> NewTable {
@@ -225,6 +225,173 @@ async fn conformance(store: Arc<dyn CatalogStore>) {
     );
 }
 
+/// Shares, shared tables, recipients and secrets, on a fresh store.
+async fn sharing_conformance(store: Arc<dyn CatalogStore>) {
+    let sharing = store.sharing().expect("the SQL catalog keeps shares");
+    store.create_catalog(NewCatalog::named("c")).await.unwrap();
+    store
+        .create_schema(NewSchema::named("c", "s"))
+        .await
+        .unwrap();
+    let t1 = store
+        .create_table(new_table("c", "s", "t1", "file:///tmp/t1/"))
+        .await
+        .unwrap();
+    let t2 = store
+        .create_table(new_table("c", "s", "t2", "file:///tmp/t2/"))
+        .await
+        .unwrap();
+
+    let share = sharing
+        .create_share("partners", Some("for partners".into()))
+        .await
+        .unwrap();
+    assert_eq!(sharing.get_share("partners").await.unwrap(), share);
+    let err = sharing.create_share("partners", None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        sharing.create_share("a b", None).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        sharing.get_share("nope").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    sharing.create_share("other", None).await.unwrap();
+    let names: Vec<_> = sharing
+        .list_shares()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["other", "partners"]);
+
+    let add = |schema: &str, name: &str, table_id: &str, share: &str| NewSharedTable {
+        share_name: share.into(),
+        schema_name: schema.into(),
+        name: name.into(),
+        table_id: table_id.into(),
+        history: true,
+    };
+    let st1 = sharing
+        .add_shared_table(add("sales", "orders", &t1.id, "partners"))
+        .await
+        .unwrap();
+    assert!(st1.history);
+    assert_eq!(sharing.get_shared_table(&st1.id).await.unwrap(), st1);
+    sharing
+        .add_shared_table(add("sales", "customers", &t2.id, "partners"))
+        .await
+        .unwrap();
+    let dup = sharing
+        .add_shared_table(add("sales", "orders", &t2.id, "partners"))
+        .await;
+    assert_eq!(dup.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    let missing = sharing
+        .add_shared_table(add("sales", "x", "no-such-id", "partners"))
+        .await;
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
+    let no_share = sharing
+        .add_shared_table(add("sales", "x", &t1.id, "nope"))
+        .await;
+    assert_eq!(no_share.unwrap_err().kind(), ErrorKind::NotFound);
+    let listed: Vec<_> = sharing
+        .list_shared_tables("partners")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| format!("{}.{}", t.schema_name, t.name))
+        .collect();
+    assert_eq!(listed, ["sales.customers", "sales.orders"]);
+    sharing
+        .remove_shared_table("partners", "sales", "customers")
+        .await
+        .unwrap();
+    let again = sharing
+        .remove_shared_table("partners", "sales", "customers")
+        .await;
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::NotFound);
+
+    // Recipients: atomic creation (an unknown share creates nothing), grants, revocation.
+    let bad = sharing
+        .create_recipient("acme", "h1", None, &["partners".into(), "nope".into()])
+        .await;
+    assert_eq!(bad.unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(sharing.list_recipients().await.unwrap().is_empty());
+    let acme = sharing
+        .create_recipient("acme", "h1", Some(i64::MAX), &["partners".into()])
+        .await
+        .unwrap();
+    assert_eq!(acme.shares, ["partners"]);
+    assert!(acme.is_active(0));
+    assert_eq!(sharing.find_recipient("h1").await.unwrap(), acme);
+    assert_eq!(sharing.get_recipient(&acme.id).await.unwrap(), acme);
+    assert_eq!(
+        sharing.find_recipient("h2").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let dup = sharing.create_recipient("acme", "h9", None, &[]).await;
+    assert_eq!(dup.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    let granted = sharing.grant_share("acme", "other").await.unwrap();
+    assert_eq!(granted.shares, ["other", "partners"]);
+    assert_eq!(
+        sharing
+            .grant_share("acme", "other")
+            .await
+            .unwrap()
+            .shares
+            .len(),
+        2
+    );
+    let taken = sharing.revoke_share("acme", "other").await.unwrap();
+    assert_eq!(taken.shares, ["partners"]);
+    let revoked = sharing.revoke_recipient("acme").await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(!revoked.is_active(0));
+    assert_eq!(
+        sharing.revoke_recipient("acme").await.unwrap_err().kind(),
+        ErrorKind::FailedPrecondition
+    );
+
+    // Dropping a table takes it out of every share; dropping a share takes its grants.
+    store
+        .delete_table(&TableName::new("c", "s", "t1").unwrap())
+        .await
+        .unwrap();
+    assert!(sharing
+        .list_shared_tables("partners")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        sharing.get_shared_table(&st1.id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    sharing.delete_share("partners").await.unwrap();
+    assert!(sharing
+        .find_recipient("h1")
+        .await
+        .unwrap()
+        .shares
+        .is_empty());
+
+    // The signing secret is created once and then always the same.
+    let secret = sharing.secret("sharing").await.unwrap();
+    assert!(secret.len() >= 32);
+    assert_eq!(sharing.secret("sharing").await.unwrap(), secret);
+    assert_ne!(sharing.secret("other").await.unwrap(), secret);
+}
+
+#[tokio::test]
+async fn sqlite_store_passes_the_sharing_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("c.db").to_string_lossy())
+        .await
+        .unwrap();
+    sharing_conformance(Arc::new(store)).await;
+}
+
 #[tokio::test]
 async fn sqlite_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +423,14 @@ async fn postgres_store_passes_the_conformance_suite() {
     let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
     let store = open_store(&url).await.unwrap();
     conformance(Arc::new(store.clone())).await;
+    // The sharing suite needs its own catalog names: run it on a second fresh database.
+    let sharing_db = format!("{db}_sharing");
+    run_psql(&base, &format!("CREATE DATABASE {sharing_db}")).await;
+    let sharing_url = format!("{}/{sharing_db}", base.rsplit_once('/').unwrap().0);
+    let sharing_store = open_store(&sharing_url).await.unwrap();
+    sharing_conformance(Arc::new(sharing_store.clone())).await;
+    drop(sharing_store);
+    run_psql(&base, &format!("DROP DATABASE {sharing_db} WITH (FORCE)")).await;
     // A second store on the same database (another server replica) sees the same catalog.
     let replica = open_store(&url).await.unwrap();
     assert_eq!(replica.list_catalogs().await.unwrap().len(), 1);

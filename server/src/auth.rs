@@ -21,7 +21,11 @@ pub enum AuthMode {
 
 /// The scope a request needs.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if path == "/health" || path == "/openapi.json" {
+    // Delta Sharing checks recipients' own tokens (and signed URLs) itself.
+    if path == "/health"
+        || path == "/openapi.json"
+        || path.starts_with(&format!("{}/", crate::sharing::PREFIX))
+    {
         return None;
     }
     let uc = path.strip_prefix("/api/2.1/unity-catalog");

@@ -18,6 +18,9 @@ pub mod client;
 pub mod error;
 pub mod locations;
 mod openapi;
+mod predicate;
+pub mod sharing;
+pub mod signing;
 mod unity;
 pub mod warehouse;
 
@@ -48,6 +51,10 @@ pub struct AppState {
     pub allowed: Arc<AllowedLocations>,
     /// Token checking.
     pub auth: AuthMode,
+    /// The URL clients reach this server at, for the file URLs Delta Sharing hands out
+    /// (`None`: taken from each request's `Host`).
+    pub public_url: Option<String>,
+    secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl AppState {
@@ -75,7 +82,43 @@ impl AppState {
             warehouse,
             allowed: Arc::new(allowed),
             auth,
+            public_url: None,
+            secret: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// Sets the URL clients reach this server at (`http://host:port`, no path), used in
+    /// the pre-signed file URLs of Delta Sharing.
+    pub fn with_public_url(mut self, url: Option<String>) -> Result<Self, String> {
+        if let Some(u) = &url {
+            let parsed =
+                url::Url::parse(u).map_err(|e| format!("--public-url `{u}` is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(format!(
+                    "--public-url `{u}` must be an http(s) URL like https://tarn.example.com"
+                ));
+            }
+        }
+        self.public_url = url.map(|u| u.trim_end_matches('/').to_string());
+        Ok(self)
+    }
+
+    /// The key that signs Delta Sharing file URLs: kept in the catalog, so it survives
+    /// restarts and every replica on the same catalog shares it.
+    pub(crate) async fn sharing_secret(&self) -> Result<Vec<u8>, sharing::SharingError> {
+        let store = self.store.clone();
+        self.secret
+            .get_or_try_init(|| async move {
+                match store.sharing() {
+                    Some(s) => s.secret("delta-sharing-url-key").await.map_err(Into::into),
+                    None => Err(sharing::SharingError::from(tarn_catalog::Error::new(
+                        tarn_catalog::ErrorKind::NotFound,
+                        "this server does not share tables",
+                    ))),
+                }
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -88,6 +131,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/openapi.json", get(openapi::document))
         .merge(unity::routes())
+        .merge(sharing::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

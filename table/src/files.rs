@@ -1,0 +1,248 @@
+//! A table version as data files plus its raw log: what a server needs to hand a table to
+//! readers that fetch the Parquet files themselves (Delta Sharing). Paths are relative to
+//! the table root; reading one goes through [`Table::read_file`] and never leaves the root.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use deltalake::Path as StorePath;
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use serde_json::Value;
+
+use crate::commit_log;
+use crate::error::{Error, ErrorKind, Result};
+use crate::location::TableLocation;
+use crate::table::Table;
+
+/// One data file of a table version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Path relative to the table root, decoded (as on storage).
+    pub path: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When the file was written, ms since the epoch.
+    pub modification_time: i64,
+    /// Partition values, as strings (`None` for null).
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// The statistics JSON recorded in the log, if any.
+    pub stats: Option<String>,
+    /// Whether some rows of the file are deleted by a deletion vector.
+    pub has_deletion_vector: bool,
+}
+
+impl DataFile {
+    /// The row count from the statistics, when recorded.
+    pub fn num_records(&self) -> Option<u64> {
+        let stats: Value = serde_json::from_str(self.stats.as_deref()?).ok()?;
+        stats.get("numRecords")?.as_u64()
+    }
+}
+
+/// Whether `path` is a plain relative path inside a table root: no scheme, no leading `/`,
+/// no `.`/`..` or empty segments, and not inside `_delta_log`.
+pub fn is_table_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains("://")
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && !path.starts_with("_delta_log/")
+}
+
+fn store_path(path: &str) -> StorePath {
+    StorePath::parse(path).unwrap_or_else(|_| StorePath::from(path))
+}
+
+impl Table {
+    /// The data files of the loaded version, in log order.
+    pub fn data_files(&self) -> Result<Vec<DataFile>> {
+        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
+        Ok(snapshot
+            .log_data()
+            .iter()
+            .map(|f| DataFile {
+                path: f.path().to_string(),
+                size: f.size(),
+                modification_time: f.modification_time(),
+                partition_values: f.partition_values_map().into_iter().collect(),
+                stats: f.stats(),
+                has_deletion_vector: f.deletion_vector_descriptor().is_some(),
+            })
+            .collect())
+    }
+
+    /// The `metaData` action of the loaded version, as in the log (camelCase JSON).
+    pub fn metadata_action(&self) -> Result<Value> {
+        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
+        serde_json::to_value(snapshot.metadata())
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot encode metadata: {e}")))
+    }
+
+    /// The `protocol` action of the loaded version, as in the log (camelCase JSON).
+    pub fn protocol_action(&self) -> Result<Value> {
+        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
+        serde_json::to_value(snapshot.protocol())
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot encode protocol: {e}")))
+    }
+
+    /// The first and last versions whose commit files are still in the log.
+    pub async fn version_range(&self) -> Result<(u64, u64)> {
+        commit_log::commit_range(self.delta.log_store().as_ref(), self.name()).await
+    }
+
+    /// The time version `version` was committed (from the log).
+    pub async fn commit_time(&self, version: u64) -> Result<DateTime<Utc>> {
+        Ok(
+            commit_log::read_commit(self.delta.log_store().as_ref(), self.name(), version)
+                .await?
+                .timestamp,
+        )
+    }
+
+    /// The latest version committed at or before `at` (`NotFound` before the first commit).
+    pub async fn version_at(&self, at: DateTime<Utc>) -> Result<u64> {
+        commit_log::version_as_of(self.delta.log_store().as_ref(), self.name(), at).await
+    }
+
+    /// The earliest version committed at or after `at` (`NotFound` after the last commit).
+    pub async fn first_version_since(&self, at: DateTime<Utc>) -> Result<u64> {
+        let (first, last) = self.version_range().await?;
+        if self.commit_time(last).await? < at {
+            return Err(Error::not_found(format!(
+                "table `{}` has no commit at or after {}: its last commit (version {last}) was at {}",
+                self.name(),
+                commit_log::format_timestamp(&at),
+                commit_log::format_timestamp(&self.commit_time(last).await?)
+            )));
+        }
+        // Invariant: ts(hi) >= at; answer in [lo, hi].
+        let (mut lo, mut hi) = (first, last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.commit_time(mid).await? >= at {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The actions of the commit that created `version`, one JSON object per log line.
+    pub async fn commit_actions(&self, version: u64) -> Result<Vec<Value>> {
+        let bytes = self
+            .delta
+            .log_store()
+            .read_commit_entry(version)
+            .await
+            .map_err(|e| self.delta_error(e))?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "table `{}` has no commit file for version {version}",
+                    self.name()
+                ))
+            })?;
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| {
+                serde_json::from_slice(line).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "`{}`: version {version} has an unreadable log entry: {e}",
+                            self.name()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The size of `path` (relative to the table root at `location`), without loading the
+    /// table. Paths that could leave the root are refused.
+    pub async fn file_size(location: &TableLocation, path: &str) -> Result<u64> {
+        let (store, file) = file_in(location, path)?;
+        let meta = ObjectStoreExt::head(store.as_ref(), &file)
+            .await
+            .map_err(|e| read_error(path, e))?;
+        Ok(meta.size)
+    }
+
+    /// Streams bytes `range` of `path` (relative to the table root at `location`).
+    pub async fn read_file_range(
+        location: &TableLocation,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        let (store, file) = file_in(location, path)?;
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let result = store
+            .get_opts(&file, options)
+            .await
+            .map_err(|e| read_error(path, e))?;
+        let path = path.to_string();
+        Ok(Box::pin(
+            result.into_stream().map_err(move |e| read_error(&path, e)),
+        ))
+    }
+}
+
+fn file_in(
+    location: &TableLocation,
+    path: &str,
+) -> Result<(deltalake::logstore::ObjectStoreRef, StorePath)> {
+    if !is_table_relative(path) {
+        return Err(Error::invalid(format!("`{path}` is not a data file path")));
+    }
+    let delta = Table::unloaded(location)?;
+    Ok((delta.log_store().object_store(None), store_path(path)))
+}
+
+fn read_error(path: &str, e: deltalake::ObjectStoreError) -> Error {
+    match e {
+        deltalake::ObjectStoreError::NotFound { .. } => {
+            Error::not_found(format!("no file `{path}`"))
+        }
+        e => Error::new(ErrorKind::Internal, format!("cannot read `{path}`: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_table_files() {
+        for ok in [
+            "part-0.parquet",
+            "region=EU/part-0.parquet",
+            "a%20b/c.parquet",
+        ] {
+            assert!(is_table_relative(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../other/part-0.parquet",
+            "a/../../b",
+            "./a",
+            "a//b",
+            "s3://bucket/x.parquet",
+            "file:///etc/passwd",
+            "_delta_log/00000000000000000000.json",
+            "a\\..\\b",
+        ] {
+            assert!(!is_table_relative(bad), "{bad}");
+        }
+    }
+}
