@@ -253,6 +253,23 @@ profile file, e.g. in Python: delta_sharing.load_as_pandas(\"acme.share#partners
   tarn serve --bind 0.0.0.0:8080 --public-url https://tarn.example.com")]
     Serve(ServeArgs),
 
+    /// Copy a table or query from PostgreSQL or MySQL/MariaDB into a Tarn table: in full,
+    /// then incrementally, exactly once.
+    #[command(after_help = "Examples:
+  tarn import postgres://app@db/shop --source public.orders --into main.shop.orders \\
+       --key id --cursor updated_at
+  tarn import mysql://app@db/shop --source orders --into ./wh/orders --key id --cursor updated_at
+  tarn import postgres://app@db/shop --query \"SELECT id, total FROM orders WHERE total > 0\" \\
+       --into ./wh/big_orders --mode overwrite
+  tarn import postgres://app@db/shop --source orders --into ./wh/orders --key id --cursor updated_at --dry-run
+
+The first run copies everything (one consistent snapshot of the source) and creates the
+table. With --cursor, later runs copy only rows whose cursor is beyond the last imported
+value (the watermark, recorded in the table's commit), upserted on --key. Each run is one
+commit: a run that fails or is killed changes nothing, and running it again imports every
+row exactly once. Types are mapped faithfully or refused (see docs/import.md).")]
+    Import(ImportArgs),
+
     /// Build a sample warehouse with `users` and `orders` and show what Tarn does.
     #[command(after_help = "Example:
   tarn quickstart --dir ./tarn-quickstart")]
@@ -700,6 +717,66 @@ pub enum RecipientCommand {
     },
     /// List recipients and their shares (never their tokens).
     List,
+}
+
+/// `tarn import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source database: postgres://user[:password]@host[:port]/db or mysql://... (also
+    /// mariadb://). Env TARN_IMPORT_URL.
+    #[arg(env = "TARN_IMPORT_URL", hide_env_values = true)]
+    pub url: String,
+    /// The source table (`orders` or `schema.orders`).
+    #[arg(
+        long,
+        value_name = "TABLE",
+        conflicts_with = "query",
+        required_unless_present = "query"
+    )]
+    pub source: Option<String>,
+    /// A SELECT query to import instead of a table.
+    #[arg(long, value_name = "SQL")]
+    pub query: Option<String>,
+    /// The Tarn table: a path or URL, or catalog.schema.table (created as a managed table
+    /// on the first run).
+    #[arg(long, value_name = "TABLE")]
+    pub into: String,
+    /// Key column(s), comma-separated or repeated: rows are upserted on it.
+    #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Incremental cursor column (integer, decimal, date or timestamp that grows): later
+    /// runs import only rows beyond the last imported value.
+    #[arg(long, value_name = "COLUMN")]
+    pub cursor: Option<String>,
+    /// Without --cursor/--key: replace the table's rows, or add every row again.
+    #[arg(long, value_enum)]
+    pub mode: Option<ImportMode>,
+    /// Add source columns the table does not have yet (otherwise a new column is an error).
+    #[arg(long)]
+    pub merge_schema: bool,
+    /// Keep `timestamp without time zone` (PostgreSQL) / DATETIME (MySQL) naive as
+    /// timestamp_ntz, instead of reading it as UTC. Some engines (e.g. DuckDB's Unity
+    /// Catalog reader) cannot read timestamp_ntz yet.
+    #[arg(long)]
+    pub timestamp_ntz: bool,
+    /// Leave a column out (repeatable), e.g. one whose type has no faithful mapping.
+    #[arg(long = "exclude-column", value_name = "COLUMN")]
+    pub exclude_columns: Vec<String>,
+    /// Show the mapped schema, the row estimate and the watermark; import nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `tarn import --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportMode {
+    /// Add every row read.
+    Append,
+    /// Replace the table's rows with the rows read.
+    Overwrite,
 }
 
 /// `tarn quickstart`.

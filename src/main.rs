@@ -3,6 +3,7 @@
 mod catalog_commands;
 mod cli;
 mod context;
+mod import_command;
 mod output;
 mod quickstart;
 mod sharing_commands;
@@ -311,6 +312,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Drop(a) => catalog_commands::drop(&a.name, a.purge, false, &ctx, format).await,
         Command::Token(c) => catalog_commands::token(c, &ctx, format).await,
         Command::Serve(a) => catalog_commands::serve(a, &ctx).await,
+        Command::Import(a) => import_command::run(a, &ctx, format).await,
         Command::Share(c) => sharing_commands::share(c, &ctx, format).await,
         Command::Recipient(c) => sharing_commands::recipient(c, &ctx, format).await,
     }
@@ -348,6 +350,7 @@ async fn write(args: WriteArgs, ctx: &Context, format: OutputFormat) -> Result<(
         create_if_missing: args.create,
         partition_by: args.partition_by,
         progress: Some(progress),
+        ..WriteOptions::default()
     };
     let result = Table::write(&location, sources, options).await;
     if let Some((bar, task)) = bar {

@@ -91,6 +91,16 @@ impl Table {
             .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot encode protocol: {e}")))
     }
 
+    /// The last version recorded for application `app_id` by a `txn` action, if any.
+    pub async fn app_transaction_version(&self, app_id: &str) -> Result<Option<i64>> {
+        self.delta
+            .snapshot()
+            .map_err(|e| self.delta_error(e))?
+            .transaction_version(self.delta.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.delta_error(e))
+    }
+
     /// The first and last versions whose commit files are still in the log.
     pub async fn version_range(&self) -> Result<(u64, u64)> {
         commit_log::commit_range(self.delta.log_store().as_ref(), self.name()).await

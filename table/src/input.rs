@@ -61,13 +61,24 @@ pub struct Progress {
     pub rows: AtomicU64,
 }
 
-/// One input file (standard input is first copied to a temporary file).
+/// One input: a file (standard input is first copied to a temporary file), or a stream of
+/// Arrow batches produced elsewhere (e.g. read from a database), read once.
 #[derive(Debug)]
 pub struct InputSource {
     path: PathBuf,
     label: String,
     format: InputFormat,
     _spool: Option<Arc<tempfile::TempPath>>,
+    feed: Option<BatchFeed>,
+}
+
+/// The receiving end of a batch stream.
+type BatchReceiver = tokio::sync::mpsc::Receiver<Result<RecordBatch>>;
+
+#[derive(Debug)]
+struct BatchFeed {
+    schema: SchemaRef,
+    rx: Mutex<Option<BatchReceiver>>,
 }
 
 impl InputSource {
@@ -90,7 +101,23 @@ impl InputSource {
             label,
             format,
             _spool: None,
+            feed: None,
         })
+    }
+
+    /// Batches of `schema` arriving on `rx`, named `label` in messages. An `Err` on the
+    /// channel fails the write (nothing is committed); the stream can be read only once.
+    pub fn batches(label: impl Into<String>, schema: SchemaRef, rx: BatchReceiver) -> Self {
+        Self {
+            path: PathBuf::new(),
+            label: label.into(),
+            format: InputFormat::Parquet,
+            _spool: None,
+            feed: Some(BatchFeed {
+                schema,
+                rx: Mutex::new(Some(rx)),
+            }),
+        }
     }
 
     /// Standard input in `format`, spooled to a temporary file so it can be read in batches.
@@ -109,6 +136,7 @@ impl InputSource {
             label: "<stdin>".into(),
             format,
             _spool: Some(Arc::new(path)),
+            feed: None,
         })
     }
 
@@ -119,6 +147,9 @@ impl InputSource {
 
     /// The file size in bytes.
     pub fn size(&self) -> u64 {
+        if self.feed.is_some() {
+            return 0;
+        }
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
@@ -138,6 +169,9 @@ impl InputSource {
     /// The file's own schema. For CSV and JSON, columns named in `hints` take the hinted
     /// type (the table's), the others are inferred from the first rows.
     pub(crate) fn schema(&self, hints: &Schema) -> Result<Schema> {
+        if let Some(feed) = &self.feed {
+            return Ok(feed.schema.as_ref().clone());
+        }
         let inferred = match self.format {
             InputFormat::Parquet => {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(self.open()?)
@@ -181,6 +215,25 @@ impl InputSource {
         progress: Arc<Progress>,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
+        if let Some(feed) = &self.feed {
+            let mut rx = feed
+                .rx
+                .lock()
+                .ok()
+                .and_then(|mut rx| rx.take())
+                .ok_or_else(|| self.error("this input stream was already read"))?;
+            while let Some(batch) = rx.blocking_recv() {
+                let batch = batch?;
+                progress
+                    .rows
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                let shaped = shape_batch(&batch, &target).map_err(|e| self.error(e))?;
+                if !emit(shaped) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let file = CountingReader {
             inner: self.open()?,
             progress: progress.clone(),

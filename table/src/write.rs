@@ -45,6 +45,26 @@ pub struct WriteOptions {
     pub partition_by: Vec<String>,
     /// Counters to poll for a progress display.
     pub progress: Option<Arc<Progress>>,
+    /// Record this application transaction (`txn` action: app id, version) in the commit,
+    /// for idempotent writers: a concurrent commit of the same app id makes this one fail.
+    pub app_transaction: Option<(String, i64)>,
+    /// Extra keys for the commit's `commitInfo` (e.g. an importer's watermark).
+    pub commit_info: serde_json::Map<String, serde_json::Value>,
+}
+
+impl WriteOptions {
+    fn commit_properties(&self) -> CommitProperties {
+        let mut props = CommitProperties::default()
+            .with_max_retries(100)
+            .with_metadata(self.commit_info.clone());
+        if let Some((app_id, version)) = &self.app_transaction {
+            props = props.with_application_transaction(deltalake::kernel::Transaction::new(
+                app_id.clone(),
+                *version,
+            ));
+        }
+        props
+    }
 }
 
 /// What a write did.
@@ -261,7 +281,7 @@ async fn write_plan(
             WriteMode::Append => SaveMode::Append,
             WriteMode::Overwrite => SaveMode::Overwrite,
         })
-        .with_commit_properties(CommitProperties::default().with_max_retries(100));
+        .with_commit_properties(options.commit_properties());
     if options.merge_schema {
         builder = builder.with_schema_mode(SchemaMode::Merge);
     }
@@ -310,7 +330,7 @@ async fn upsert(
         .with_source_alias("source")
         .with_target_alias("target")
         .with_merge_schema(options.merge_schema)
-        .with_commit_properties(CommitProperties::default().with_max_retries(100))
+        .with_commit_properties(options.commit_properties())
         .when_matched_update(|mut update| {
             for c in input_columns {
                 update = update.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str());

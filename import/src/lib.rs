@@ -1,0 +1,615 @@
+//! tarn-import: copies a table or a query from PostgreSQL or MySQL/MariaDB into a Tarn
+//! table, in full and then incrementally, exactly once.
+//!
+//! A run reads one consistent snapshot of the source (a REPEATABLE READ transaction) and
+//! writes one Delta commit. That commit carries the run's watermark (the highest cursor
+//! value imported) in its `commitInfo` and a `txn` action for the run's application id, so
+//! the next run starts exactly where the last committed one ended: a run that dies before
+//! its commit leaves nothing behind and is simply run again; two runs racing on one table
+//! cannot both commit the same step.
+
+mod mysql;
+mod postgres;
+pub mod types;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tarn_table::deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use tarn_table::{InputSource, Progress, Table, TableLocation, WriteMode, WriteOptions};
+
+pub use types::{ColType, Column};
+
+/// Rows per Arrow batch read from the source.
+pub const BATCH_ROWS: usize = 16_384;
+
+/// The commitInfo key where a run records what it imported.
+const COMMIT_KEY: &str = "tarnImport";
+
+/// An import error: one line, for users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<tarn_table::Error> for Error {
+    fn from(e: tarn_table::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A table, `name` or `schema.name`.
+    Table(String),
+    /// A `SELECT` query.
+    Query(String),
+}
+
+/// What a run does without a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Add every row read.
+    Append,
+    /// Replace the table's rows with the rows read.
+    Overwrite,
+}
+
+/// One import, as the user asked for it.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// `postgres://...` or `mysql://...` (`mariadb://` too).
+    pub url: String,
+    /// The table or query.
+    pub source: Source,
+    /// The Tarn table.
+    pub target: TableLocation,
+    /// Key columns: rows are upserted on them.
+    pub key: Vec<String>,
+    /// The incremental cursor column.
+    pub cursor: Option<String>,
+    /// Append or overwrite (without a cursor or key).
+    pub mode: Option<Mode>,
+    /// Add source columns the table does not have yet.
+    pub merge_schema: bool,
+    /// Keep `timestamp without time zone` naive (`timestamp_ntz`) instead of UTC.
+    pub timestamp_ntz: bool,
+    /// Columns to leave out.
+    pub exclude: Vec<String>,
+    /// Counters for a progress display.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The target table as given.
+    pub table: String,
+    /// The source, with credentials removed.
+    pub source: String,
+    /// `create`, `upsert`, `append` or `overwrite`.
+    pub mode: String,
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows inserted (upserts) or written.
+    pub inserted: u64,
+    /// Rows updated (upserts).
+    pub updated: u64,
+    /// The cursor value this run imported up to.
+    pub watermark: Option<String>,
+    /// Where this run started from.
+    pub previous_watermark: Option<String>,
+    /// The table version written, or the current one when there was nothing to import.
+    pub version: Option<u64>,
+    /// Whether a commit was made.
+    pub committed: bool,
+}
+
+/// What a dry run shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The source, with credentials removed.
+    pub source: String,
+    /// Each column: name, source type, Delta type.
+    pub columns: Vec<Value>,
+    /// The source's estimate of the rows this run would read.
+    pub estimated_rows: u64,
+    /// Where this run would start from.
+    pub watermark: Option<String>,
+    /// `create`, `upsert`, `append` or `overwrite`.
+    pub mode: String,
+}
+
+/// Replaces the password (or user:password) of a URL with `***`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Postgres,
+    MySql,
+}
+
+fn dialect(url: &str) -> Result<Dialect> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    match scheme {
+        "postgres" | "postgresql" => Ok(Dialect::Postgres),
+        "mysql" | "mariadb" => Ok(Dialect::MySql),
+        _ => Err(Error(format!(
+            "`{}` is not a database URL: use postgres://user@host/db or mysql://user@host/db",
+            redact(url)
+        ))),
+    }
+}
+
+/// The id this source has in the table's log (its `txn` application id).
+fn app_id(opts: &ImportOptions) -> String {
+    let mut h = Sha256::new();
+    h.update(redact(&opts.url).as_bytes());
+    h.update([0]);
+    match &opts.source {
+        Source::Table(t) => h.update(format!("table:{t}")),
+        Source::Query(q) => h.update(format!("query:{q}")),
+    }
+    format!("tarn-import-{}", &hex::encode(h.finalize())[..16])
+}
+
+fn source_label(opts: &ImportOptions) -> String {
+    match &opts.source {
+        Source::Table(t) => format!("{} table {t}", redact(&opts.url)),
+        Source::Query(_) => format!("{} query", redact(&opts.url)),
+    }
+}
+
+/// The state an earlier run left in the table.
+struct Previous {
+    table: Option<Table>,
+    run: Option<i64>,
+    watermark: Option<String>,
+}
+
+async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
+    let Some(table) = Table::open_if_exists(&opts.target).await? else {
+        return Ok(Previous {
+            table: None,
+            run: None,
+            watermark: None,
+        });
+    };
+    let run = table.app_transaction_version(app).await?;
+    let mut watermark = None;
+    if run.is_some() {
+        let (first, last) = table.version_range().await?;
+        'scan: for v in (first..=last).rev() {
+            for action in table.commit_actions(v).await? {
+                let Some(info) = action.get("commitInfo").and_then(|c| c.get(COMMIT_KEY)) else {
+                    continue;
+                };
+                if info.get("appId").and_then(Value::as_str) == Some(app) {
+                    watermark = info
+                        .get("watermark")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    break 'scan;
+                }
+            }
+        }
+    }
+    Ok(Previous {
+        table: Some(table),
+        run,
+        watermark,
+    })
+}
+
+/// Checks the options that do not need the source.
+fn check_options(opts: &ImportOptions) -> Result<()> {
+    if opts.cursor.is_some() && opts.mode == Some(Mode::Overwrite) {
+        return Err(Error(
+            "--cursor imports only new rows: it cannot be combined with --mode overwrite".into(),
+        ));
+    }
+    if !opts.key.is_empty() && opts.mode.is_some() {
+        return Err(Error(
+            "--key upserts rows on the key: drop --mode (or drop --key to append or overwrite)"
+                .into(),
+        ));
+    }
+    if opts.cursor.is_none() && opts.key.is_empty() && opts.mode.is_none() {
+        return Err(Error(
+            "say what a run does: --cursor COLUMN (with --key) for incremental imports, or --mode overwrite|append".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A connected source inside its snapshot.
+enum Session {
+    Postgres(postgres::PgSession),
+    MySql(mysql::MySqlSession),
+}
+
+struct Prepared {
+    session: Session,
+    columns: Vec<Column>,
+    decoders: Decoders,
+    filter: String,
+    view: String,
+    quote: fn(&str) -> String,
+}
+
+enum Decoders {
+    Postgres(Vec<postgres::Decoder>),
+    MySql(Vec<mysql::Decoder>),
+}
+
+async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepared> {
+    let (session, mapped): (Session, Vec<Column>);
+    let decoders;
+    let (view, quote): (String, fn(&str) -> String);
+    match dialect(&opts.url)? {
+        Dialect::Postgres => {
+            let mut s = postgres::PgSession::open(&opts.url, &opts.source).await?;
+            let cols = s.columns(opts.timestamp_ntz, &opts.exclude).await?;
+            mapped = cols.iter().map(|(c, _)| c.clone()).collect();
+            decoders = Decoders::Postgres(cols.into_iter().map(|(_, d)| d).collect());
+            session = Session::Postgres(s);
+            view = "tarn_import_source".to_string();
+            quote = postgres::quote_ident;
+        }
+        Dialect::MySql => {
+            let mut s = mysql::MySqlSession::open(&opts.url, &opts.source).await?;
+            let cols = s.columns(opts.timestamp_ntz, &opts.exclude).await?;
+            mapped = cols.iter().map(|(c, _)| c.clone()).collect();
+            decoders = Decoders::MySql(cols.into_iter().map(|(_, d)| d).collect());
+            view = s.from().to_string();
+            session = Session::MySql(s);
+            quote = mysql::quote_ident;
+        }
+    }
+    for x in &opts.exclude {
+        if opts.key.contains(x) || opts.cursor.as_deref() == Some(x.as_str()) {
+            return Err(Error(format!(
+                "--exclude-column {x}: it is the key or the cursor"
+            )));
+        }
+    }
+    let find = |name: &str, role: &str| -> Result<Column> {
+        mapped
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Error(format!(
+                    "{role} column `{name}` is not a column of the source (columns: {})",
+                    mapped
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    };
+    for k in &opts.key {
+        find(k, "--key")?;
+    }
+    let mut filter = String::new();
+    if let Some(c) = &opts.cursor {
+        let col = find(c, "--cursor")?;
+        if !col.col_type.is_cursor_type() {
+            return Err(Error(format!(
+                "--cursor `{c}` is {}: a cursor must be an integer, decimal, date or timestamp column, whose values grow",
+                col.source_type
+            )));
+        }
+        if let Some(w) = watermark {
+            filter = format!(" WHERE {} > {}", quote(c), postgres::quote_literal(w));
+        }
+    }
+    Ok(Prepared {
+        session,
+        columns: mapped,
+        decoders,
+        filter,
+        view,
+        quote,
+    })
+}
+
+impl Prepared {
+    fn select(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| (self.quote)(&c.name)).collect();
+        format!(
+            "SELECT {} FROM {}{}",
+            cols.join(", "),
+            self.view,
+            self.filter
+        )
+    }
+
+    async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {
+        match &mut self.session {
+            Session::Postgres(s) => s.scalar(sql).await,
+            Session::MySql(s) => s.scalar(sql).await,
+        }
+    }
+
+    async fn close(self) {
+        match self.session {
+            Session::Postgres(s) => s.close().await,
+            Session::MySql(s) => s.close().await,
+        }
+    }
+
+    fn text_cast(&self, column: &str) -> String {
+        match self.session {
+            Session::Postgres(_) => format!("{}::text", (self.quote)(column)),
+            Session::MySql(_) => format!("CAST({} AS CHAR)", (self.quote)(column)),
+        }
+    }
+}
+
+fn mode_name(opts: &ImportOptions, exists: bool) -> &'static str {
+    if !exists {
+        "create"
+    } else if !opts.key.is_empty() {
+        "upsert"
+    } else if opts.cursor.is_some() || opts.mode == Some(Mode::Append) {
+        "append"
+    } else {
+        "overwrite"
+    }
+}
+
+/// Shows what a run would do: the mapped schema, the row estimate, the watermark.
+pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
+    check_options(opts)?;
+    let app = app_id(opts);
+    let prev = previous(opts, &app).await?;
+    let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
+    let select = prepared.select();
+    let estimated_rows = match &mut prepared.session {
+        Session::Postgres(s) => s.estimate(&select).await?,
+        Session::MySql(s) => s.estimate(&select).await?,
+    };
+    let columns = prepared
+        .columns
+        .iter()
+        .map(|c| json!({"name": c.name, "source_type": c.source_type, "type": c.col_type.delta_name()}))
+        .collect();
+    prepared.close().await;
+    Ok(DryRun {
+        source: source_label(opts),
+        columns,
+        estimated_rows,
+        watermark: prev.watermark,
+        mode: mode_name(opts, prev.table.is_some()).into(),
+    })
+}
+
+/// Runs one import: at most one commit.
+pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
+    check_options(opts)?;
+    let app = app_id(opts);
+    let prev = previous(opts, &app).await?;
+    let exists = prev.table.is_some();
+    let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
+    let label = source_label(opts);
+    let unchanged = |watermark: Option<String>| ImportReport {
+        table: opts.target.display_name().to_string(),
+        source: label.clone(),
+        mode: mode_name(opts, exists).into(),
+        rows_read: 0,
+        inserted: 0,
+        updated: 0,
+        watermark: watermark.clone(),
+        previous_watermark: watermark,
+        version: prev.table.as_ref().map(Table::version),
+        committed: false,
+    };
+
+    // The new watermark, read in the same snapshot as the rows.
+    let mut watermark = None;
+    if let Some(c) = &opts.cursor {
+        let sql = format!(
+            "SELECT {} FROM (SELECT MAX({}) AS m FROM {}{}) AS w",
+            prepared.text_cast("m"),
+            (prepared.quote)(c),
+            prepared.view,
+            prepared.filter
+        );
+        watermark = prepared.scalar(&sql).await?;
+        if watermark.is_none() && exists {
+            prepared.close().await;
+            return Ok(unchanged(prev.watermark.clone()));
+        }
+    }
+    // Upserting needs one row per key among the rows read.
+    if !opts.key.is_empty() {
+        let keys: Vec<String> = opts.key.iter().map(|k| (prepared.quote)(k)).collect();
+        let shown: Vec<String> = opts.key.iter().map(|k| prepared.text_cast(k)).collect();
+        let sql = format!(
+            "SELECT {} FROM (SELECT {}, COUNT(*) AS n FROM {}{} GROUP BY {} HAVING COUNT(*) > 1) AS d LIMIT 1",
+            shown
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" || ',' || "),
+            keys.join(", "),
+            prepared.view,
+            prepared.filter,
+            keys.join(", ")
+        );
+        let sql = match prepared.session {
+            Session::Postgres(_) => sql,
+            Session::MySql(_) => format!(
+                "SELECT CONCAT_WS(',', {}) FROM (SELECT {}, COUNT(*) AS n FROM {}{} GROUP BY {} HAVING COUNT(*) > 1) AS d LIMIT 1",
+                shown.join(", "),
+                keys.join(", "),
+                prepared.view,
+                prepared.filter,
+                keys.join(", ")
+            ),
+        };
+        if let Some(dup) = prepared.scalar(&sql).await? {
+            prepared.close().await;
+            return Err(Error(format!(
+                "--key ({}) is not unique in the source rows: ({dup}) appears more than once; nothing was imported",
+                opts.key.join(", ")
+            )));
+        }
+    }
+
+    let schema: SchemaRef = Arc::new(Schema::new(
+        prepared
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.col_type.arrow(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let select = prepared.select();
+    let col_types: Vec<ColType> = prepared
+        .columns
+        .iter()
+        .map(|c| c.col_type.clone())
+        .collect();
+    let reader = {
+        let schema = schema.clone();
+        async move {
+            match (prepared.session, prepared.decoders) {
+                (Session::Postgres(s), Decoders::Postgres(d)) => {
+                    s.copy(select, d, col_types, schema, tx).await
+                }
+                (Session::MySql(s), Decoders::MySql(d)) => {
+                    s.stream(select, d, col_types, schema, tx).await
+                }
+                _ => unreachable!("decoders match their session"),
+            }
+        }
+    };
+    let mut commit_info = serde_json::Map::new();
+    commit_info.insert(
+        COMMIT_KEY.into(),
+        json!({
+            "appId": app, "source": label, "cursor": opts.cursor, "watermark": watermark,
+            "previousWatermark": prev.watermark,
+        }),
+    );
+    let options = WriteOptions {
+        mode: if opts.mode == Some(Mode::Overwrite) && exists {
+            WriteMode::Overwrite
+        } else {
+            WriteMode::Append
+        },
+        merge_schema: opts.merge_schema,
+        upsert_on: if exists { opts.key.clone() } else { vec![] },
+        replace_where: None,
+        create_if_missing: true,
+        partition_by: vec![],
+        progress: opts.progress.clone(),
+        app_transaction: Some((app.clone(), prev.run.unwrap_or(0) + 1)),
+        commit_info,
+    };
+    let upsert = exists && !opts.key.is_empty();
+    let (table, report, rows_read) = if upsert {
+        // MERGE reads its source more than once: spool the rows to a local Parquet file
+        // (bounded memory; incremental runs are usually small), then merge from it.
+        let spool = tempfile::Builder::new()
+            .prefix("tarn-import-")
+            .suffix(".parquet")
+            .tempfile()
+            .map_err(|e| Error(format!("cannot create a spool file: {e}")))?;
+        let path = spool.path().to_path_buf();
+        let file = spool
+            .reopen()
+            .map_err(|e| Error(format!("cannot open the spool file: {e}")))?;
+        let writer = tokio::task::spawn_blocking(move || spool_batches(file, schema, rx));
+        let (read, spooled) = tokio::join!(reader, writer);
+        let read = read?;
+        spooled.map_err(|e| Error(format!("spooling failed: {e}")))??;
+        let input = InputSource::file(&path, Some(tarn_table::InputFormat::Parquet))?;
+        let (table, report) = Table::write(&opts.target, vec![input], options).await?;
+        (table, report, read)
+    } else {
+        let input = InputSource::batches(label.clone(), schema, rx);
+        // The reader feeds the writer through a channel of two batches: bounded memory.
+        let (read, written) =
+            tokio::join!(reader, Table::write(&opts.target, vec![input], options));
+        let (table, report) = written?;
+        (table, report, read?)
+    };
+    Ok(ImportReport {
+        table: opts.target.display_name().to_string(),
+        source: label,
+        mode: mode_name(opts, exists).into(),
+        rows_read,
+        inserted: report.inserted.unwrap_or(rows_read),
+        updated: report.updated.unwrap_or(0),
+        watermark,
+        previous_watermark: prev.watermark,
+        version: Some(table.version()),
+        committed: true,
+    })
+}
+
+/// Writes every batch from `rx` into `file` as Parquet (uncompressed: it is read once).
+fn spool_batches(
+    file: std::fs::File,
+    schema: SchemaRef,
+    mut rx: tokio::sync::mpsc::Receiver<
+        tarn_table::Result<tarn_table::deltalake::arrow::array::RecordBatch>,
+    >,
+) -> Result<()> {
+    use tarn_table::deltalake::parquet::arrow::ArrowWriter;
+    use tarn_table::deltalake::parquet::basic::Compression;
+    use tarn_table::deltalake::parquet::file::properties::WriterProperties;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .build();
+    let spool_error = |e: &dyn std::fmt::Display| Error(format!("writing the spool file: {e}"));
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| spool_error(&e))?;
+    while let Some(batch) = rx.blocking_recv() {
+        writer.write(&batch?).map_err(|e| spool_error(&e))?;
+    }
+    writer.close().map_err(|e| spool_error(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_and_dialects_recognised() {
+        assert_eq!(
+            redact("postgres://app:pw@db/shop"),
+            "postgres://***@db/shop"
+        );
+        assert_eq!(redact("mysql://db/shop"), "mysql://db/shop");
+        assert_eq!(dialect("postgresql://x/y"), Ok(Dialect::Postgres));
+        assert_eq!(dialect("mariadb://x/y"), Ok(Dialect::MySql));
+        assert!(dialect("sqlite://x").is_err());
+    }
+}

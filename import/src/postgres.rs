@@ -1,0 +1,546 @@
+//! PostgreSQL: one REPEATABLE READ transaction per run (one consistent snapshot for the
+//! checks, the watermark and the data), and the data through binary `COPY ... TO STDOUT`,
+//! decoded straight into Arrow builders as it streams.
+
+use bytes::{Buf, BytesMut};
+use futures::StreamExt;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
+use tarn_table::deltalake::arrow::array::RecordBatch;
+use tarn_table::deltalake::arrow::datatypes::SchemaRef;
+
+use crate::types::{ColBuilder, ColType, Column};
+use crate::{Error, Result, Source, BATCH_ROWS};
+
+/// The temporary view every query of a run reads, so a table and a query are handled alike.
+const VIEW: &str = "tarn_import_source";
+
+/// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// How a column's binary values are decoded.
+#[derive(Debug, Clone)]
+pub(crate) enum Decoder {
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+    Numeric(i8),
+    Text,
+    Jsonb,
+    Uuid,
+    Bool,
+    Date,
+    Timestamp,
+    Bytea,
+    Array(Box<Decoder>),
+}
+
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub(crate) fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// An open session: connection inside the run's snapshot transaction.
+pub(crate) struct PgSession {
+    conn: PgConnection,
+}
+
+fn db_error(what: &str, e: sqlx::Error) -> Error {
+    let message = match &e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    };
+    Error(format!("{what}: {}", crate::one_line(&message)))
+}
+
+impl PgSession {
+    /// Connects, starts the snapshot and exposes `source` as the run's view.
+    pub(crate) async fn open(url: &str, source: &Source) -> Result<Self> {
+        let redacted = crate::redact(url);
+        let mut conn = PgConnection::connect(url)
+            .await
+            .map_err(|e| db_error(&format!("cannot connect to {redacted}"), e))?;
+        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| db_error("cannot start a snapshot", e))?;
+        let body = match source {
+            Source::Table(name) => {
+                let parts: Vec<String> = name.split('.').map(quote_ident).collect();
+                format!("SELECT * FROM {}", parts.join("."))
+            }
+            Source::Query(q) => q.trim().trim_end_matches(';').to_string(),
+        };
+        sqlx::raw_sql(&format!("CREATE TEMP VIEW {VIEW} AS {body}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| match source {
+                Source::Table(name) => db_error(&format!("source table `{name}`"), e),
+                Source::Query(_) => db_error("--query", e),
+            })?;
+        Ok(Self { conn })
+    }
+
+    /// The view's columns, mapped (refusing what cannot be carried faithfully).
+    pub(crate) async fn columns(
+        &mut self,
+        timestamp_ntz: bool,
+        exclude: &[String],
+    ) -> Result<Vec<(Column, Decoder)>> {
+        let rows = sqlx::query(
+            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type_text, \
+                    t.typname::text AS typname, t.typtype::text AS typtype, a.atttypmod AS typmod, \
+                    COALESCE(e.typname::text, '') AS elem, COALESCE(e.typtype::text, '') AS elemtype \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+             WHERE a.attrelid = 'pg_temp.tarn_import_source'::regclass AND a.attnum > 0 \
+               AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| db_error("cannot read the source's columns", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let get = |c: &str| row.try_get::<String, _>(c).unwrap_or_default();
+            let name = get("name");
+            if exclude.iter().any(|x| x == &name) {
+                continue;
+            }
+            let type_text = get("type_text");
+            let typmod: i32 = row.try_get("typmod").unwrap_or(-1);
+            let mapped = if !get("elem").is_empty() {
+                map_scalar(&get("elem"), &get("elemtype"), typmod, timestamp_ntz)
+                    .map(|(t, d)| (ColType::List(Box::new(t)), Decoder::Array(Box::new(d))))
+            } else {
+                map_scalar(&get("typname"), &get("typtype"), typmod, timestamp_ntz)
+            };
+            let Some((col_type, decoder)) = mapped else {
+                return Err(Error(format!(
+                    "column `{name}` has type {type_text}, which Tarn cannot import faithfully: skip it with --exclude-column {name}, or cast it in --query (e.g. {name}::text)"
+                )));
+            };
+            out.push((
+                Column {
+                    name,
+                    source_type: type_text,
+                    col_type,
+                },
+                decoder,
+            ));
+        }
+        if out.is_empty() {
+            return Err(Error("the source has no columns to import".into()));
+        }
+        Ok(out)
+    }
+
+    /// One text value from `sql` (the first column of the first row).
+    pub(crate) async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {
+        let row = sqlx::query(sql)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| db_error("source query failed", e))?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+    }
+
+    /// The planner's row estimate for `select` (from the top line of `EXPLAIN`).
+    pub(crate) async fn estimate(&mut self, select: &str) -> Result<u64> {
+        let top = self
+            .scalar(&format!("EXPLAIN {select}"))
+            .await?
+            .unwrap_or_default();
+        Ok(top
+            .split("rows=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Streams `select` through binary COPY into batches of `schema` on `tx`.
+    pub(crate) async fn copy(
+        mut self,
+        select: String,
+        decoders: Vec<Decoder>,
+        columns: Vec<ColType>,
+        schema: SchemaRef,
+        tx: tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+    ) -> Result<u64> {
+        let fail = |m: String| tarn_table::Error::invalid(m);
+        let result = async {
+            let mut stream = self
+                .conn
+                .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+                .await
+                .map_err(|e| db_error("COPY from the source failed", e))?;
+            let mut buf = BytesMut::new();
+            let mut header_done = false;
+            let mut builders: Vec<ColBuilder> = columns.iter().map(ColBuilder::new).collect();
+            let mut rows = 0usize;
+            let mut total = 0u64;
+            let mut finished = false;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| db_error("reading from the source failed", e))?;
+                buf.extend_from_slice(&chunk);
+                if !header_done {
+                    if buf.len() < 19 {
+                        continue;
+                    }
+                    if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
+                        return Err(Error("unexpected COPY header from the source".into()));
+                    }
+                    let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
+                    if buf.len() < 19 + ext {
+                        continue;
+                    }
+                    buf.advance(19 + ext);
+                    header_done = true;
+                }
+                loop {
+                    match tuple_len(&buf, decoders.len()).map_err(Error)? {
+                        TupleLen::Incomplete => break,
+                        TupleLen::End => {
+                            finished = true;
+                            break;
+                        }
+                        TupleLen::Tuple(len) => {
+                            let tuple = buf.split_to(len);
+                            decode_tuple(&tuple, &decoders, &mut builders).map_err(Error)?;
+                            rows += 1;
+                            total += 1;
+                            if rows == BATCH_ROWS {
+                                send_batch(&schema, &mut builders, &tx).await?;
+                                rows = 0;
+                            }
+                        }
+                    }
+                }
+                if finished {
+                    break;
+                }
+            }
+            // Drain the rest of the COPY so the connection stays usable.
+            while stream.next().await.is_some() {}
+            if rows > 0 {
+                send_batch(&schema, &mut builders, &tx).await?;
+            }
+            Ok::<u64, Error>(total)
+        }
+        .await;
+        if let Err(e) = &result {
+            let _ = tx.send(Err(fail(e.0.clone()))).await;
+        }
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        result
+    }
+
+    /// Ends the snapshot (nothing was written at the source).
+    pub(crate) async fn close(mut self) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+    }
+}
+
+async fn send_batch(
+    schema: &SchemaRef,
+    builders: &mut [ColBuilder],
+    tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+) -> Result<()> {
+    let columns = builders.iter_mut().map(ColBuilder::finish).collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error(format!("building a batch: {e}")))?;
+    tx.send(Ok(batch))
+        .await
+        .map_err(|_| Error("the table writer stopped".into()))
+}
+
+fn map_scalar(
+    typname: &str,
+    typtype: &str,
+    typmod: i32,
+    timestamp_ntz: bool,
+) -> Option<(ColType, Decoder)> {
+    Some(match typname {
+        "int2" => (ColType::Int16, Decoder::I16),
+        "int4" => (ColType::Int32, Decoder::I32),
+        "int8" => (ColType::Int64, Decoder::I64),
+        "float4" => (ColType::Float32, Decoder::F32),
+        "float8" => (ColType::Float64, Decoder::F64),
+        "numeric" => {
+            if typmod < 4 {
+                return None;
+            }
+            let p = ((typmod - 4) >> 16) & 0xffff;
+            let s = (typmod - 4) & 0xffff;
+            if !(1..=38).contains(&p) || s > p {
+                return None;
+            }
+            (
+                ColType::Decimal(p as u8, s as i8),
+                Decoder::Numeric(s as i8),
+            )
+        }
+        "text" | "varchar" | "bpchar" | "name" | "citext" => (ColType::Utf8, Decoder::Text),
+        "json" => (ColType::Utf8, Decoder::Text),
+        "jsonb" => (ColType::Utf8, Decoder::Jsonb),
+        "uuid" => (ColType::Utf8, Decoder::Uuid),
+        "bool" => (ColType::Bool, Decoder::Bool),
+        "date" => (ColType::Date, Decoder::Date),
+        "timestamptz" => (ColType::Timestamp, Decoder::Timestamp),
+        "timestamp" if timestamp_ntz => (ColType::TimestampNtz, Decoder::Timestamp),
+        "timestamp" => (ColType::Timestamp, Decoder::Timestamp),
+        "bytea" => (ColType::Binary, Decoder::Bytea),
+        // Enum values travel as their labels.
+        _ if typtype == "e" => (ColType::Utf8, Decoder::Text),
+        _ => return None,
+    })
+}
+
+enum TupleLen {
+    Incomplete,
+    End,
+    Tuple(usize),
+}
+
+/// The byte length of the tuple at the start of `buf`, if it is all there.
+fn tuple_len(buf: &[u8], fields: usize) -> std::result::Result<TupleLen, String> {
+    if buf.len() < 2 {
+        return Ok(TupleLen::Incomplete);
+    }
+    let count = i16::from_be_bytes([buf[0], buf[1]]);
+    if count == -1 {
+        return Ok(TupleLen::End);
+    }
+    if count as usize != fields {
+        return Err(format!(
+            "the source sent {count} fields per row, expected {fields}"
+        ));
+    }
+    let mut pos = 2;
+    for _ in 0..fields {
+        if buf.len() < pos + 4 {
+            return Ok(TupleLen::Incomplete);
+        }
+        let len = i32::from_be_bytes(buf[pos..pos + 4].try_into().expect("4 bytes"));
+        pos += 4;
+        if len > 0 {
+            pos += len as usize;
+        }
+    }
+    Ok(if buf.len() < pos {
+        TupleLen::Incomplete
+    } else {
+        TupleLen::Tuple(pos)
+    })
+}
+
+fn decode_tuple(
+    tuple: &[u8],
+    decoders: &[Decoder],
+    builders: &mut [ColBuilder],
+) -> std::result::Result<(), String> {
+    let mut pos = 2;
+    for (decoder, builder) in decoders.iter().zip(builders.iter_mut()) {
+        let len = i32::from_be_bytes(tuple[pos..pos + 4].try_into().expect("4 bytes"));
+        pos += 4;
+        if len < 0 {
+            builder.append_null();
+            continue;
+        }
+        let value = &tuple[pos..pos + len as usize];
+        pos += len as usize;
+        decode_value(decoder, value, builder)?;
+    }
+    Ok(())
+}
+
+fn be<const N: usize>(v: &[u8]) -> std::result::Result<[u8; N], String> {
+    v.try_into()
+        .map_err(|_| format!("a {N}-byte value had {} bytes", v.len()))
+}
+
+fn decode_value(
+    decoder: &Decoder,
+    v: &[u8],
+    builder: &mut ColBuilder,
+) -> std::result::Result<(), String> {
+    match (decoder, builder) {
+        (Decoder::I16, ColBuilder::Int16(b)) => b.append_value(i16::from_be_bytes(be(v)?)),
+        (Decoder::I32, ColBuilder::Int32(b)) => b.append_value(i32::from_be_bytes(be(v)?)),
+        (Decoder::I64, ColBuilder::Int64(b)) => b.append_value(i64::from_be_bytes(be(v)?)),
+        (Decoder::F32, ColBuilder::Float32(b)) => b.append_value(f32::from_be_bytes(be(v)?)),
+        (Decoder::F64, ColBuilder::Float64(b)) => b.append_value(f64::from_be_bytes(be(v)?)),
+        (Decoder::Numeric(scale), ColBuilder::Decimal(b, ..)) => {
+            b.append_value(numeric_to_i128(v, *scale)?)
+        }
+        (Decoder::Text, ColBuilder::Utf8(b)) => b.append_value(utf8(v)?),
+        (Decoder::Jsonb, ColBuilder::Utf8(b)) => match v.split_first() {
+            Some((1, rest)) => b.append_value(utf8(rest)?),
+            _ => return Err("unknown jsonb format version".into()),
+        },
+        (Decoder::Uuid, ColBuilder::Utf8(b)) => {
+            let h = hex::encode(v);
+            if h.len() != 32 {
+                return Err("a uuid was not 16 bytes".into());
+            }
+            b.append_value(format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            ))
+        }
+        (Decoder::Bool, ColBuilder::Bool(b)) => b.append_value(v.first() == Some(&1)),
+        (Decoder::Date, ColBuilder::Date(b)) => {
+            let days = i32::from_be_bytes(be(v)?);
+            if days == i32::MAX || days == i32::MIN {
+                return Err("an infinite date cannot be stored".into());
+            }
+            b.append_value(days + PG_EPOCH_DAYS)
+        }
+        (Decoder::Timestamp, ColBuilder::Timestamp(b, _)) => {
+            let micros = i64::from_be_bytes(be(v)?);
+            if micros == i64::MAX || micros == i64::MIN {
+                return Err("an infinite timestamp cannot be stored".into());
+            }
+            b.append_value(micros + PG_EPOCH_MICROS)
+        }
+        (Decoder::Bytea, ColBuilder::Binary(b)) => b.append_value(v),
+        (Decoder::Array(inner), list @ ColBuilder::List { .. }) => {
+            let n = decode_array(inner, v, list)?;
+            list.end_list(n);
+        }
+        _ => return Err("internal: decoder and builder disagree".into()),
+    }
+    Ok(())
+}
+
+fn utf8(v: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(v).map_err(|_| "a text value is not valid UTF-8".to_string())
+}
+
+/// Decodes a one-dimensional array's elements into the list's inner builder.
+fn decode_array(
+    decoder: &Decoder,
+    v: &[u8],
+    list: &mut ColBuilder,
+) -> std::result::Result<usize, String> {
+    let ColBuilder::List { inner, .. } = list else {
+        unreachable!("checked by the caller")
+    };
+    let int = |at: usize| -> std::result::Result<i32, String> {
+        v.get(at..at + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| "a truncated array".to_string())
+    };
+    let ndim = int(0)?;
+    if ndim == 0 {
+        return Ok(0);
+    }
+    if ndim != 1 {
+        return Err(format!(
+            "a {ndim}-dimensional array cannot be stored (only one-dimensional arrays are)"
+        ));
+    }
+    let count = int(12)?.max(0) as usize;
+    let mut pos = 20;
+    for _ in 0..count {
+        let len = int(pos)?;
+        pos += 4;
+        if len < 0 {
+            inner.append_null();
+            continue;
+        }
+        let end = pos + len as usize;
+        let element = v.get(pos..end).ok_or("a truncated array")?;
+        decode_value(decoder, element, inner)?;
+        pos = end;
+    }
+    Ok(count)
+}
+
+/// PostgreSQL's binary numeric (base-10000 digits) as an integer scaled by `scale`.
+fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
+    let word = |i: usize| -> std::result::Result<i16, String> {
+        v.get(i * 2..i * 2 + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "a truncated numeric".to_string())
+    };
+    let ndigits = word(0)? as usize;
+    let weight = i32::from(word(1)?);
+    let sign = word(2)? as u16;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err("NaN cannot be stored in a decimal column".into()),
+        _ => return Err("an infinite numeric cannot be stored in a decimal column".into()),
+    }
+    let overflow = || "a numeric value is too large for its decimal column".to_string();
+    let mut acc: i128 = 0;
+    for i in 0..ndigits {
+        let digit = i128::from(word(4 + i)?);
+        let exp10 = 4 * (weight - i as i32) + i32::from(scale);
+        if exp10 >= 0 {
+            let factor = 10i128.checked_pow(exp10 as u32).ok_or_else(overflow)?;
+            acc = digit
+                .checked_mul(factor)
+                .and_then(|d| acc.checked_add(d))
+                .ok_or_else(overflow)?;
+        } else {
+            let divisor = 10i128.pow((-exp10).min(38) as u32);
+            if digit % divisor != 0 {
+                return Err(format!(
+                    "a numeric value has more than {scale} decimal places"
+                ));
+            }
+            acc += digit / divisor;
+        }
+    }
+    Ok(if sign == 0x4000 { -acc } else { acc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(digits: &[i16], weight: i16, negative: bool, dscale: i16) -> Vec<u8> {
+        let mut v = Vec::new();
+        for w in [
+            digits.len() as i16,
+            weight,
+            if negative { 0x4000 } else { 0 },
+            dscale,
+        ] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        for d in digits {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn binary_numerics_become_scaled_integers() {
+        // 12345.67 = [1, 2345, 6700] with weight 1.
+        assert_eq!(
+            numeric_to_i128(&numeric(&[1, 2345, 6700], 1, false, 2), 2),
+            Ok(1_234_567)
+        );
+        // -0.5 = [5000] with weight -1.
+        assert_eq!(numeric_to_i128(&numeric(&[5000], -1, true, 1), 2), Ok(-50));
+        // 0 has no digits.
+        assert_eq!(numeric_to_i128(&numeric(&[], 0, false, 0), 2), Ok(0));
+        // 1.234 does not fit scale 2.
+        assert!(numeric_to_i128(&numeric(&[1, 2340], 0, false, 3), 2).is_err());
+        // NaN.
+        let mut nan = numeric(&[], 0, false, 0);
+        nan[4] = 0xC0;
+        assert!(numeric_to_i128(&nan, 2).is_err());
+    }
+}

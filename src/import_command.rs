@@ -1,0 +1,200 @@
+//! `tarn import`: options to [`tarn_import`], a progress line with rows/s, the report, and
+//! the catalog registration of a new named table.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tarn_catalog::{NewTable, TableType};
+use tarn_import::{ImportOptions, Mode, Source};
+use tarn_table::{Progress, TableLocation};
+
+use crate::cli::{ImportArgs, ImportMode, OutputFormat};
+use crate::context::{catalog_name, Context};
+use crate::output::print_report;
+use crate::{Failure, Result};
+
+/// A new named table: where it will live, and how to register it once it exists.
+struct NewNamedTable {
+    name: tarn_catalog::TableName,
+    id: String,
+    dir: std::path::PathBuf,
+}
+
+pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
+    let source = match (&args.source, &args.query) {
+        (Some(t), None) => Source::Table(t.clone()),
+        (None, Some(q)) => Source::Query(q.clone()),
+        _ => return Err(Failure("give --source TABLE or --query SQL".into())),
+    };
+    // A catalog name that is not registered yet becomes a managed table on the first run.
+    let mut new_named = None;
+    let target = match catalog_name(&args.into) {
+        Some(name) => {
+            let store = ctx.store().await?;
+            match store.get_table(&name).await {
+                Ok(info) => TableLocation::parse(&info.storage_location)?
+                    .with_storage_options(ctx.storage_options()),
+                Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
+                    if ctx.remote().is_some() {
+                        return Err(Failure(format!(
+                            "table `{name}` does not exist: create it first (tarn create), or import into a path"
+                        )));
+                    }
+                    store.get_schema(&name.schema_name()).await?;
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let dir =
+                        tarn_server::warehouse::managed_location(&ctx.warehouse_dir()?, &name, &id);
+                    let location = TableLocation::parse(&dir.to_string_lossy())?;
+                    new_named = Some(NewNamedTable { name, id, dir });
+                    location
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => ctx.locate(&args.into).await?,
+    };
+    let progress = Arc::new(Progress::default());
+    let opts = ImportOptions {
+        url: args.url.clone(),
+        source,
+        target: target.clone(),
+        key: args.key.clone(),
+        cursor: args.cursor.clone(),
+        mode: args.mode.map(|m| match m {
+            ImportMode::Append => Mode::Append,
+            ImportMode::Overwrite => Mode::Overwrite,
+        }),
+        merge_schema: args.merge_schema,
+        timestamp_ntz: args.timestamp_ntz,
+        exclude: args.exclude_columns.clone(),
+        progress: Some(progress.clone()),
+    };
+    if args.dry_run {
+        let plan = tarn_import::dry_run(&opts)
+            .await
+            .map_err(|e| Failure(e.0))?;
+        return print_report(format, &plan, || {
+            let mut text = format!(
+                "would {} `{}` from {}: about {} rows{}\ncolumns:",
+                plan.mode,
+                args.into,
+                plan.source,
+                plan.estimated_rows,
+                plan.watermark
+                    .as_ref()
+                    .map(|w| format!(" beyond watermark {w}"))
+                    .unwrap_or_default()
+            );
+            for c in &plan.columns {
+                text.push_str(&format!(
+                    "\n  {} {} -> {}",
+                    c["name"].as_str().unwrap_or_default(),
+                    c["source_type"].as_str().unwrap_or_default(),
+                    c["type"].as_str().unwrap_or_default()
+                ));
+            }
+            text
+        });
+    }
+    let started = Instant::now();
+    let bar = (!args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| spawn_rows_progress(progress.clone(), started));
+    let result = tarn_import::run(&opts).await;
+    if let Some((bar, task)) = bar {
+        task.abort();
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(n) = &new_named {
+                let _ = std::fs::remove_dir_all(&n.dir);
+            }
+            return Err(Failure(e.0));
+        }
+    };
+    if let (Some(n), true) = (&new_named, report.committed) {
+        let registered = ctx
+            .store()
+            .await?
+            .create_table(NewTable {
+                id: Some(n.id.clone()),
+                catalog_name: n.name.catalog.clone(),
+                schema_name: n.name.schema.clone(),
+                name: n.name.table.clone(),
+                table_type: TableType::Managed,
+                storage_location: target.url().to_string(),
+                comment: None,
+                properties: Default::default(),
+                owner: None,
+            })
+            .await;
+        if let Err(e) = registered {
+            let _ = std::fs::remove_dir_all(&n.dir);
+            return Err(e.into());
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut value = serde_json::to_value(&report).map_err(|e| Failure(e.to_string()))?;
+    value["table"] = json!(args.into);
+    value["seconds"] = json!((seconds * 1000.0).round() / 1000.0);
+    print_report(format, &value, || {
+        if !report.committed {
+            return format!(
+                "nothing new in {} beyond watermark {}: `{}` stays at version {}",
+                report.source,
+                report.previous_watermark.as_deref().unwrap_or("-"),
+                args.into,
+                report.version.map(|v| v.to_string()).unwrap_or_default()
+            );
+        }
+        let rate = if seconds > 0.0 {
+            report.rows_read as f64 / seconds
+        } else {
+            0.0
+        };
+        let what = match report.mode.as_str() {
+            "upsert" => format!(
+                "upserted {} rows ({} inserted, {} updated)",
+                report.rows_read, report.inserted, report.updated
+            ),
+            "create" => format!("imported {} rows (table created)", report.rows_read),
+            "overwrite" => format!("replaced the table's rows with {} rows", report.rows_read),
+            _ => format!("appended {} rows", report.rows_read),
+        };
+        format!(
+            "{what} into `{}` from {}: version {} in {seconds:.1} s ({rate:.0} rows/s){}",
+            args.into,
+            report.source,
+            report.version.map(|v| v.to_string()).unwrap_or_default(),
+            report
+                .watermark
+                .as_ref()
+                .map(|w| format!("; watermark {w}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+fn spawn_rows_progress(
+    progress: Arc<Progress>,
+    started: Instant,
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let rows = progress.rows.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            b.set_message(format!(
+                "{rows} rows read ({:.0} rows/s)",
+                rows as f64 / secs
+            ));
+            b.tick();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (bar, task)
+}
