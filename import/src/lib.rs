@@ -395,7 +395,7 @@ pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
     let columns = prepared
         .columns
         .iter()
-        .map(|c| json!({"name": c.name, "source_type": c.source_type, "type": c.col_type.delta_name()}))
+        .map(|c| json!({"name": c.name, "source_type": c.source_type, "type": c.col_type.type_text()}))
         .collect();
     prepared.close().await;
     Ok(DryRun {

@@ -67,13 +67,14 @@ impl ColType {
         }
     }
 
-    /// Delta's name for the type (`long`, `decimal(12,2)`, `array<string>`).
-    pub fn delta_name(&self) -> String {
+    /// The type as Tarn prints it everywhere (`tarn describe`, `--schema`): Spark text such
+    /// as `bigint`, `decimal(12,2)`, `array<string>`.
+    pub fn type_text(&self) -> String {
         match self {
-            ColType::Int8 => "byte".into(),
-            ColType::Int16 => "short".into(),
-            ColType::Int32 => "integer".into(),
-            ColType::Int64 => "long".into(),
+            ColType::Int8 => "tinyint".into(),
+            ColType::Int16 => "smallint".into(),
+            ColType::Int32 => "int".into(),
+            ColType::Int64 => "bigint".into(),
             ColType::Float32 => "float".into(),
             ColType::Float64 => "double".into(),
             ColType::Decimal(p, s) => format!("decimal({p},{s})"),
@@ -83,7 +84,7 @@ impl ColType {
             ColType::Timestamp => "timestamp".into(),
             ColType::TimestampNtz => "timestamp_ntz".into(),
             ColType::Binary => "binary".into(),
-            ColType::List(inner) => format!("array<{}>", inner.delta_name()),
+            ColType::List(inner) => format!("array<{}>", inner.type_text()),
         }
     }
 
