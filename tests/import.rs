@@ -248,6 +248,39 @@ async fn postgres_every_type_cell_by_cell_then_incremental_runs() {
     }
     assert_eq!(version(&table), v);
 
+    // A new source column needs --merge-schema; without it nothing changes.
+    pg(&url, &format!(
+        "ALTER TABLE {src} ADD COLUMN extra int; UPDATE {src} SET extra = 7, updated_at = '2026-01-09 00:00:00+00' WHERE id = 1;"
+    ))
+    .await;
+    let v = version(&table);
+    let mut args = vec![
+        "import",
+        url.as_str(),
+        "--source",
+        src.as_str(),
+        "--into",
+        table.as_str(),
+        "--key",
+        "id",
+        "--cursor",
+        "updated_at",
+    ];
+    let err = fails(&args);
+    assert!(
+        err.contains("`extra` (int)")
+            && err.contains("--merge-schema")
+            && !err.contains(".parquet"),
+        "{err}"
+    );
+    assert_eq!(version(&table), v);
+    args.push("--merge-schema");
+    json_out(&args);
+    assert_eq!(
+        rows(&table, "SELECT extra FROM t WHERE id = 1"),
+        json!([{"extra": 7}])
+    );
+
     // --timestamp-ntz keeps naive timestamps naive.
     let ntz = dir.path().join("ntz").to_string_lossy().to_string();
     json_out(&[

@@ -9,6 +9,12 @@
 #   CARGO_TARGET_DIR  respected; the binary is taken from ${CARGO_TARGET_DIR:-./target}/debug/tarn.
 #   PYTHON            interpreter used to create the venv (default: python3).
 #   PYTEST_ARGS       extra arguments for pytest, e.g. "-k concurrency -x".
+#   TARN_TEST_POSTGRES PostgreSQL for the catalog and import tests (default
+#                     postgres://postgres@127.0.0.1:5432/test; `skip` to skip them).
+#   TARN_TEST_MYSQL   MySQL/MariaDB for the import tests (default
+#                     mysql://root@127.0.0.1:3306/test; `skip` to skip them). When nothing
+#                     listens on 127.0.0.1:3306, this script installs and starts MariaDB
+#                     (Debian/Ubuntu, as root) rather than skipping.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,6 +51,26 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP_FILE" 2>/dev/null || true)" != "
   echo "venv ready in $((SECONDS - started)) s"
 else
   echo "==> interop clients up to date in $VENV"
+fi
+
+# --- MySQL/MariaDB for the import tests -------------------------------------------------------
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && ! port_open 3306; then
+  step "no MySQL/MariaDB on 127.0.0.1:3306: installing and starting MariaDB"
+  if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+    fail "no MySQL/MariaDB on 127.0.0.1:3306 and no way to install one here (needs root and apt-get): start one, point TARN_TEST_MYSQL at one, or set TARN_TEST_MYSQL=skip"
+  fi
+  if ! command -v mariadbd >/dev/null && ! command -v mysqld >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server >/dev/null \
+      || fail "apt-get install mariadb-server"
+  fi
+  (service mariadb start || service mysql start) >/dev/null 2>&1 \
+    || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; mysqld_safe >/dev/null 2>&1 &)
+  for _ in $(seq 1 60); do port_open 3306 && break; sleep 1; done
+  port_open 3306 || fail "MariaDB did not start listening on 127.0.0.1:3306"
+  # Root over TCP with an empty password, and the `test` database (as on CI machines).
+  mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); CREATE DATABASE IF NOT EXISTS test" \
+    || fail "could not prepare MariaDB (root without password, database test)"
 fi
 
 # --- Rust ---------------------------------------------------------------------------------

@@ -548,7 +548,8 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         let (read, spooled) = tokio::join!(reader, writer);
         let read = read?;
         spooled.map_err(|e| Error(format!("spooling failed: {e}")))??;
-        let input = InputSource::file(&path, Some(tarn_table::InputFormat::Parquet))?;
+        let input = InputSource::file(&path, Some(tarn_table::InputFormat::Parquet))?
+            .with_label(label.clone());
         let (table, report) = Table::write(&opts.target, vec![input], options).await?;
         (table, report, read)
     } else {

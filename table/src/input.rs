@@ -140,6 +140,12 @@ impl InputSource {
         })
     }
 
+    /// The same input, named `label` in messages (e.g. a spool file standing for a source).
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
     /// The name used in messages.
     pub fn label(&self) -> &str {
         &self.label
