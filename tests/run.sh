@@ -97,5 +97,11 @@ case "$status" in
   *) fail "pytest tests/interop exited with $status" ;;
 esac
 
+# --- The benchmark harness runs (tiny data, not timed: see bench/run.py) -------------------
+if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
+  step "bench/run.py --tiny (checks the harness works; figures meaningless at this size)"
+  TARN_BIN="$TARN_BIN" "$VENV/bin/python" bench/run.py --tiny || fail "bench/run.py --tiny"
+fi
+
 echo
-echo "run.sh: ALL TESTS PASSED (cargo test --workspace, pytest tests/interop)"
+echo "run.sh: ALL TESTS PASSED (cargo test --workspace, pytest tests/interop, bench --tiny)"
