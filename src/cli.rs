@@ -723,7 +723,7 @@ pub enum RecipientCommand {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The source database: postgres://user[:password]@host[:port]/db or mysql://... (also
-    /// mariadb://). Env TARN_IMPORT_URL.
+    /// mariadb://). Passwords never appear in output.
     #[arg(env = "TARN_IMPORT_URL", hide_env_values = true)]
     pub url: String,
     /// The source table (`orders` or `schema.orders`).

@@ -179,58 +179,39 @@ impl PgSession {
                 .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
                 .await
                 .map_err(|e| db_error("COPY from the source failed", e))?;
-            let mut buf = BytesMut::new();
-            let mut header_done = false;
-            let mut builders: Vec<ColBuilder> = columns.iter().map(ColBuilder::new).collect();
-            let mut rows = 0usize;
-            let mut total = 0u64;
-            let mut finished = false;
+            // Two stages on two threads: this task receives the COPY data and hands it over
+            // in chunks of about 256 KiB; a blocking thread decodes it into batches.
+            let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+            let batches = tx.clone();
+            let decoder = tokio::task::spawn_blocking(move || {
+                decode_stream(raw_rx, &decoders, &columns, &schema, &batches)
+            });
+            let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+            let mut received = Ok(());
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| db_error("reading from the source failed", e))?;
-                buf.extend_from_slice(&chunk);
-                if !header_done {
-                    if buf.len() < 19 {
-                        continue;
-                    }
-                    if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
-                        return Err(Error("unexpected COPY header from the source".into()));
-                    }
-                    let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
-                    if buf.len() < 19 + ext {
-                        continue;
-                    }
-                    buf.advance(19 + ext);
-                    header_done = true;
-                }
-                loop {
-                    match tuple_len(&buf, decoders.len()).map_err(Error)? {
-                        TupleLen::Incomplete => break,
-                        TupleLen::End => {
-                            finished = true;
-                            break;
-                        }
-                        TupleLen::Tuple(len) => {
-                            let tuple = buf.split_to(len);
-                            decode_tuple(&tuple, &decoders, &mut builders).map_err(Error)?;
-                            rows += 1;
-                            total += 1;
-                            if rows == BATCH_ROWS {
-                                send_batch(&schema, &mut builders, &tx).await?;
-                                rows = 0;
-                            }
-                        }
+                match chunk {
+                    Ok(chunk) => pending.extend_from_slice(&chunk),
+                    Err(e) => {
+                        received = Err(db_error("reading from the source failed", e));
+                        break;
                     }
                 }
-                if finished {
+                if pending.len() >= CHUNK_BYTES
+                    && raw_tx.send(pending.split().freeze()).await.is_err()
+                {
+                    // The decoder stopped (its error is reported below).
                     break;
                 }
             }
-            // Drain the rest of the COPY so the connection stays usable.
-            while stream.next().await.is_some() {}
-            if rows > 0 {
-                send_batch(&schema, &mut builders, &tx).await?;
+            if received.is_ok() && !pending.is_empty() {
+                let _ = raw_tx.send(pending.freeze()).await;
             }
-            Ok::<u64, Error>(total)
+            drop(raw_tx);
+            let decoded = decoder
+                .await
+                .map_err(|e| Error(format!("the decoder failed: {e}")))?;
+            received?;
+            decoded
         }
         .await;
         if let Err(e) = &result {
@@ -246,17 +227,69 @@ impl PgSession {
     }
 }
 
-async fn send_batch(
+/// Bytes handed from the receiving task to the decoding thread at a time.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Decodes binary COPY data arriving on `raw` into batches sent on `tx`; returns the rows.
+fn decode_stream(
+    mut raw: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    decoders: &[Decoder],
+    columns: &[ColType],
     schema: &SchemaRef,
-    builders: &mut [ColBuilder],
     tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
-) -> Result<()> {
-    let columns = builders.iter_mut().map(ColBuilder::finish).collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error(format!("building a batch: {e}")))?;
-    tx.send(Ok(batch))
-        .await
-        .map_err(|_| Error("the table writer stopped".into()))
+) -> Result<u64> {
+    let mut buf = BytesMut::new();
+    let mut header_done = false;
+    let mut builders: Vec<ColBuilder> = columns.iter().map(ColBuilder::new).collect();
+    let mut rows = 0usize;
+    let mut total = 0u64;
+    let send = |builders: &mut [ColBuilder]| -> Result<()> {
+        let columns = builders.iter_mut().map(ColBuilder::finish).collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| Error(format!("building a batch: {e}")))?;
+        tx.blocking_send(Ok(batch))
+            .map_err(|_| Error("the table writer stopped".into()))
+    };
+    while let Some(chunk) = raw.blocking_recv() {
+        buf.extend_from_slice(&chunk);
+        if !header_done {
+            if buf.len() < 19 {
+                continue;
+            }
+            if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
+                return Err(Error("unexpected COPY header from the source".into()));
+            }
+            let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
+            if buf.len() < 19 + ext {
+                continue;
+            }
+            buf.advance(19 + ext);
+            header_done = true;
+        }
+        loop {
+            match tuple_len(&buf, decoders.len()).map_err(Error)? {
+                TupleLen::Incomplete => break,
+                TupleLen::End => {
+                    buf.clear();
+                    break;
+                }
+                TupleLen::Tuple(len) => {
+                    decode_tuple(&buf[..len], decoders, &mut builders).map_err(Error)?;
+                    buf.advance(len);
+                    rows += 1;
+                    total += 1;
+                    if rows == BATCH_ROWS {
+                        send(&mut builders)?;
+                        rows = 0;
+                    }
+                }
+            }
+        }
+    }
+    if rows > 0 {
+        send(&mut builders)?;
+    }
+    Ok(total)
 }
 
 fn map_scalar(
