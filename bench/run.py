@@ -3,10 +3,23 @@
 same run, and prints the median of several timed runs (after one warm-up run each), the
 spread (min-max), and the ratio Tarn/peer.
 
-Workloads:
-  import  N rows from the local PostgreSQL into a new table: `tarn import` vs DuckDB's
-          postgres extension copying the same table to Parquet (COPY ... TO ... FORMAT
-          parquet, no transaction log: the floor).
+Workloads (--only NAME to run one):
+  ingest   N rows (int64 id, float64 value, a string of 10 distinct values, a UTC
+           timestamp) from Parquet and from CSV into a new table: `tarn write --create`
+           vs python deltalake (`write_deltalake` after reading the file with pyarrow) and
+           DuckDB `COPY ... TO ... (FORMAT parquet)` (no transaction log: the floor).
+  commits  single-row appends one after another, and 4 writers appending at once:
+           `tarn write` (one process per commit, as a script would run it) vs python
+           deltalake (in one process). Commits/s; no commit may be lost.
+  history  a table with many commits (checkpoints at the default interval): open at the
+           latest version, at the middle version, and as of a time in the middle:
+           `tarn describe` vs python deltalake `DeltaTable(...)` / `load_as_version(..)`.
+  query    a grouped aggregate over the ingest table: `tarn query` vs DuckDB `delta_scan`
+           and polars `scan_delta`.
+  import   N rows from the local PostgreSQL into a new table: `tarn import` vs DuckDB's
+           postgres extension copying the same table to Parquet (no transaction log).
+  server   get-table and list-tables against `tarn serve` (SQLite catalog) with 32
+           connections from `wrk`: requests/s and latency (skipped without wrk).
 
 Usage (from the repository root, with the interop venv that tests/run.sh builds):
   cargo build --release
@@ -127,6 +140,243 @@ def workload_import(tarn: pathlib.Path, rows: int, runs: int, work: pathlib.Path
     return results
 
 
+CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def tarn_cmd(tarn: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(tarn), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"tarn {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def make_ingest_files(rows: int, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(42)
+    base = np.datetime64("2026-01-01T00:00:00", "us")
+    table = pa.table({
+        "id": pa.array(np.arange(rows, dtype=np.int64)),
+        "value": pa.array(rng.random(rows) * 1000),
+        "category": pa.array(np.array(CATEGORIES)[rng.integers(0, 10, rows)]),
+        "ts": pa.array(base + rng.integers(0, 365 * 86400 * 10**6, rows).astype("timedelta64[us]"),
+                       type=pa.timestamp("us", tz="UTC")),
+    })
+    parquet, csv = work / "ingest.parquet", work / "ingest.csv"
+    pq.write_table(table, parquet)
+    pacsv.write_csv(table, csv)
+    return parquet, csv
+
+
+def workload_ingest(tarn: pathlib.Path, rows: int, runs: int, work: pathlib.Path) -> list[dict]:
+    import duckdb
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from deltalake import write_deltalake
+
+    parquet, csv = make_ingest_files(rows, work)
+    name = f"ingest {rows:,} rows"
+    results = []
+    for label, path in (("parquet", parquet), ("csv", csv)):
+        peak = [0]
+
+        def tarn_run() -> None:
+            target = work / "tarn_ingest"
+            shutil.rmtree(target, ignore_errors=True)
+            proc = subprocess.run(["/usr/bin/time", "-f", "%M", str(tarn), "write", str(target), str(path),
+                                   "--create", "--no-progress"], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"tarn write failed: {proc.stderr}")
+            peak[0] = max(peak[0], int(proc.stderr.strip().splitlines()[-1]))
+
+        def deltalake_run() -> None:
+            target = work / "py_ingest"
+            shutil.rmtree(target, ignore_errors=True)
+            data = pq.read_table(path) if label == "parquet" else pacsv.read_csv(path)
+            write_deltalake(str(target), data)
+
+        con = duckdb.connect()
+
+        def duckdb_run() -> None:
+            reader = "read_parquet" if label == "parquet" else "read_csv"
+            con.execute(f"COPY (SELECT * FROM {reader}('{path}')) TO '{work / 'duck.parquet'}' (FORMAT parquet)")
+
+        results.append({"workload": f"{name} from {label}", "system": "tarn write",
+                        "times": timed(runs, tarn_run), "note": f"peak RSS {peak[0] / 1024:.0f} MiB"})
+        results.append({"workload": f"{name} from {label}", "system": "python deltalake",
+                        "times": timed(runs, deltalake_run), "note": ""})
+        results.append({"workload": f"{name} from {label}", "system": "duckdb copy to parquet",
+                        "times": timed(runs, duckdb_run), "note": "no transaction log"})
+    # Leave a Tarn table for the query workload.
+    tarn_cmd(tarn, "write", str(work / "query_table"), str(parquet), "--create", "--no-progress")
+    return results
+
+
+def workload_commits(tarn: pathlib.Path, commits: int, work: pathlib.Path) -> list[dict]:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    row = work / "row.csv"
+    row.write_text("id,value\n1,1.5\n")
+    results = []
+    # Sequential.
+    target = work / "tarn_commits"
+    tarn_cmd(tarn, "create", str(target), "--schema", "id bigint, value double")
+    start = time.perf_counter()
+    for _ in range(commits):
+        tarn_cmd(tarn, "write", str(target), str(row), "--no-progress")
+    tarn_secs = time.perf_counter() - start
+    py = work / "py_commits"
+    data = pa.table({"id": [1], "value": [1.5]})
+    write_deltalake(str(py), data)
+    start = time.perf_counter()
+    for _ in range(commits):
+        write_deltalake(str(py), data, mode="append")
+    py_secs = time.perf_counter() - start
+    name = f"{commits} single-row appends in a row"
+    results.append({"workload": name, "system": "tarn write", "times": [tarn_secs],
+                    "note": f"{commits / tarn_secs:.0f} commits/s"})
+    results.append({"workload": name, "system": "python deltalake", "times": [py_secs],
+                    "note": f"{commits / py_secs:.0f} commits/s"})
+    # Four writers at once.
+    each = max(1, commits // 4)
+    target = work / "tarn_concurrent"
+    tarn_cmd(tarn, "create", str(target), "--schema", "id bigint, value double")
+    script = f"for i in $(seq {each}); do {tarn} write {target} {row} --no-progress >/dev/null || exit 1; done"
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["bash", "-c", script]) for _ in range(4)]
+    assert all(p.wait() == 0 for p in procs), "a tarn writer failed"
+    tarn_conc = time.perf_counter() - start
+    count = json.loads(tarn_cmd(tarn, "--format", "json", "query", "SELECT COUNT(*) AS n FROM t",
+                                "--table", f"t={target}").stdout)[0]["n"]
+    assert count == 4 * each, f"lost commits: {count} rows, expected {4 * each}"
+    py_conc_dir = work / "py_concurrent"
+    write_deltalake(str(py_conc_dir), data)
+    code = (f"import pyarrow as pa\nfrom deltalake import write_deltalake\n"
+            f"d = pa.table({{'id': [1], 'value': [1.5]}})\n"
+            f"for _ in range({each}): write_deltalake('{py_conc_dir}', d, mode='append')\n")
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
+    py_ok = all(p.wait() == 0 for p in procs)
+    py_conc = time.perf_counter() - start
+    py_rows = DeltaTable(str(py_conc_dir)).to_pyarrow_table().num_rows - 1
+    name = f"4 writers x {each} appends at once"
+    results.append({"workload": name, "system": "tarn write", "times": [tarn_conc],
+                    "note": f"{4 * each / tarn_conc:.0f} commits/s, {count} of {4 * each} rows"})
+    results.append({"workload": name, "system": "python deltalake", "times": [py_conc],
+                    "note": f"{4 * each / py_conc:.0f} commits/s, {py_rows} of {4 * each} rows"
+                            + ("" if py_ok else ", some writers failed")})
+    return results
+
+
+def workload_history(tarn: pathlib.Path, commits: int, runs: int, work: pathlib.Path) -> list[dict]:
+    import datetime as dt
+
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    path = work / "history"
+    data = pa.table({"id": [1], "value": [1.5]})
+    write_deltalake(str(path), data)
+    for _ in range(commits - 1):
+        write_deltalake(str(path), data, mode="append")
+    DeltaTable(str(path)).create_checkpoint()
+    middle = commits // 2
+    history = json.loads(tarn_cmd(tarn, "--format", "json", "history", str(path), "--limit", str(commits)).stdout)
+    at = next(c["timestamp"] for c in history if c["version"] == middle)
+    at_dt = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    results = []
+    for label, tarn_args, py in (
+        ("latest", [], lambda: DeltaTable(str(path))),
+        (f"version {middle}", ["--version", str(middle)], lambda: DeltaTable(str(path), version=middle)),
+        ("as of a middle time", ["--as-of", at], lambda: _load_at(DeltaTable(str(path)), at_dt)),
+    ):
+        name = f"open a {commits}-commit table at {label}"
+        results.append({"workload": name, "system": "tarn describe",
+                        "times": timed(runs, lambda: tarn_cmd(tarn, "describe", str(path), *tarn_args)),
+                        "note": "includes process start"})
+        results.append({"workload": name, "system": "python deltalake", "times": timed(runs, py), "note": ""})
+    return results
+
+
+def _load_at(table, when) -> None:
+    table.load_as_version(when)
+
+
+def workload_query(tarn: pathlib.Path, runs: int, work: pathlib.Path) -> list[dict]:
+    import duckdb
+    import polars as pl
+
+    table = work / "query_table"
+    if not table.is_dir():
+        parquet, _ = make_ingest_files(100_000, work)
+        tarn_cmd(tarn, "write", str(table), str(parquet), "--create", "--no-progress")
+    sql = "SELECT category, COUNT(*) AS n, SUM(value) AS total, MAX(ts) AS latest FROM t GROUP BY category ORDER BY category"
+    con = duckdb.connect()
+    import importlib as _il
+    ext = pathlib.Path(_il.import_module("duckdb_extension_delta").__path__[0]) / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    con.execute(f"SET extension_directory='{work / 'duck_ext'}'")
+    con.execute(f"INSTALL '{ext}'")
+    con.execute("LOAD delta")
+    name = "grouped aggregate over the ingest table"
+    return [
+        {"workload": name, "system": "tarn query", "note": "includes process start",
+         "times": timed(runs, lambda: tarn_cmd(tarn, "query", sql, "--table", f"t={table}", "--format", "csv"))},
+        {"workload": name, "system": "duckdb delta_scan", "note": "",
+         "times": timed(runs, lambda: con.execute(sql.replace("FROM t", f"FROM delta_scan('{table}')")).fetchall())},
+        {"workload": name, "system": "polars scan_delta", "note": "",
+         "times": timed(runs, lambda: pl.scan_delta(str(table)).group_by("category").agg(
+             pl.len(), pl.col("value").sum(), pl.col("ts").max()).sort("category").collect())},
+    ]
+
+
+def workload_server(tarn: pathlib.Path, seconds: int, work: pathlib.Path) -> list[dict]:
+    if not shutil.which("wrk"):
+        print("note: the server workload needs wrk (apt-get install wrk): skipped")
+        return []
+    import re
+    import urllib.request
+
+    wh = str(work / "server_wh")
+    g = ["--warehouse", wh]
+    tarn_cmd(tarn, *g, "catalog", "create", "main")
+    tarn_cmd(tarn, *g, "schema", "create", "main.shop")
+    for i in range(20):
+        tarn_cmd(tarn, *g, "create", f"main.shop.t{i}", "--schema", "id bigint, name string, amount decimal(12,2)")
+    token = json.loads(tarn_cmd(tarn, *g, "--format", "json", "token", "create", "bench", "--scope", "read").stdout)["token"]
+    server = subprocess.Popen([str(tarn), *g, "serve", "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = "http://" + server.stdout.readline().split("http://", 1)[1].split()[0]
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/health").read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        results = []
+        for label, path in (("get-table", "/api/2.1/unity-catalog/tables/main.shop.t7"),
+                            ("list-tables", "/api/2.1/unity-catalog/tables?catalog_name=main&schema_name=shop")):
+            out = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--latency",
+                                  "-H", f"Authorization: Bearer {token}", url + path],
+                                 capture_output=True, text=True, check=True).stdout
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            p50 = re.search(r"50%\s+(\S+)", out).group(1)
+            p99 = re.search(r"99%\s+(\S+)", out).group(1)
+            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            results.append({"workload": f"{label}, 32 connections, {seconds} s (SQLite catalog)",
+                            "system": "tarn serve", "times": [], "rate": True,
+                            "note": f"{rps:,.0f} req/s, p50 {p50}, p99 {p99}"
+                                    + (f", {errors.group(1)} errors" if errors else "")})
+        return results
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
@@ -134,22 +384,48 @@ def main() -> None:
     size.add_argument("--tiny", action="store_true", help="1,000 rows, 1 run: checks the harness works")
     parser.add_argument("--rows", type=int, help="rows for the import workload")
     parser.add_argument("--runs", type=int, help="timed runs per system")
+    parser.add_argument("--only", choices=["ingest", "commits", "history", "query", "import", "server"],
+                        action="append", help="run only this workload (repeatable)")
     args = parser.parse_args()
     rows, runs = (1_000, 1) if args.tiny else (100_000, 3) if args.quick else (1_000_000, 5)
     rows, runs = args.rows or rows, args.runs or runs
+    ingest_rows = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
+    commits = 8 if args.tiny else 100 if args.quick else 1_000
+    history = 20 if args.tiny else 1_000 if args.quick else 10_000
+    seconds = 1 if args.tiny else 5 if args.quick else 10
+    only = set(args.only or ["ingest", "commits", "history", "query", "import", "server"])
     tarn, profile = tarn_binary()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; tarn: {tarn} ({profile})")
     if profile == "debug":
         print("note: a debug build of tarn: its figures are not representative (cargo build --release)")
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tarn-bench-") as d:
-        results = workload_import(tarn, rows, runs, pathlib.Path(d))
-    print(f"\n{'workload':38} {'system':28} {'median (min-max)':28} note")
+        work = pathlib.Path(d)
+        if "ingest" in only:
+            results += workload_ingest(tarn, ingest_rows, runs, work)
+        if "commits" in only:
+            results += workload_commits(tarn, commits, work)
+        if "history" in only:
+            results += workload_history(tarn, history, runs, work)
+        if "query" in only:
+            results += workload_query(tarn, runs, work)
+        if "import" in only:
+            results += workload_import(tarn, rows, runs, work)
+        if "server" in only:
+            results += workload_server(tarn, seconds, work)
+    print(f"\n{'workload':48} {'system':24} {'median (min-max)':30} ratio tarn/peer  note")
+    tarn_median = None
     for r in results:
-        print(f"{r['workload']:38} {r['system']:28} {summary(r['times']):28} {r['note']}")
-    tarn_median = statistics.median(results[0]["times"])
-    for peer in results[1:]:
-        print(f"ratio tarn/{peer['system']}: {tarn_median / statistics.median(peer['times']):.2f}")
+        if r.get("rate"):
+            print(f"{r['workload']:48} {r['system']:24} {'-':30} {'':16} {r['note']}")
+            continue
+        median = statistics.median(r["times"])
+        if r["system"].startswith("tarn"):
+            tarn_median, ratio = median, ""
+        else:
+            ratio = f"{tarn_median / median:.2f}" if tarn_median else ""
+        print(f"{r['workload']:48} {r['system']:24} {summary(r['times']):30} {ratio:16} {r['note']}")
 
 
 if __name__ == "__main__":
