@@ -120,6 +120,16 @@ impl SqlCatalogStore {
         Ok(store)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a writer waits for another (busy timeout) rather than failing
+    /// with "database is locked" when its read snapshot cannot be upgraded.
+    pub(crate) async fn write_tx(&self) -> sqlx::Result<sqlx::Transaction<'_, sqlx::Any>> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// The database kind.
     pub fn dialect(&self) -> Dialect {
         self.dialect
@@ -133,7 +143,7 @@ impl SqlCatalogStore {
                 .await
                 .map_err(db)?;
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         if self.dialect == Dialect::Postgres {
             // Several servers may start at once on one database: migrate one at a time.
             sqlx::query("SELECT pg_advisory_xact_lock(727365)")
@@ -303,7 +313,7 @@ impl CatalogStore for SqlCatalogStore {
 
     async fn delete_catalog(&self, name: &str, force: bool) -> Result<()> {
         let db = |e| Error::from_db(e, "catalog");
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         let found = sqlx::query("SELECT id FROM catalogs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -354,7 +364,7 @@ impl CatalogStore for SqlCatalogStore {
         validate_name("schema", &new.name)?;
         let what = format!("schema `{}.{}`", new.catalog_name, new.name);
         let db = |e| Error::from_db(e, &what);
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         let catalog = sqlx::query("SELECT id FROM catalogs WHERE name = $1")
             .bind(&new.catalog_name)
             .fetch_optional(&mut *tx)
@@ -423,7 +433,7 @@ impl CatalogStore for SqlCatalogStore {
 
     async fn delete_schema(&self, name: &SchemaName, force: bool) -> Result<()> {
         let db = |e| Error::from_db(e, "schema");
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         let found = sqlx::query("SELECT id FROM schemas WHERE catalog_name = $1 AND name = $2")
             .bind(&name.catalog)
             .bind(&name.schema)
@@ -481,7 +491,7 @@ impl CatalogStore for SqlCatalogStore {
         }
         let what = format!("table `{name}`");
         let db = |e| Error::from_db(e, &what);
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         let schema = sqlx::query("SELECT id FROM schemas WHERE catalog_name = $1 AND name = $2")
             .bind(&name.catalog)
             .bind(&name.schema)
@@ -581,7 +591,7 @@ impl CatalogStore for SqlCatalogStore {
 
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo> {
         let db = |e| Error::from_db(e, "table");
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.write_tx().await.map_err(db)?;
         let row = sqlx::query(
             "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
         )

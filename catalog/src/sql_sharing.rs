@@ -149,7 +149,7 @@ impl SharingStore for SqlCatalogStore {
     }
 
     async fn delete_share(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db("share"))?;
+        let mut tx = self.write_tx().await.map_err(db("share"))?;
         let id = share_id(&mut tx, name).await?;
         for sql in [
             "DELETE FROM share_tables WHERE share_id = $1",
@@ -172,7 +172,7 @@ impl SharingStore for SqlCatalogStore {
             "table `{}.{}` in share `{}`",
             new.schema_name, new.name, new.share_name
         );
-        let mut tx = self.pool.begin().await.map_err(db("share"))?;
+        let mut tx = self.write_tx().await.map_err(db("share"))?;
         let share = share_id(&mut tx, &new.share_name).await?;
         let table = sqlx::query("SELECT id FROM tables WHERE id = $1")
             .bind(&new.table_id)
@@ -210,7 +210,7 @@ impl SharingStore for SqlCatalogStore {
     }
 
     async fn remove_shared_table(&self, share: &str, schema: &str, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db("share"))?;
+        let mut tx = self.write_tx().await.map_err(db("share"))?;
         let id = share_id(&mut tx, share).await?;
         let done = sqlx::query(
             "DELETE FROM share_tables WHERE share_id = $1 AND schema_name = $2 AND name = $3",
@@ -265,7 +265,7 @@ impl SharingStore for SqlCatalogStore {
         shares: &[String],
     ) -> Result<RecipientInfo> {
         validate_name("recipient", name)?;
-        let mut tx = self.pool.begin().await.map_err(db("recipient"))?;
+        let mut tx = self.write_tx().await.map_err(db("recipient"))?;
         let id = new_id();
         let created_at = now();
         sqlx::query(
@@ -339,7 +339,7 @@ impl SharingStore for SqlCatalogStore {
 
     async fn grant_share(&self, recipient: &str, share: &str) -> Result<RecipientInfo> {
         let found = self.recipient_named(recipient).await?;
-        let mut tx = self.pool.begin().await.map_err(db("recipient"))?;
+        let mut tx = self.write_tx().await.map_err(db("recipient"))?;
         let share_id = share_id(&mut tx, share).await?;
         sqlx::query(
             "INSERT INTO recipient_shares (recipient_id, share_id) VALUES ($1, $2) \
@@ -356,7 +356,7 @@ impl SharingStore for SqlCatalogStore {
 
     async fn revoke_share(&self, recipient: &str, share: &str) -> Result<RecipientInfo> {
         let found = self.recipient_named(recipient).await?;
-        let mut tx = self.pool.begin().await.map_err(db("recipient"))?;
+        let mut tx = self.write_tx().await.map_err(db("recipient"))?;
         let share_id = share_id(&mut tx, share).await?;
         let done =
             sqlx::query("DELETE FROM recipient_shares WHERE recipient_id = $1 AND share_id = $2")

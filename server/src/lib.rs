@@ -55,6 +55,8 @@ pub struct AppState {
     /// (`None`: taken from each request's `Host`).
     pub public_url: Option<String>,
     secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Tables' columns, until their next commit.
+    pub(crate) columns: Arc<unity::ColumnsCache>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             auth,
             public_url: None,
             secret: Arc::new(tokio::sync::OnceCell::new()),
+            columns: Arc::new(unity::ColumnsCache::default()),
         })
     }
 

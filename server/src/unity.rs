@@ -326,12 +326,46 @@ fn columns_json(table: &Table) -> Result<Vec<Value>, ApiError> {
         .collect())
 }
 
-async fn table_json(t: &TableInfo) -> Value {
+/// Each table's columns as of its latest version, kept until a newer commit appears: a
+/// request then costs one metadata lookup (is there a commit after the cached version?)
+/// instead of a replay of the log.
+#[derive(Debug, Default)]
+pub struct ColumnsCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedColumns>>,
+}
+
+/// A table's version and its columns at that version.
+type CachedColumns = (u64, std::sync::Arc<Vec<Value>>);
+
+impl ColumnsCache {
+    async fn columns(
+        &self,
+        location: &TableLocation,
+    ) -> Result<std::sync::Arc<Vec<Value>>, ApiError> {
+        let key = location.url().to_string();
+        let cached = self.entries.lock().ok().and_then(|e| e.get(&key).cloned());
+        if let Some((version, columns)) = cached {
+            if Table::has_commit(location, version).await?
+                && !Table::has_commit(location, version + 1).await?
+            {
+                return Ok(columns);
+            }
+        }
+        let table = Table::open(location, &TimeTravel::Latest).await?;
+        let columns = std::sync::Arc::new(columns_json(&table)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(key, (table.version(), columns.clone()));
+        }
+        Ok(columns)
+    }
+}
+
+async fn table_json(cache: &ColumnsCache, t: &TableInfo) -> Value {
     let columns = match TableLocation::parse(&t.storage_location) {
-        Ok(location) => match Table::open(&location, &TimeTravel::Latest).await {
-            Ok(table) => columns_json(&table).unwrap_or_default(),
+        Ok(location) => match cache.columns(&location).await {
+            Ok(columns) => columns.as_ref().clone(),
             Err(e) => {
-                tracing::warn!(table = %t.full_name(), "cannot read the table's schema: {e}");
+                tracing::warn!(table = %t.full_name(), "cannot read the table's schema: {}", e.message());
                 Vec::new()
             }
         },
@@ -371,14 +405,16 @@ async fn list_tables(State(s): State<AppState>, Query(q): Query<TableQuery>) -> 
     )?;
     let mut tables = Vec::with_capacity(items.len());
     for t in &items {
-        tables.push(table_json(t).await);
+        tables.push(table_json(&s.columns, t).await);
     }
     Ok(Json(json!({"tables": tables, "next_page_token": next})))
 }
 
 async fn get_table(State(s): State<AppState>, Path(full_name): Path<String>) -> ApiResult<Value> {
     let name: TableName = full_name.parse()?;
-    Ok(Json(table_json(&s.store.get_table(&name).await?).await))
+    Ok(Json(
+        table_json(&s.columns, &s.store.get_table(&name).await?).await,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -473,7 +509,7 @@ async fn create_table(
             )))
         }
     };
-    Ok(Json(table_json(&info).await))
+    Ok(Json(table_json(&s.columns, &info).await))
 }
 
 async fn delete_table(

@@ -476,3 +476,41 @@ async fn serves_over_a_real_socket() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"name\":\"main\""), "{text}");
 }
+
+#[tokio::test]
+async fn columns_follow_the_latest_commit() {
+    let f = fixture(AuthMode::Tokens).await;
+    let (status, t) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        Some("writer"),
+        Some(managed("evolving")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let uri = format!("{UC}/tables/main.shop.evolving");
+    let get = || call(&f.state, "GET", &uri, Some("reader"), None);
+    let (_, before) = get().await;
+    assert_eq!(before["columns"].as_array().unwrap().len(), 3);
+    // Asked twice with no commit in between: the same answer (served from the cache).
+    assert_eq!(get().await.1["columns"], before["columns"]);
+    // A commit made behind the server's back (e.g. by the CLI) shows on the next request.
+    let location =
+        tarn_table::TableLocation::parse(t["storage_location"].as_str().unwrap()).unwrap();
+    let table = tarn_table::Table::open(&location, &Default::default())
+        .await
+        .unwrap();
+    table
+        .add_columns(tarn_table::parse_columns("note string").unwrap())
+        .await
+        .unwrap();
+    let (_, after) = get().await;
+    let names: Vec<&str> = after["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "amount", "tags", "note"]);
+}

@@ -175,6 +175,23 @@ impl Table {
             .collect()
     }
 
+    /// Whether the commit creating `version` is in the log at `location` (one metadata
+    /// request, no log replay): a cheap "has this table changed since version N?".
+    pub async fn has_commit(location: &TableLocation, version: u64) -> Result<bool> {
+        if let Some(dir) = location.local_path() {
+            let file = dir.join("_delta_log").join(format!("{version:020}.json"));
+            return Ok(tokio::fs::try_exists(&file).await.unwrap_or(false));
+        }
+        let delta = Self::unloaded(location)?;
+        let store = delta.log_store().object_store(None);
+        let path = StorePath::from(format!("_delta_log/{version:020}.json"));
+        match ObjectStoreExt::head(store.as_ref(), &path).await {
+            Ok(_) => Ok(true),
+            Err(deltalake::ObjectStoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(read_error(path.as_ref(), e)),
+        }
+    }
+
     /// The size of `path` (relative to the table root at `location`), without loading the
     /// table. Paths that could leave the root are refused.
     pub async fn file_size(location: &TableLocation, path: &str) -> Result<u64> {
