@@ -254,6 +254,7 @@ struct Prepared {
     columns: Vec<Column>,
     decoders: Decoders,
     filter: String,
+    cond: String,
     view: String,
     quote: fn(&str) -> String,
 }
@@ -314,6 +315,7 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
         find(k, "--key")?;
     }
     let mut filter = String::new();
+    let mut cond = String::new();
     if let Some(c) = &opts.cursor {
         let col = find(c, "--cursor")?;
         if !col.col_type.is_cursor_type() {
@@ -323,7 +325,8 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
             )));
         }
         if let Some(w) = watermark {
-            filter = format!(" WHERE {} > {}", quote(c), postgres::quote_literal(w));
+            cond = format!("{} > {}", quote(c), postgres::quote_literal(w));
+            filter = format!(" WHERE {cond}");
         }
     }
     Ok(Prepared {
@@ -331,6 +334,7 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
         columns: mapped,
         decoders,
         filter,
+        cond,
         view,
         quote,
     })
@@ -345,6 +349,26 @@ impl Prepared {
             self.view,
             self.filter
         )
+    }
+
+    /// For a PostgreSQL table: the same select over a block range of the table itself,
+    /// with `{range}` standing for the ctid condition.
+    fn ranged_select(&self, source: &Source) -> Option<String> {
+        let (Session::Postgres(_), Source::Table(name)) = (&self.session, source) else {
+            return None;
+        };
+        let table: Vec<String> = name.split('.').map(postgres::quote_ident).collect();
+        let cols: Vec<String> = self.columns.iter().map(|c| (self.quote)(&c.name)).collect();
+        let and = if self.cond.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {}", self.cond)
+        };
+        Some(format!(
+            "SELECT {} FROM {} WHERE {{range}}{and}",
+            cols.join(", "),
+            table.join(".")
+        ))
     }
 
     async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {
@@ -489,6 +513,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     ));
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let select = prepared.select();
+    let ranged = prepared.ranged_select(&opts.source);
     let col_types: Vec<ColType> = prepared
         .columns
         .iter()
@@ -499,7 +524,8 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         async move {
             match (prepared.session, prepared.decoders) {
                 (Session::Postgres(s), Decoders::Postgres(d)) => {
-                    s.copy(select, d, col_types, schema, tx).await
+                    s.copy(&opts.url, select, ranged, d, col_types, schema, tx)
+                        .await
                 }
                 (Session::MySql(s), Decoders::MySql(d)) => {
                     s.stream(select, d, col_types, schema, tx).await

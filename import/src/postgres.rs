@@ -163,10 +163,15 @@ impl PgSession {
             .unwrap_or(0))
     }
 
-    /// Streams `select` through binary COPY into batches of `schema` on `tx`.
+    /// Streams `select` through binary COPY into batches of `schema` on `tx`. A large table
+    /// (`ranged`: the select over a `{range}` of blocks) is read as two COPY streams over
+    /// two halves of its blocks, on two connections sharing this run's snapshot.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn copy(
         mut self,
+        url: &str,
         select: String,
+        ranged: Option<String>,
         decoders: Vec<Decoder>,
         columns: Vec<ColType>,
         schema: SchemaRef,
@@ -174,44 +179,52 @@ impl PgSession {
     ) -> Result<u64> {
         let fail = |m: String| tarn_table::Error::invalid(m);
         let result = async {
-            let mut stream = self
-                .conn
-                .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-                .await
-                .map_err(|e| db_error("COPY from the source failed", e))?;
-            // Two stages on two threads: this task receives the COPY data and hands it over
-            // in chunks of about 256 KiB; a blocking thread decodes it into batches.
-            let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
-            let batches = tx.clone();
-            let decoder = tokio::task::spawn_blocking(move || {
-                decode_stream(raw_rx, &decoders, &columns, &schema, &batches)
-            });
-            let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
-            let mut received = Ok(());
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(chunk) => pending.extend_from_slice(&chunk),
-                    Err(e) => {
-                        received = Err(db_error("reading from the source failed", e));
-                        break;
-                    }
+            let blocks: u64 = match &ranged {
+                Some(_) => self
+                    .scalar(
+                        "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::text \
+                         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+                         JOIN pg_class c ON c.oid = d.refobjid \
+                         WHERE r.ev_class = 'pg_temp.tarn_import_source'::regclass \
+                           AND c.relkind = 'r' LIMIT 1",
+                    )
+                    .await?
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0),
+                None => 0,
+            };
+            match ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS) {
+                None => {
+                    copy_stream(&mut self.conn, &select, &decoders, &columns, &schema, &tx).await
                 }
-                if pending.len() >= CHUNK_BYTES
-                    && raw_tx.send(pending.split().freeze()).await.is_err()
-                {
-                    // The decoder stopped (its error is reported below).
-                    break;
+                Some(template) => {
+                    let snapshot = self
+                        .scalar("SELECT pg_export_snapshot()")
+                        .await?
+                        .ok_or_else(|| Error("could not share the snapshot".into()))?;
+                    let mut second = PgConnection::connect(url)
+                        .await
+                        .map_err(|e| db_error("cannot open a second connection", e))?;
+                    sqlx::raw_sql(&format!(
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+                        quote_literal(&snapshot)
+                    ))
+                    .execute(&mut second)
+                    .await
+                    .map_err(|e| db_error("cannot share the snapshot", e))?;
+                    let mid = blocks / 2;
+                    let first_half =
+                        template.replace("{range}", &format!("ctid < '({mid},0)'::tid"));
+                    let second_half =
+                        template.replace("{range}", &format!("ctid >= '({mid},0)'::tid"));
+                    let (a, b) = tokio::join!(
+                        copy_stream(&mut self.conn, &first_half, &decoders, &columns, &schema, &tx),
+                        copy_stream(&mut second, &second_half, &decoders, &columns, &schema, &tx),
+                    );
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut second).await;
+                    Ok(a? + b?)
                 }
             }
-            if received.is_ok() && !pending.is_empty() {
-                let _ = raw_tx.send(pending.freeze()).await;
-            }
-            drop(raw_tx);
-            let decoded = decoder
-                .await
-                .map_err(|e| Error(format!("the decoder failed: {e}")))?;
-            received?;
-            decoded
         }
         .await;
         if let Err(e) = &result {
@@ -225,6 +238,60 @@ impl PgSession {
     pub(crate) async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
     }
+}
+
+/// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
+const PARALLEL_MIN_BLOCKS: u64 = 2048;
+
+/// One binary COPY of `select` on `conn`: this task receives the data and hands it over in
+/// chunks of about 256 KiB to a blocking thread that decodes it into batches on `tx`.
+async fn copy_stream(
+    conn: &mut PgConnection,
+    select: &str,
+    decoders: &[Decoder],
+    columns: &[ColType],
+    schema: &SchemaRef,
+    tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+) -> Result<u64> {
+    let mut stream = conn
+        .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(|e| db_error("COPY from the source failed", e))?;
+    let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let (decoders, columns, schema, batches) = (
+        decoders.to_vec(),
+        columns.to_vec(),
+        schema.clone(),
+        tx.clone(),
+    );
+    let decoder = tokio::task::spawn_blocking(move || {
+        decode_stream(raw_rx, &decoders, &columns, &schema, &batches)
+    });
+    let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+    let mut received = Ok(());
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => pending.extend_from_slice(&chunk),
+            Err(e) => {
+                received = Err(db_error("reading from the source failed", e));
+                break;
+            }
+        }
+        if pending.len() >= CHUNK_BYTES && raw_tx.send(pending.split().freeze()).await.is_err() {
+            // The decoder stopped (its error is reported below).
+            break;
+        }
+    }
+    if received.is_ok() && !pending.is_empty() {
+        let _ = raw_tx.send(pending.freeze()).await;
+    }
+    drop(raw_tx);
+    drop(stream);
+    let decoded = decoder
+        .await
+        .map_err(|e| Error(format!("the decoder failed: {e}")))?;
+    received?;
+    decoded
 }
 
 /// Bytes handed from the receiving task to the decoding thread at a time.
