@@ -14,8 +14,9 @@ Workloads (--only NAME to run one):
   history  a table with many commits (checkpoints at the default interval): open at the
            latest version, at the middle version, and as of a time in the middle:
            `tarn describe` vs python deltalake `DeltaTable(...)` / `load_as_version(..)`.
-  query    a grouped aggregate over the ingest table: `tarn query` vs DuckDB `delta_scan`
-           and polars `scan_delta`.
+  query    a grouped aggregate over the ingest table, and the monthly-revenue dashboard
+           (orders joined with users, as in `tarn quickstart`): `tarn query` vs DuckDB
+           `delta_scan` and polars `scan_delta`.
   import   N rows from the local PostgreSQL into a new table: `tarn import` vs DuckDB's
            postgres extension copying the same table to Parquet (no transaction log).
   server   get-table and list-tables against `tarn serve` (SQLite catalog) with 32
@@ -306,7 +307,7 @@ def _load_at(table, when) -> None:
     table.load_as_version(when)
 
 
-def workload_query(tarn: pathlib.Path, runs: int, work: pathlib.Path) -> list[dict]:
+def workload_query(tarn: pathlib.Path, runs: int, work: pathlib.Path, users: int, orders: int) -> list[dict]:
     import duckdb
     import polars as pl
 
@@ -322,7 +323,7 @@ def workload_query(tarn: pathlib.Path, runs: int, work: pathlib.Path) -> list[di
     con.execute(f"INSTALL '{ext}'")
     con.execute("LOAD delta")
     name = "grouped aggregate over the ingest table"
-    return [
+    results = [
         {"workload": name, "system": "tarn query", "note": "includes process start",
          "times": timed(runs, lambda: tarn_cmd(tarn, "query", sql, "--table", f"t={table}", "--format", "csv"))},
         {"workload": name, "system": "duckdb delta_scan", "note": "",
@@ -330,6 +331,58 @@ def workload_query(tarn: pathlib.Path, runs: int, work: pathlib.Path) -> list[di
         {"workload": name, "system": "polars scan_delta", "note": "",
          "times": timed(runs, lambda: pl.scan_delta(str(table)).group_by("category").agg(
              pl.len(), pl.col("value").sum(), pl.col("ts").max()).sort("category").collect())},
+    ]
+    results += workload_dashboard(tarn, con, runs, work, users=users, orders=orders)
+    return results
+
+
+DASHBOARD_SQL = ("SELECT DATE_TRUNC('month', o.created_at) AS month, u.country, COUNT(*) AS orders, "
+                 "AVG(o.amount) AS avg_amount, SUM(o.amount) AS revenue "
+                 "FROM orders o JOIN users u ON u.id = o.user_id GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def workload_dashboard(tarn: pathlib.Path, con, runs: int, work: pathlib.Path, users: int, orders: int) -> list[dict]:
+    """The monthly-revenue dashboard of `tarn quickstart`, over generated users and orders."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(7)
+    countries = np.array(["DE", "FR", "US", "JP"])
+    users_file, orders_file = work / "users.parquet", work / "orders.parquet"
+    pq.write_table(pa.table({"id": np.arange(users, dtype=np.int64),
+                             "country": countries[rng.integers(0, 4, users)]}), users_file)
+    base = np.datetime64("2026-01-01T00:00:00", "us")
+    pq.write_table(pa.table({
+        "id": np.arange(orders, dtype=np.int64),
+        "user_id": rng.integers(0, users, orders),
+        "amount": pa.array(rng.integers(100, 100_000, orders), pa.int64())
+                    .cast(pa.decimal128(38, 2)).cast(pa.decimal128(12, 2)),
+        "created_at": pa.array(base + rng.integers(0, 365 * 86400 * 10**6, orders).astype("timedelta64[us]"),
+                               type=pa.timestamp("us", tz="UTC")),
+    }), orders_file)
+    u, o = work / "dash_users", work / "dash_orders"
+    tarn_cmd(tarn, "write", str(u), str(users_file), "--create", "--no-progress")
+    tarn_cmd(tarn, "write", str(o), str(orders_file), "--create", "--no-progress")
+    duck_sql = DASHBOARD_SQL.replace("FROM orders o", f"FROM delta_scan('{o}') o").replace(
+        "JOIN users u", f"JOIN delta_scan('{u}') u")
+
+    def polars_run() -> None:
+        (pl.scan_delta(str(o)).join(pl.scan_delta(str(u)), left_on="user_id", right_on="id")
+         .group_by(pl.col("created_at").dt.truncate("1mo").alias("month"), "country")
+         .agg(pl.len().alias("orders"), pl.col("amount").mean().alias("avg_amount"),
+              pl.col("amount").sum().alias("revenue"))
+         .sort("month", "country").collect())
+
+    name = f"dashboard: {orders:,} orders x {users:,} users"
+    return [
+        {"workload": name, "system": "tarn query", "note": "includes process start",
+         "times": timed(runs, lambda: tarn_cmd(tarn, "query", DASHBOARD_SQL, "--table", f"orders={o}",
+                                               "--table", f"users={u}", "--format", "csv"))},
+        {"workload": name, "system": "duckdb delta_scan", "note": "",
+         "times": timed(runs, lambda: con.execute(duck_sql).fetchall())},
+        {"workload": name, "system": "polars scan_delta", "note": "", "times": timed(runs, polars_run)},
     ]
 
 
@@ -393,6 +446,8 @@ def main() -> None:
     commits = 8 if args.tiny else 100 if args.quick else 1_000
     history = 20 if args.tiny else 1_000 if args.quick else 10_000
     seconds = 1 if args.tiny else 5 if args.quick else 10
+    dash_orders = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
+    dash_users = max(10, dash_orders // 100)
     only = set(args.only or ["ingest", "commits", "history", "query", "import", "server"])
     tarn, profile = tarn_binary()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -409,7 +464,7 @@ def main() -> None:
         if "history" in only:
             results += workload_history(tarn, history, runs, work)
         if "query" in only:
-            results += workload_query(tarn, runs, work)
+            results += workload_query(tarn, runs, work, users=dash_users, orders=dash_orders)
         if "import" in only:
             results += workload_import(tarn, rows, runs, work)
         if "server" in only:
