@@ -19,6 +19,7 @@
 
 mod commit_log;
 mod create;
+mod date_trunc;
 mod describe;
 mod error;
 mod evolve;

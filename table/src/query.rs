@@ -37,6 +37,11 @@ impl Table {
             return Err(Error::invalid("the SQL statement is empty"));
         }
         let ctx = SessionContext::new();
+        ctx.register_udf(
+            deltalake::datafusion::logical_expr::ScalarUDF::new_from_impl(
+                crate::date_trunc::UtcDateTrunc::new(),
+            ),
+        );
         let mut versions = Vec::new();
         for t in tables {
             let name = t.name.to_ascii_lowercase();
