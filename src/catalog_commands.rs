@@ -14,14 +14,8 @@ use crate::cli::{
     TokenCommand,
 };
 use crate::context::Context;
-use crate::output::{print_records, print_report};
+use crate::output::{print_records, print_report, time};
 use crate::{Failure, Result};
-
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| tarn_table::format_timestamp(&t))
-        .unwrap_or_default()
-}
 
 pub async fn catalog(command: CatalogCommand, ctx: &Context, format: OutputFormat) -> Result<()> {
     let store = ctx.store().await?;

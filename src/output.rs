@@ -66,6 +66,13 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
     Ok(rows)
 }
 
+/// A time in ms since the epoch as Tarn prints times (RFC 3339, ms, `Z`).
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| tarn_table::format_timestamp(&t))
+        .unwrap_or_default()
+}
+
 /// Prints a report: JSON when asked, else the given text.
 pub fn print_report<T: Serialize>(
     format: OutputFormat,

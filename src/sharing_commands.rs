@@ -9,14 +9,8 @@ use tarn_table::{Table, TableLocation};
 
 use crate::cli::{OutputFormat, RecipientCommand, ShareCommand};
 use crate::context::Context;
-use crate::output::{print_records, print_report};
+use crate::output::{print_records, print_report, time};
 use crate::{Failure, Result};
-
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| tarn_table::format_timestamp(&t))
-        .unwrap_or_default()
-}
 
 async fn with_sharing<T>(
     ctx: &Context,

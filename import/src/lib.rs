@@ -140,6 +140,15 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A database error for users: what was being done, and the server's own message.
+pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
+    let message = match &e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    };
+    Error(format!("{what}: {}", one_line(&message)))
+}
+
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -472,29 +481,15 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     if !opts.key.is_empty() {
         let keys: Vec<String> = opts.key.iter().map(|k| (prepared.quote)(k)).collect();
         let shown: Vec<String> = opts.key.iter().map(|k| prepared.text_cast(k)).collect();
+        // CONCAT_WS exists in PostgreSQL and MySQL alike.
         let sql = format!(
-            "SELECT {} FROM (SELECT {}, COUNT(*) AS n FROM {}{} GROUP BY {} HAVING COUNT(*) > 1) AS d LIMIT 1",
-            shown
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(" || ',' || "),
+            "SELECT CONCAT_WS(',', {}) FROM (SELECT {}, COUNT(*) AS n FROM {}{} GROUP BY {} HAVING COUNT(*) > 1) AS d LIMIT 1",
+            shown.join(", "),
             keys.join(", "),
             prepared.view,
             prepared.filter,
             keys.join(", ")
         );
-        let sql = match prepared.session {
-            Session::Postgres(_) => sql,
-            Session::MySql(_) => format!(
-                "SELECT CONCAT_WS(',', {}) FROM (SELECT {}, COUNT(*) AS n FROM {}{} GROUP BY {} HAVING COUNT(*) > 1) AS d LIMIT 1",
-                shown.join(", "),
-                keys.join(", "),
-                prepared.view,
-                prepared.filter,
-                keys.join(", ")
-            ),
-        };
         if let Some(dup) = prepared.scalar(&sql).await? {
             prepared.close().await;
             return Err(Error(format!(

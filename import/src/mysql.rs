@@ -8,8 +8,8 @@ use sqlx::{Connection, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
-use crate::types::{parse_decimal, ColBuilder, ColType, Column};
-use crate::{Error, Result, Source, BATCH_ROWS};
+use crate::types::{finish_batch, parse_decimal, ColBuilder, ColType, Column};
+use crate::{db_error, Error, Result, Source, BATCH_ROWS};
 
 /// The name the source has in every query of a run.
 pub(crate) const SOURCE_ALIAS: &str = "tarn_import_source";
@@ -29,14 +29,6 @@ pub(crate) enum Decoder {
 
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-fn db_error(what: &str, e: sqlx::Error) -> Error {
-    let message = match &e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
-    };
-    Error(format!("{what}: {}", crate::one_line(&message)))
 }
 
 pub(crate) struct MySqlSession {
@@ -222,10 +214,7 @@ async fn send_batch(
     builders: &mut [ColBuilder],
     tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
 ) -> Result<()> {
-    let columns = builders.iter_mut().map(ColBuilder::finish).collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error(format!("building a batch: {e}")))?;
-    tx.send(Ok(batch))
+    tx.send(Ok(finish_batch(schema, builders)?))
         .await
         .map_err(|_| Error("the table writer stopped".into()))
 }

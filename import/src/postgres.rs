@@ -9,8 +9,8 @@ use sqlx::{Connection, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
-use crate::types::{ColBuilder, ColType, Column};
-use crate::{Error, Result, Source, BATCH_ROWS};
+use crate::types::{finish_batch, ColBuilder, ColType, Column};
+use crate::{db_error, Error, Result, Source, BATCH_ROWS};
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
@@ -49,14 +49,6 @@ pub(crate) fn quote_literal(text: &str) -> String {
 /// An open session: connection inside the run's snapshot transaction.
 pub(crate) struct PgSession {
     conn: PgConnection,
-}
-
-fn db_error(what: &str, e: sqlx::Error) -> Error {
-    let message = match &e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
-    };
-    Error(format!("{what}: {}", crate::one_line(&message)))
 }
 
 impl PgSession {
@@ -311,10 +303,7 @@ fn decode_stream(
     let mut rows = 0usize;
     let mut total = 0u64;
     let send = |builders: &mut [ColBuilder]| -> Result<()> {
-        let columns = builders.iter_mut().map(ColBuilder::finish).collect();
-        let batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error(format!("building a batch: {e}")))?;
-        tx.blocking_send(Ok(batch))
+        tx.blocking_send(Ok(finish_batch(schema, builders)?))
             .map_err(|_| Error("the table writer stopped".into()))
     };
     while let Some(chunk) = raw.blocking_recv() {

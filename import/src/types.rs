@@ -238,6 +238,16 @@ impl ColBuilder {
     }
 }
 
+/// The columns built so far as one batch of `schema`; the builders are left empty.
+pub fn finish_batch(
+    schema: &tarn_table::deltalake::arrow::datatypes::SchemaRef,
+    builders: &mut [ColBuilder],
+) -> Result<tarn_table::deltalake::arrow::array::RecordBatch, crate::Error> {
+    let columns = builders.iter_mut().map(ColBuilder::finish).collect();
+    tarn_table::deltalake::arrow::array::RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| crate::Error(format!("building a batch: {e}")))
+}
+
 /// Parses a decimal written in base 10 (`-12.5`, `3`, `0.125`) into an integer scaled by
 /// `scale`. More fractional digits than `scale` is an error (never silently rounded).
 pub fn parse_decimal(text: &str, scale: i8) -> Result<i128, String> {

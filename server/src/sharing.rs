@@ -976,22 +976,9 @@ fn file_from_action(action: &Value) -> Option<DataFile> {
 }
 
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Checks `[start, end]` against the log and returns it with `end` defaulted to the latest.
@@ -1038,10 +1025,10 @@ async fn history_query(
         metadata_line(&at_start, format, Some(start), None)?,
     ];
     for version in start..=end {
-        let actions = latest.commit_actions(version).await?;
+        let (commit, actions) = latest.commit_with_actions(version).await?;
         let stamp = Stamp {
             version,
-            timestamp: latest.commit_time(version).await?.timestamp_millis(),
+            timestamp: commit.timestamp.timestamp_millis(),
         };
         for action in &actions {
             if version > start && action.get("metaData").is_some() {
@@ -1169,10 +1156,10 @@ async fn table_changes(
         metadata_line(&at_start, format, Some(start), None)?,
     ];
     for version in start..=end {
-        let actions = latest.commit_actions(version).await?;
+        let (commit, actions) = latest.commit_with_actions(version).await?;
         let stamp = Stamp {
             version,
-            timestamp: latest.commit_time(version).await?.timestamp_millis(),
+            timestamp: commit.timestamp.timestamp_millis(),
         };
         let has_cdc = actions.iter().any(|a| a.get("cdc").is_some());
         for action in &actions {
@@ -1273,7 +1260,8 @@ async fn serve_file(
         .await
         .map_err(|_| denied())?;
     let location = TableLocation::parse(&info.storage_location)?;
-    let size = Table::file_size(&location, &ticket.path).await?;
+    let file = Table::open_file(&location, &ticket.path).await?;
+    let size = file.size;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let range = match requested_range(range_header, size) {
         Ok(r) => r,
@@ -1298,7 +1286,7 @@ async fn serve_file(
     let body = if method == Method::HEAD || span.is_empty() {
         Body::empty()
     } else {
-        let stream = Table::read_file_range(&location, &ticket.path, span.clone()).await?;
+        let stream = file.read(span.clone()).await?;
         Body::from_stream(stream.map_err(std::io::Error::other))
     };
     let mut response = Response::new(body);

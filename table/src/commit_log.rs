@@ -105,13 +105,13 @@ pub(crate) async fn commit_range(log_store: &dyn LogStore, table: &str) -> Resul
     })
 }
 
-/// Reads the commit that created `version`.
-pub(crate) async fn read_commit(
+/// The raw bytes of the commit that created `version`.
+pub(crate) async fn read_commit_bytes(
     log_store: &dyn LogStore,
     table: &str,
     version: u64,
-) -> Result<Commit> {
-    let bytes = log_store
+) -> Result<bytes::Bytes> {
+    log_store
         .read_commit_entry(version)
         .await
         .map_err(|e| Error::from_delta(table, e))?
@@ -119,23 +119,67 @@ pub(crate) async fn read_commit(
             Error::not_found(format!(
                 "table `{table}` has no commit file for version {version}"
             ))
-        })?;
+        })
+}
+
+pub(crate) fn parse_action(table: &str, version: u64, line: &[u8]) -> Result<Value> {
+    serde_json::from_slice(line).map_err(|e| {
+        Error::new(
+            crate::ErrorKind::Internal,
+            format!("`{table}`: version {version} has an unreadable log entry: {e}"),
+        )
+    })
+}
+
+pub(crate) fn log_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Reads the commit that created `version` (only as far as its `commitInfo`).
+pub(crate) async fn read_commit(
+    log_store: &dyn LogStore,
+    table: &str,
+    version: u64,
+) -> Result<Commit> {
+    let bytes = read_commit_bytes(log_store, table, version).await?;
     let mut info: Option<Map<String, Value>> = None;
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let action: Value = serde_json::from_slice(line).map_err(|e| {
-            Error::new(
-                crate::ErrorKind::Internal,
-                format!("`{table}`: version {version} has an unreadable log entry: {e}"),
-            )
-        })?;
-        if let Some(Value::Object(ci)) = action.get("commitInfo") {
+    for line in log_lines(&bytes) {
+        if let Some(Value::Object(ci)) = parse_action(table, version, line)?.get("commitInfo") {
             info = Some(ci.clone());
             break;
         }
     }
+    commit_from_info(log_store, table, version, info).await
+}
+
+/// Reads the commit that created `version`: what it records, and all its actions (one JSON
+/// object per log line), from one read of the file.
+pub(crate) async fn read_commit_with_actions(
+    log_store: &dyn LogStore,
+    table: &str,
+    version: u64,
+) -> Result<(Commit, Vec<Value>)> {
+    let bytes = read_commit_bytes(log_store, table, version).await?;
+    let actions = log_lines(&bytes)
+        .map(|line| parse_action(table, version, line))
+        .collect::<Result<Vec<_>>>()?;
+    let info = actions.iter().find_map(|a| match a.get("commitInfo") {
+        Some(Value::Object(ci)) => Some(ci.clone()),
+        _ => None,
+    });
+    let commit = commit_from_info(log_store, table, version, info).await?;
+    Ok((commit, actions))
+}
+
+/// A commit as recorded by its `commitInfo` (the file's time when it has none).
+async fn commit_from_info(
+    log_store: &dyn LogStore,
+    table: &str,
+    version: u64,
+    info: Option<Map<String, Value>>,
+) -> Result<Commit> {
     let info = info.unwrap_or_default();
     let millis = info
         .get("inCommitTimestamp")

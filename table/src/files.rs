@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde_json::Value;
 
-use crate::commit_log;
+use crate::commit_log::{self, Commit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::location::TableLocation;
 use crate::table::Table;
@@ -146,33 +146,18 @@ impl Table {
 
     /// The actions of the commit that created `version`, one JSON object per log line.
     pub async fn commit_actions(&self, version: u64) -> Result<Vec<Value>> {
-        let bytes = self
-            .delta
-            .log_store()
-            .read_commit_entry(version)
-            .await
-            .map_err(|e| self.delta_error(e))?
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "table `{}` has no commit file for version {version}",
-                    self.name()
-                ))
-            })?;
-        bytes
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| {
-                serde_json::from_slice(line).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Internal,
-                        format!(
-                            "`{}`: version {version} has an unreadable log entry: {e}",
-                            self.name()
-                        ),
-                    )
-                })
-            })
+        let log_store = self.delta.log_store();
+        let bytes = commit_log::read_commit_bytes(log_store.as_ref(), self.name(), version).await?;
+        commit_log::log_lines(&bytes)
+            .map(|line| commit_log::parse_action(self.name(), version, line))
             .collect()
+    }
+
+    /// The commit that created `version` (its time, operation...) and its actions, from one
+    /// read of the commit file.
+    pub async fn commit_with_actions(&self, version: u64) -> Result<(Commit, Vec<Value>)> {
+        commit_log::read_commit_with_actions(self.delta.log_store().as_ref(), self.name(), version)
+            .await
     }
 
     /// Whether the commit creating `version` is in the log at `location` (one metadata
@@ -192,47 +177,56 @@ impl Table {
         }
     }
 
-    /// The size of `path` (relative to the table root at `location`), without loading the
-    /// table. Paths that could leave the root are refused.
-    pub async fn file_size(location: &TableLocation, path: &str) -> Result<u64> {
-        let (store, file) = file_in(location, path)?;
+    /// Opens `path` (relative to the table root at `location`) for reading, without loading
+    /// the table: one metadata request for its size. Paths that could leave the root are
+    /// refused.
+    pub async fn open_file(location: &TableLocation, path: &str) -> Result<TableFile> {
+        if !is_table_relative(path) {
+            return Err(Error::invalid(format!("`{path}` is not a data file path")));
+        }
+        let store = Self::unloaded(location)?.log_store().object_store(None);
+        let file = store_path(path);
         let meta = ObjectStoreExt::head(store.as_ref(), &file)
             .await
             .map_err(|e| read_error(path, e))?;
-        Ok(meta.size)
+        Ok(TableFile {
+            store,
+            file,
+            label: path.to_string(),
+            size: meta.size,
+        })
     }
+}
 
-    /// Streams bytes `range` of `path` (relative to the table root at `location`).
-    pub async fn read_file_range(
-        location: &TableLocation,
-        path: &str,
+/// A data file of a table, opened by [`Table::open_file`].
+pub struct TableFile {
+    store: deltalake::logstore::ObjectStoreRef,
+    file: StorePath,
+    label: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl TableFile {
+    /// Streams bytes `range` of the file.
+    pub async fn read(
+        &self,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
-        let (store, file) = file_in(location, path)?;
         let options = object_store::GetOptions {
             range: Some(object_store::GetRange::Bounded(range)),
             ..Default::default()
         };
-        let result = store
-            .get_opts(&file, options)
+        let result = self
+            .store
+            .get_opts(&self.file, options)
             .await
-            .map_err(|e| read_error(path, e))?;
-        let path = path.to_string();
+            .map_err(|e| read_error(&self.label, e))?;
+        let label = self.label.clone();
         Ok(Box::pin(
-            result.into_stream().map_err(move |e| read_error(&path, e)),
+            result.into_stream().map_err(move |e| read_error(&label, e)),
         ))
     }
-}
-
-fn file_in(
-    location: &TableLocation,
-    path: &str,
-) -> Result<(deltalake::logstore::ObjectStoreRef, StorePath)> {
-    if !is_table_relative(path) {
-        return Err(Error::invalid(format!("`{path}` is not a data file path")));
-    }
-    let delta = Table::unloaded(location)?;
-    Ok((delta.log_store().object_store(None), store_path(path)))
 }
 
 fn read_error(path: &str, e: deltalake::ObjectStoreError) -> Error {

@@ -38,7 +38,7 @@ pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::CreateOptions;
 pub use describe::{ColumnDescription, TableDescription};
 pub use error::{Error, ErrorKind, Result};
-pub use files::{is_table_relative, DataFile};
+pub use files::{is_table_relative, DataFile, TableFile};
 pub use input::{InputFormat, InputSource, Progress};
 pub use location::TableLocation;
 pub use maintain::{OptimizeReport, RestoreReport, VacuumReport};
