@@ -8,6 +8,8 @@ Workloads (--only NAME to run one):
            timestamp) from Parquet and from CSV into a new table: `tarn write --create`
            vs python deltalake (`write_deltalake` after reading the file with pyarrow) and
            DuckDB `COPY ... TO ... (FORMAT parquet)` (no transaction log: the floor).
+  memory   peak RSS of `tarn write` from CSV at the ingest size and at 10 times it (the
+           memory must stay bounded as the input grows).
   commits  single-row appends one after another, and 4 writers appending at once:
            `tarn write` (one process per commit, as a script would run it) vs python
            deltalake (in one process). Commits/s; no commit may be lost.
@@ -19,8 +21,8 @@ Workloads (--only NAME to run one):
            `delta_scan` and polars `scan_delta`.
   import   N rows from the local PostgreSQL into a new table: `tarn import` vs DuckDB's
            postgres extension copying the same table to Parquet (no transaction log).
-  server   get-table and list-tables against `tarn serve` (SQLite catalog) with 32
-           connections from `wrk`: requests/s and latency (skipped without wrk).
+  server   get-table and list-tables against `tarn serve` (SQLite, then PostgreSQL catalog)
+           with 32 connections from `wrk`: requests/s and latency (skipped without wrk).
 
 Usage (from the repository root, with the interop venv that tests/run.sh builds):
   cargo build --release
@@ -66,7 +68,7 @@ def tarn_binary() -> tuple[pathlib.Path, str]:
 
 def psql(url: str, sql: str) -> None:
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env={**os.environ, "PGOPTIONS": "--client-min-messages=warning"})
 
 
 def timed(runs: int, fn: Callable[[], None]) -> list[float]:
@@ -151,21 +153,27 @@ def tarn_cmd(tarn: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def make_ingest_files(rows: int, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+def _ingest_rows(rows: int, seed: int = 42, first_id: int = 0):
+    """The ingest workload's rows: int64 id, float64 value, one of 10 strings, a UTC time."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(42)
+    rng = np.random.default_rng(seed)
     base = np.datetime64("2026-01-01T00:00:00", "us")
-    table = pa.table({
-        "id": pa.array(np.arange(rows, dtype=np.int64)),
+    return pa.table({
+        "id": pa.array(np.arange(first_id, first_id + rows, dtype=np.int64)),
         "value": pa.array(rng.random(rows) * 1000),
         "category": pa.array(np.array(CATEGORIES)[rng.integers(0, 10, rows)]),
         "ts": pa.array(base + rng.integers(0, 365 * 86400 * 10**6, rows).astype("timedelta64[us]"),
                        type=pa.timestamp("us", tz="UTC")),
     })
+
+
+def make_ingest_files(rows: int, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = _ingest_rows(rows)
     parquet, csv = work / "ingest.parquet", work / "ingest.csv"
     pq.write_table(table, parquet)
     pacsv.write_csv(table, csv)
@@ -213,6 +221,40 @@ def workload_ingest(tarn: pathlib.Path, rows: int, runs: int, work: pathlib.Path
                         "times": timed(runs, duckdb_run), "note": "no transaction log"})
     # Leave a Tarn table for the query workload.
     tarn_cmd(tarn, "write", str(work / "query_table"), str(parquet), "--create", "--no-progress")
+    return results
+
+
+def workload_memory(tarn: pathlib.Path, rows: int, work: pathlib.Path) -> list[dict]:
+    """Peak RSS of `tarn write --create` from CSV at `rows` and at 10x `rows`: it must stay
+    bounded (well under 1 GiB) however large the input grows."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    results = []
+    for n in (rows, rows * 10):
+        csv = work / f"memory_{n}.csv"
+        chunk = min(n, 1_000_000)
+        with pa.OSFile(str(csv), "wb") as sink:
+            writer = None
+            for start in range(0, n, chunk):
+                part = _ingest_rows(min(chunk, n - start), seed=start, first_id=start)
+                if writer is None:
+                    writer = pacsv.CSVWriter(sink, part.schema)
+                writer.write_table(part)
+            writer.close()
+        target = work / "memory_table"
+        shutil.rmtree(target, ignore_errors=True)
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", str(tarn), "write", str(target), str(csv),
+                               "--create", "--no-progress"], capture_output=True, text=True)
+        secs = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"tarn write failed: {proc.stderr}")
+        peak = int(proc.stderr.strip().splitlines()[-1]) / 1024
+        results.append({"workload": f"memory: ingest {n:,} rows of CSV ({csv.stat().st_size / 2**30:.2f} GiB)",
+                        "system": "tarn write", "times": [secs], "note": f"peak RSS {peak:.0f} MiB"})
+        csv.unlink()
+        shutil.rmtree(target, ignore_errors=True)
     return results
 
 
@@ -390,11 +432,31 @@ def workload_server(tarn: pathlib.Path, seconds: int, work: pathlib.Path) -> lis
     if not shutil.which("wrk"):
         print("note: the server workload needs wrk (apt-get install wrk): skipped")
         return []
+    results = []
+    results += _server_run(tarn, seconds, work / "server_sqlite", None, "SQLite catalog")
+    url = os.environ.get("TARN_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+    if url != "skip" and shutil.which("psql"):
+        database = "tarn_bench_catalog"
+        psql(url, f"DROP DATABASE IF EXISTS {database}")
+        psql(url, f"CREATE DATABASE {database}")
+        parsed = urlparse(url)
+        catalog = parsed._replace(path=f"/{database}").geturl()
+        try:
+            results += _server_run(tarn, seconds, work / "server_pg", catalog, "PostgreSQL catalog")
+        finally:
+            psql(url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    else:
+        print("note: no PostgreSQL (TARN_TEST_POSTGRES=skip or no psql): the PostgreSQL catalog run is skipped")
+    return results
+
+
+def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str | None,
+                label: str) -> list[dict]:
+    """get-table and list-tables (20 tables) against one `tarn serve`, 32 connections."""
     import re
     import urllib.request
 
-    wh = str(work / "server_wh")
-    g = ["--warehouse", wh]
+    g = ["--warehouse", str(wh)] + (["--catalog", catalog] if catalog else [])
     tarn_cmd(tarn, *g, "catalog", "create", "main")
     tarn_cmd(tarn, *g, "schema", "create", "main.shop")
     for i in range(20):
@@ -411,8 +473,8 @@ def workload_server(tarn: pathlib.Path, seconds: int, work: pathlib.Path) -> lis
             except OSError:
                 time.sleep(0.05)
         results = []
-        for label, path in (("get-table", "/api/2.1/unity-catalog/tables/main.shop.t7"),
-                            ("list-tables", "/api/2.1/unity-catalog/tables?catalog_name=main&schema_name=shop")):
+        for name, path in (("get-table", "/api/2.1/unity-catalog/tables/main.shop.t7"),
+                           ("list-tables", "/api/2.1/unity-catalog/tables?catalog_name=main&schema_name=shop")):
             out = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--latency",
                                   "-H", f"Authorization: Bearer {token}", url + path],
                                  capture_output=True, text=True, check=True).stdout
@@ -420,7 +482,7 @@ def workload_server(tarn: pathlib.Path, seconds: int, work: pathlib.Path) -> lis
             p50 = re.search(r"50%\s+(\S+)", out).group(1)
             p99 = re.search(r"99%\s+(\S+)", out).group(1)
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            results.append({"workload": f"{label}, 32 connections, {seconds} s (SQLite catalog)",
+            results.append({"workload": f"{name}, 32 connections, {seconds} s ({label})",
                             "system": "tarn serve", "times": [], "rate": True,
                             "note": f"{rps:,.0f} req/s, p50 {p50}, p99 {p99}"
                                     + (f", {errors.group(1)} errors" if errors else "")})
@@ -437,18 +499,19 @@ def main() -> None:
     size.add_argument("--tiny", action="store_true", help="1,000 rows, 1 run: checks the harness works")
     parser.add_argument("--rows", type=int, help="rows for the import workload")
     parser.add_argument("--runs", type=int, help="timed runs per system")
-    parser.add_argument("--only", choices=["ingest", "commits", "history", "query", "import", "server"],
+    parser.add_argument("--only", choices=["ingest", "memory", "commits", "history", "query", "import", "server"],
                         action="append", help="run only this workload (repeatable)")
     args = parser.parse_args()
     rows, runs = (1_000, 1) if args.tiny else (100_000, 3) if args.quick else (1_000_000, 5)
     rows, runs = args.rows or rows, args.runs or runs
     ingest_rows = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
+    memory_rows = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
     commits = 8 if args.tiny else 100 if args.quick else 1_000
     history = 20 if args.tiny else 1_000 if args.quick else 10_000
     seconds = 1 if args.tiny else 5 if args.quick else 10
     dash_orders = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
     dash_users = max(10, dash_orders // 100)
-    only = set(args.only or ["ingest", "commits", "history", "query", "import", "server"])
+    only = set(args.only or ["ingest", "memory", "commits", "history", "query", "import", "server"])
     tarn, profile = tarn_binary()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; tarn: {tarn} ({profile})")
@@ -459,6 +522,8 @@ def main() -> None:
         work = pathlib.Path(d)
         if "ingest" in only:
             results += workload_ingest(tarn, ingest_rows, runs, work)
+        if "memory" in only:
+            results += workload_memory(tarn, memory_rows, work)
         if "commits" in only:
             results += workload_commits(tarn, commits, work)
         if "history" in only:
@@ -469,18 +534,18 @@ def main() -> None:
             results += workload_import(tarn, rows, runs, work)
         if "server" in only:
             results += workload_server(tarn, seconds, work)
-    print(f"\n{'workload':48} {'system':24} {'median (min-max)':30} ratio tarn/peer  note")
+    print(f"\n{'workload':56} {'system':24} {'median (min-max)':30} ratio tarn/peer  note")
     tarn_median = None
     for r in results:
         if r.get("rate"):
-            print(f"{r['workload']:48} {r['system']:24} {'-':30} {'':16} {r['note']}")
+            print(f"{r['workload']:56} {r['system']:24} {'-':30} {'':16} {r['note']}")
             continue
         median = statistics.median(r["times"])
         if r["system"].startswith("tarn"):
             tarn_median, ratio = median, ""
         else:
             ratio = f"{tarn_median / median:.2f}" if tarn_median else ""
-        print(f"{r['workload']:48} {r['system']:24} {summary(r['times']):30} {ratio:16} {r['note']}")
+        print(f"{r['workload']:56} {r['system']:24} {summary(r['times']):30} {ratio:16} {r['note']}")
 
 
 if __name__ == "__main__":
