@@ -2,7 +2,7 @@
 //! checks, the watermark and the data), and the data through binary `COPY ... TO STDOUT`,
 //! decoded straight into Arrow builders as it streams.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
@@ -235,8 +235,9 @@ impl PgSession {
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
 const PARALLEL_MIN_BLOCKS: u64 = 2048;
 
-/// One binary COPY of `select` on `conn`: this task receives the data and hands it over in
-/// chunks of about 256 KiB to a blocking thread that decodes it into batches on `tx`.
+/// One binary COPY of `select` on `conn`: this task receives the data and hands it over, in
+/// groups of messages of about 256 KiB (the messages themselves, not copies), to a blocking
+/// thread that decodes it into batches on `tx`.
 async fn copy_stream(
     conn: &mut PgConnection,
     select: &str,
@@ -249,7 +250,7 @@ async fn copy_stream(
         .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
         .await
         .map_err(|e| db_error("COPY from the source failed", e))?;
-    let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(8);
     let (decoders, columns, schema, batches) = (
         decoders.to_vec(),
         columns.to_vec(),
@@ -259,23 +260,30 @@ async fn copy_stream(
     let decoder = tokio::task::spawn_blocking(move || {
         decode_stream(raw_rx, &decoders, &columns, &schema, &batches)
     });
-    let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_bytes = 0;
     let mut received = Ok(());
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => pending.extend_from_slice(&chunk),
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(message) => {
+                pending_bytes += message.len();
+                pending.push(message);
+            }
             Err(e) => {
                 received = Err(db_error("reading from the source failed", e));
                 break;
             }
         }
-        if pending.len() >= CHUNK_BYTES && raw_tx.send(pending.split().freeze()).await.is_err() {
-            // The decoder stopped (its error is reported below).
-            break;
+        if pending_bytes >= CHUNK_BYTES {
+            pending_bytes = 0;
+            if raw_tx.send(std::mem::take(&mut pending)).await.is_err() {
+                // The decoder stopped (its error is reported below).
+                break;
+            }
         }
     }
     if received.is_ok() && !pending.is_empty() {
-        let _ = raw_tx.send(pending.freeze()).await;
+        let _ = raw_tx.send(pending).await;
     }
     drop(raw_tx);
     drop(stream);
@@ -290,62 +298,102 @@ async fn copy_stream(
 const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Decodes binary COPY data arriving on `raw` into batches sent on `tx`; returns the rows.
+///
+/// PostgreSQL sends one tuple per message, so each message is decoded where it lies; only a
+/// tuple split across messages (which the protocol allows) is put together in `carry`.
 fn decode_stream(
-    mut raw: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    mut raw: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
     decoders: &[Decoder],
     columns: &[ColType],
     schema: &SchemaRef,
     tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
 ) -> Result<u64> {
-    let mut buf = BytesMut::new();
-    let mut header_done = false;
-    let mut builders: Vec<ColBuilder> = columns.iter().map(ColBuilder::new).collect();
-    let mut rows = 0usize;
-    let mut total = 0u64;
-    let send = |builders: &mut [ColBuilder]| -> Result<()> {
-        tx.blocking_send(Ok(finish_batch(schema, builders)?))
-            .map_err(|_| Error("the table writer stopped".into()))
+    let mut copy = CopyDecoder {
+        decoders,
+        builders: columns.iter().map(ColBuilder::new).collect(),
+        header_done: false,
+        rows: 0,
+        total: 0,
+        schema,
+        tx,
     };
-    while let Some(chunk) = raw.blocking_recv() {
-        buf.extend_from_slice(&chunk);
-        if !header_done {
-            if buf.len() < 19 {
-                continue;
+    let mut carry = BytesMut::new();
+    while let Some(messages) = raw.blocking_recv() {
+        for message in messages {
+            if carry.is_empty() {
+                let used = copy.consume(&message)?;
+                if used < message.len() {
+                    carry.extend_from_slice(&message[used..]);
+                }
+            } else {
+                carry.extend_from_slice(&message);
+                let used = copy.consume(&carry)?;
+                carry.advance(used);
             }
-            if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
+        }
+    }
+    if copy.rows > 0 {
+        copy.send()?;
+    }
+    Ok(copy.total)
+}
+
+/// The state of one binary COPY being decoded into batches.
+struct CopyDecoder<'a> {
+    decoders: &'a [Decoder],
+    builders: Vec<ColBuilder>,
+    header_done: bool,
+    /// Rows in the builders.
+    rows: usize,
+    /// Rows decoded in all.
+    total: u64,
+    schema: &'a SchemaRef,
+    tx: &'a tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+}
+
+impl CopyDecoder<'_> {
+    /// Decodes every whole tuple at the start of `data`; returns the bytes used.
+    fn consume(&mut self, data: &[u8]) -> Result<usize> {
+        let mut pos = 0;
+        if !self.header_done {
+            if data.len() < 19 {
+                return Ok(0);
+            }
+            if &data[..11] != b"PGCOPY\n\xff\r\n\0" {
                 return Err(Error("unexpected COPY header from the source".into()));
             }
-            let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
-            if buf.len() < 19 + ext {
-                continue;
+            let ext = u32::from_be_bytes(data[15..19].try_into().expect("4 bytes")) as usize;
+            if data.len() < 19 + ext {
+                return Ok(0);
             }
-            buf.advance(19 + ext);
-            header_done = true;
+            pos = 19 + ext;
+            self.header_done = true;
         }
         loop {
-            match tuple_len(&buf, decoders.len()).map_err(Error)? {
-                TupleLen::Incomplete => break,
-                TupleLen::End => {
-                    buf.clear();
-                    break;
-                }
+            match tuple_len(&data[pos..], self.decoders.len()).map_err(Error)? {
+                TupleLen::Incomplete => return Ok(pos),
+                TupleLen::End => return Ok(data.len()),
                 TupleLen::Tuple(len) => {
-                    decode_tuple(&buf[..len], decoders, &mut builders).map_err(Error)?;
-                    buf.advance(len);
-                    rows += 1;
-                    total += 1;
-                    if rows == BATCH_ROWS {
-                        send(&mut builders)?;
-                        rows = 0;
+                    decode_tuple(&data[pos..pos + len], self.decoders, &mut self.builders)
+                        .map_err(Error)?;
+                    pos += len;
+                    self.rows += 1;
+                    self.total += 1;
+                    if self.rows == BATCH_ROWS {
+                        self.send()?;
                     }
                 }
             }
         }
     }
-    if rows > 0 {
-        send(&mut builders)?;
+
+    /// Sends the builders' rows as one batch.
+    fn send(&mut self) -> Result<()> {
+        self.rows = 0;
+        self.tx
+            .blocking_send(Ok(finish_batch(self.schema, &mut self.builders)?))
+            .map_err(|_| Error("the table writer stopped".into()))
     }
-    Ok(total)
 }
 
 fn map_scalar(
@@ -631,5 +679,94 @@ mod tests {
         let mut nan = numeric(&[], 0, false, 0);
         nan[4] = 0xC0;
         assert!(numeric_to_i128(&nan, 2).is_err());
+    }
+
+    /// A binary COPY stream (header, `rows` of (int8, text or NULL), trailer).
+    fn copy_bytes(rows: &[(i64, Option<&str>)]) -> Vec<u8> {
+        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+        out.extend_from_slice(&0u32.to_be_bytes()); // flags
+        out.extend_from_slice(&4u32.to_be_bytes()); // header extension: 4 bytes
+        out.extend_from_slice(b"ext!");
+        for (id, text) in rows {
+            out.extend_from_slice(&2i16.to_be_bytes());
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&id.to_be_bytes());
+            match text {
+                Some(t) => {
+                    out.extend_from_slice(&(t.len() as i32).to_be_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn copy_data_decodes_the_same_however_it_is_split_into_messages() {
+        use tarn_table::deltalake::arrow::array::{Array, AsArray};
+        use tarn_table::deltalake::arrow::datatypes::{Field, Int64Type, Schema};
+        let rows: Vec<(i64, Option<String>)> = (0..40)
+            .map(|i| {
+                (
+                    i * 1_000_003 - 7,
+                    (i % 3 != 0).then(|| "é".repeat(i as usize)),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(i64, Option<&str>)> =
+            rows.iter().map(|(i, t)| (*i, t.as_deref())).collect();
+        let data = copy_bytes(&borrowed);
+        let columns = vec![ColType::Int64, ColType::Utf8];
+        let schema: SchemaRef = std::sync::Arc::new(Schema::new(vec![
+            Field::new("id", columns[0].arrow(), true),
+            Field::new("t", columns[1].arrow(), true),
+        ]));
+        // Every message length from 1 byte to the whole stream in one message.
+        for size in 1..=data.len() {
+            let messages: Vec<Bytes> = data.chunks(size).map(Bytes::copy_from_slice).collect();
+            let (raw_tx, raw_rx) = tokio::sync::mpsc::channel(messages.len() + 1);
+            for group in messages.chunks(3) {
+                raw_tx.try_send(group.to_vec()).unwrap();
+            }
+            drop(raw_tx);
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+            let total = decode_stream(
+                raw_rx,
+                &[Decoder::I64, Decoder::Text],
+                &columns,
+                &schema,
+                &tx,
+            )
+            .unwrap_or_else(|e| panic!("messages of {size} bytes: {e}"));
+            assert_eq!(total, rows.len() as u64, "messages of {size} bytes");
+            let batch = rx.try_recv().unwrap().unwrap();
+            assert!(rx.try_recv().is_err(), "one batch");
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let texts = batch.column(1).as_string::<i32>();
+            for (i, (id, text)) in rows.iter().enumerate() {
+                assert_eq!(ids.value(i), *id, "messages of {size} bytes, row {i}");
+                assert_eq!(texts.is_null(i), text.is_none(), "row {i}");
+                if let Some(t) = text {
+                    assert_eq!(texts.value(i), t, "messages of {size} bytes, row {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_that_is_not_binary_copy_is_refused() {
+        let (raw_tx, raw_rx) = tokio::sync::mpsc::channel(1);
+        raw_tx
+            .try_send(vec![Bytes::from_static(b"id,name\n1,x\n2,y\n3,z\n")])
+            .unwrap();
+        drop(raw_tx);
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let schema: SchemaRef =
+            std::sync::Arc::new(tarn_table::deltalake::arrow::datatypes::Schema::empty());
+        let err =
+            decode_stream(raw_rx, &[Decoder::I64], &[ColType::Int64], &schema, &tx).unwrap_err();
+        assert!(err.0.contains("unexpected COPY header"), "{err}");
     }
 }
