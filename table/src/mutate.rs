@@ -31,6 +31,7 @@ impl Table {
             .delete()
             .with_predicate(predicate)
             .with_commit_properties(CommitProperties::default().with_max_retries(100))
+            .with_writer_properties(crate::write::writer_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
         let table = Table {
@@ -62,7 +63,8 @@ impl Table {
             .delta
             .clone()
             .update()
-            .with_commit_properties(CommitProperties::default().with_max_retries(100));
+            .with_commit_properties(CommitProperties::default().with_max_retries(100))
+            .with_writer_properties(crate::write::writer_properties());
         for (column, expression) in assignments {
             if schema.field_with_name(column).is_err() {
                 return Err(Error::invalid(format!(
