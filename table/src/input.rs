@@ -240,6 +240,49 @@ impl InputSource {
             }
             return Ok(());
         }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if self.format == InputFormat::Csv
+            && workers >= 2
+            && self.size() >= crate::csv_parallel::MIN_PARALLEL_BYTES
+        {
+            use crate::csv_parallel::CsvFailure;
+            let result = crate::csv_parallel::read(
+                &self.path,
+                read_schema.clone(),
+                BATCH_ROWS,
+                workers,
+                progress.clone(),
+                |batch| {
+                    progress
+                        .rows
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let shaped = shape_batch(&batch, &target).map_err(|e| self.error(e))?;
+                    Ok(emit(shaped))
+                },
+            );
+            return match result {
+                Ok(()) => Ok(()),
+                Err(CsvFailure::Emit(e)) => Err(e),
+                Err(CsvFailure::Io(e)) => Err(self.error(e)),
+                Err(CsvFailure::Parse(e)) => {
+                    // The parallel reader counts lines from a chunk's start: read the file
+                    // again on one thread for a message that names the right line.
+                    self.read_file(read_schema, target, Arc::new(Progress::default()), |_| true)?;
+                    Err(self.error(e))
+                }
+            };
+        }
+        self.read_file(read_schema, target, progress, emit)
+    }
+
+    /// Reads the file on this thread, batch by batch (see [`Self::read`]).
+    fn read_file(
+        &self,
+        read_schema: SchemaRef,
+        target: SchemaRef,
+        progress: Arc<Progress>,
+        mut emit: impl FnMut(RecordBatch) -> bool,
+    ) -> Result<()> {
         let file = CountingReader {
             inner: self.open()?,
             progress: progress.clone(),

@@ -19,6 +19,7 @@
 
 mod commit_log;
 mod create;
+mod csv_parallel;
 mod date_trunc;
 mod describe;
 mod error;
