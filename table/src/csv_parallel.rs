@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use deltalake::arrow::array::RecordBatch;
@@ -110,10 +110,17 @@ impl Scan {
     }
 }
 
+/// A chunk's parsed batches.
+type Parsed = Result<Vec<RecordBatch>, ArrowError>;
+
+/// A chunk to parse: its bytes, whether it starts with the header line, and where its
+/// batches go.
+type Job = (Vec<u8>, bool, SyncSender<Parsed>);
+
 /// What the cutting thread hands to the reading side, in file order.
 enum Piece {
     /// A chunk being parsed: its batches arrive here.
-    Chunk(Receiver<Result<Vec<RecordBatch>, ArrowError>>),
+    Chunk(Receiver<Parsed>),
     /// Parse the file from this offset to its end on the reading thread.
     Rest(u64),
     /// Reading the file failed.
@@ -138,7 +145,7 @@ pub(crate) fn read(
             .build_buffered(Cursor::new(bytes))?
             .collect()
     };
-    let (job_tx, job_rx) = sync_channel::<(Vec<u8>, bool, _)>(workers);
+    let (job_tx, job_rx) = sync_channel::<Job>(workers);
     let job_rx = Mutex::new(job_rx);
     let (piece_tx, piece_rx) = sync_channel::<Piece>(workers * 2);
     std::thread::scope(|scope| {
@@ -149,7 +156,6 @@ pub(crate) fn read(
                 let Ok(Ok((bytes, header, done))) = job else {
                     return;
                 };
-                let done: std::sync::mpsc::SyncSender<_> = done;
                 let _ = done.send(parse(&bytes, header));
             });
         }
@@ -254,12 +260,8 @@ pub(crate) fn read(
 
 /// Queues `chunk` for parsing and its place in the output; false when the reader stopped.
 fn send_chunk(
-    pieces: &std::sync::mpsc::SyncSender<Piece>,
-    jobs: &std::sync::mpsc::SyncSender<(
-        Vec<u8>,
-        bool,
-        std::sync::mpsc::SyncSender<Result<Vec<RecordBatch>, ArrowError>>,
-    )>,
+    pieces: &SyncSender<Piece>,
+    jobs: &SyncSender<Job>,
     chunk: Vec<u8>,
     header: bool,
 ) -> bool {

@@ -28,20 +28,25 @@ impl Table {
         let mut delta = Self::unloaded(location)?;
         match at {
             TimeTravel::Latest => delta.load().await,
-            TimeTravel::Version(v) => {
-                let (first, last) = commit_log::commit_range(delta.log_store().as_ref(), name).await?;
-                if *v > last {
-                    return Err(Error::not_found(format!(
-                        "table `{name}` has no version {v} (latest is {last})"
-                    )));
+            TimeTravel::Version(v) => match delta.load_version(*v).await {
+                Ok(()) => Ok(()),
+                // Only a failed load lists the log, to say which versions there are.
+                Err(err) => {
+                    let (first, last) =
+                        commit_log::commit_range(delta.log_store().as_ref(), name).await?;
+                    if *v > last {
+                        return Err(Error::not_found(format!(
+                            "table `{name}` has no version {v} (latest is {last})"
+                        )));
+                    }
+                    if *v < first {
+                        return Err(Error::not_found(format!(
+                            "version {v} of table `{name}` is no longer in the log (available: {first} to {last})"
+                        )));
+                    }
+                    Err(err)
                 }
-                if *v < first {
-                    return Err(Error::not_found(format!(
-                        "version {v} of table `{name}` is no longer in the log (available: {first} to {last})"
-                    )));
-                }
-                delta.load_version(*v).await
-            }
+            },
             TimeTravel::AsOf(t) => {
                 let v = commit_log::version_as_of(delta.log_store().as_ref(), name, *t).await?;
                 delta.load_version(v).await
