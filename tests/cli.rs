@@ -1162,7 +1162,7 @@ fn note(i: usize) -> String {
 }
 
 #[test]
-fn large_csv_files_read_on_several_threads_give_every_row_once_in_order() {
+fn large_csv_files_read_on_several_threads_give_every_row_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("big").to_string_lossy().to_string();
     let rows = 400_000;
@@ -1190,9 +1190,6 @@ fn large_csv_files_read_on_several_threads_give_every_row_once_in_order() {
     for kind in ["breaks", "quotes", "commas", "plain"] {
         assert_eq!(out[0][kind], n / 4, "{kind}: {out}");
     }
-    // Rows keep the file's order within the data files (one writer, chunks in order).
-    let first = json(&["query", "SELECT id FROM t LIMIT 3", "--table", &spec]);
-    assert_eq!(first, serde_json::json!([{"id": 0}, {"id": 1}, {"id": 2}]));
 }
 
 #[test]
