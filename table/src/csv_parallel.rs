@@ -61,16 +61,10 @@ impl Scan {
             match *self {
                 Scan::Irregular => return last,
                 Scan::Unquoted { field_start } => {
-                    let at_start = |i: usize, field_start: bool| {
-                        if i == 0 {
-                            field_start
-                        } else {
-                            matches!(bytes[i - 1], b',' | b'\n' | b'\r')
-                        }
-                    };
+                    let ends_field = |b: u8| matches!(b, b',' | b'\n' | b'\r');
                     let Some(hit) = memchr::memchr2(b'"', b'\n', &bytes[pos..]) else {
                         *self = Scan::Unquoted {
-                            field_start: matches!(bytes[bytes.len() - 1], b',' | b'\n' | b'\r'),
+                            field_start: ends_field(bytes[bytes.len() - 1]),
                         };
                         return last;
                     };
@@ -78,7 +72,7 @@ impl Scan {
                     if bytes[i] == b'\n' {
                         last = Some(i + 1);
                         *self = Scan::Unquoted { field_start: true };
-                    } else if at_start(i, field_start) {
+                    } else if (i == 0 && field_start) || (i > 0 && ends_field(bytes[i - 1])) {
                         *self = Scan::Quoted;
                     } else {
                         *self = Scan::Irregular;
