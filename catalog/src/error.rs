@@ -49,6 +49,15 @@ impl Error {
         &self.message
     }
 
+    /// An error of a plain SQLite connection (see `sqlite_reads`).
+    pub(crate) fn from_sqlite(err: rusqlite::Error, what: &str) -> Self {
+        Error {
+            kind: ErrorKind::Internal,
+            message: format!("{what} database error: {err}"),
+            source: Some(Box::new(err)),
+        }
+    }
+
     /// Maps a database error; `what` names the object for "already exists" messages.
     pub(crate) fn from_db(err: sqlx::Error, what: &str) -> Self {
         let kind = match &err {

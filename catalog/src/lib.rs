@@ -18,6 +18,7 @@ mod names;
 mod sharing;
 mod sql;
 mod sql_sharing;
+mod sqlite_reads;
 mod store;
 mod token;
 

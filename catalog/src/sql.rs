@@ -13,6 +13,7 @@ use crate::model::{
     CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TableType, TokenInfo,
 };
 use crate::names::{validate_name, SchemaName, TableName};
+use crate::sqlite_reads::SqliteReads;
 use crate::store::CatalogStore;
 use crate::token::Scope;
 
@@ -67,6 +68,8 @@ fn migration_sql(_dialect: Dialect, step: usize) -> &'static str {
 pub struct SqlCatalogStore {
     pub(crate) pool: AnyPool,
     dialect: Dialect,
+    /// The per-request reads, on the calling thread, for an SQLite file.
+    sqlite_reads: Option<std::sync::Arc<SqliteReads>>,
 }
 
 /// Opens (and migrates) the catalog at `url`: `postgres://...`, `sqlite://PATH`, or a plain
@@ -79,6 +82,7 @@ impl SqlCatalogStore {
     /// See [`open_store`].
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
+        let mut sqlite_reads = None;
         let (dialect, conn_url) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 (Dialect::Postgres, url.to_string())
@@ -101,6 +105,7 @@ impl SqlCatalogStore {
                         )
                     })?;
                 }
+                sqlite_reads = SqliteReads::new(path).map(std::sync::Arc::new);
                 (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
         let redacted = redact(url);
@@ -115,7 +120,11 @@ impl SqlCatalogStore {
                     format!("cannot open the catalog at `{redacted}`: {e}"),
                 )
             })?;
-        let store = Self { pool, dialect };
+        let store = Self {
+            pool,
+            dialect,
+            sqlite_reads,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -197,8 +206,26 @@ fn props_to_text(p: &BTreeMap<String, String>) -> String {
     serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
 }
 
-fn props_from_row(row: &AnyRow) -> sqlx::Result<BTreeMap<String, String>> {
-    let text: String = row.try_get("properties")?;
+/// A row of either kind: sqlx's, or a plain SQLite connection's (`sqlite_reads`).
+pub(crate) trait Columns {
+    fn column<T: ColumnValue>(&self, name: &str) -> sqlx::Result<T>;
+}
+
+/// A column type both kinds of row decode.
+pub(crate) trait ColumnValue:
+    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Sized
+{
+    fn from_sqlite(row: &rusqlite::Row<'_>, name: &str) -> sqlx::Result<Self>;
+}
+
+impl Columns for AnyRow {
+    fn column<T: ColumnValue>(&self, name: &str) -> sqlx::Result<T> {
+        self.try_get(name)
+    }
+}
+
+fn props_from_row(row: &impl Columns) -> sqlx::Result<BTreeMap<String, String>> {
+    let text: String = row.column("properties")?;
     Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
@@ -227,32 +254,32 @@ fn schema_from_row(row: &AnyRow) -> sqlx::Result<SchemaInfo> {
     })
 }
 
-fn table_from_row(row: &AnyRow) -> sqlx::Result<TableInfo> {
-    let table_type: String = row.try_get("table_type")?;
+pub(crate) fn table_from_row(row: &impl Columns) -> sqlx::Result<TableInfo> {
+    let table_type: String = row.column("table_type")?;
     Ok(TableInfo {
-        id: row.try_get("id")?,
-        catalog_name: row.try_get("catalog_name")?,
-        schema_name: row.try_get("schema_name")?,
-        name: row.try_get("name")?,
+        id: row.column("id")?,
+        catalog_name: row.column("catalog_name")?,
+        schema_name: row.column("schema_name")?,
+        name: row.column("name")?,
         table_type: TableType::parse(&table_type).unwrap_or(TableType::External),
-        data_source_format: row.try_get("data_source_format")?,
-        storage_location: row.try_get("storage_location")?,
-        comment: row.try_get("comment")?,
+        data_source_format: row.column("data_source_format")?,
+        storage_location: row.column("storage_location")?,
+        comment: row.column("comment")?,
         properties: props_from_row(row)?,
-        owner: row.try_get("owner")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        owner: row.column("owner")?,
+        created_at: row.column("created_at")?,
+        updated_at: row.column("updated_at")?,
     })
 }
 
-fn token_from_row(row: &AnyRow) -> sqlx::Result<TokenInfo> {
-    let scope: String = row.try_get("scope")?;
+pub(crate) fn token_from_row(row: &impl Columns) -> sqlx::Result<TokenInfo> {
+    let scope: String = row.column("scope")?;
     Ok(TokenInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
+        id: row.column("id")?,
+        name: row.column("name")?,
         scope: Scope::parse(&scope).unwrap_or(Scope::Read),
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
+        created_at: row.column("created_at")?,
+        expires_at: row.column("expires_at")?,
     })
 }
 
@@ -543,6 +570,9 @@ impl CatalogStore for SqlCatalogStore {
     }
 
     async fn get_table(&self, name: &TableName) -> Result<TableInfo> {
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.get_table(name);
+        }
         let db = |e| Error::from_db(e, "table");
         sqlx::query(
             "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
@@ -646,6 +676,9 @@ impl CatalogStore for SqlCatalogStore {
     }
 
     async fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.find_token(secret_hash);
+        }
         let db = |e| Error::from_db(e, "token");
         sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
             .bind(secret_hash)
