@@ -144,3 +144,20 @@ def test_two_servers_share_one_postgres_catalog(tarn: TarnCli, tmp_path: Path) -
 def test_serve_refuses_no_auth_beyond_loopback(tarn: TarnCli, tmp_path: Path) -> None:
     err = tarn.fails("--warehouse", str(tmp_path / "wh"), "serve", "--bind", "0.0.0.0:0", "--no-auth")
     assert "loopback" in err
+
+
+def test_a_token_revoked_while_the_server_runs_is_refused_at_once(tarn: TarnCli, warehouse) -> None:
+    """The server reads tokens from the catalog on every request (no cache): a token created
+    or revoked with the CLI while it runs counts from the next request."""
+    wh, token, server = warehouse
+    g = ("--warehouse", str(wh))
+    status, body = server.request("GET", "/api/2.1/unity-catalog/tables/main.default.orders", token)
+    assert status == 200 and body["name"] == "orders", body
+    late = tarn.run_json(*g, "token", "create", "late", "--scope", "read")["token"]
+    status, _ = server.request("GET", "/api/2.1/unity-catalog/tables/main.default.orders", late)
+    assert status == 200
+    tarn.run(*g, "token", "revoke", "duck")
+    status, body = server.request("GET", "/api/2.1/unity-catalog/tables/main.default.orders", token)
+    assert status == 401, body
+    status, body = server.request("GET", "/api/2.1/unity-catalog/tables/main.default.unknown", late)
+    assert status == 404, body
