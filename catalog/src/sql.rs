@@ -206,6 +206,11 @@ fn props_to_text(p: &BTreeMap<String, String>) -> String {
     serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
 }
 
+/// The reads `sqlite_reads` also makes (SQLite takes `$N` as the N-th parameter too).
+pub(crate) const GET_TABLE_SQL: &str =
+    "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3";
+pub(crate) const FIND_TOKEN_SQL: &str = "SELECT * FROM tokens WHERE secret_hash = $1";
+
 /// A row of either kind: sqlx's, or a plain SQLite connection's (`sqlite_reads`).
 pub(crate) trait Columns {
     fn column<T: ColumnValue>(&self, name: &str) -> sqlx::Result<T>;
@@ -574,19 +579,17 @@ impl CatalogStore for SqlCatalogStore {
             return reads.get_table(name);
         }
         let db = |e| Error::from_db(e, "table");
-        sqlx::query(
-            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
-        )
-        .bind(&name.catalog)
-        .bind(&name.schema)
-        .bind(&name.table)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .map(|r| table_from_row(&r))
-        .transpose()
-        .map_err(db)?
-        .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
+        sqlx::query(GET_TABLE_SQL)
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .bind(&name.table)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| table_from_row(&r))
+            .transpose()
+            .map_err(db)?
+            .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
     }
 
     async fn get_table_by_id(&self, id: &str) -> Result<TableInfo> {
@@ -622,16 +625,14 @@ impl CatalogStore for SqlCatalogStore {
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo> {
         let db = |e| Error::from_db(e, "table");
         let mut tx = self.write_tx().await.map_err(db)?;
-        let row = sqlx::query(
-            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3",
-        )
-        .bind(&name.catalog)
-        .bind(&name.schema)
-        .bind(&name.table)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| not_found(format!("table `{name}` does not exist")))?;
+        let row = sqlx::query(GET_TABLE_SQL)
+            .bind(&name.catalog)
+            .bind(&name.schema)
+            .bind(&name.table)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| not_found(format!("table `{name}` does not exist")))?;
         let info = table_from_row(&row).map_err(db)?;
         sqlx::query("DELETE FROM share_tables WHERE table_id = $1")
             .bind(&info.id)
@@ -680,7 +681,7 @@ impl CatalogStore for SqlCatalogStore {
             return reads.find_token(secret_hash);
         }
         let db = |e| Error::from_db(e, "token");
-        sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
+        sqlx::query(FIND_TOKEN_SQL)
             .bind(secret_hash)
             .fetch_optional(&self.pool)
             .await

@@ -16,23 +16,18 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::model::{TableInfo, TokenInfo};
 use crate::names::TableName;
-use crate::sql::{not_found, table_from_row, token_from_row, ColumnValue, Columns};
+use crate::sql::{
+    not_found, table_from_row, token_from_row, ColumnValue, Columns, FIND_TOKEN_SQL, GET_TABLE_SQL,
+};
 
 /// Idle read-only connections kept for reuse (more are opened under load, then closed).
 const KEEP_IDLE: usize = 8;
 
 /// Read-only connections to one SQLite catalog file.
+#[derive(Debug)]
 pub(crate) struct SqliteReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-}
-
-impl std::fmt::Debug for SqliteReads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteReads")
-            .field("path", &self.path)
-            .finish()
-    }
 }
 
 impl SqliteReads {
@@ -75,13 +70,11 @@ impl SqliteReads {
 
     pub(crate) fn get_table(&self, name: &TableName) -> Result<TableInfo> {
         self.with(|conn| {
-            conn.prepare_cached(
-                "SELECT * FROM tables WHERE catalog_name = ?1 AND schema_name = ?2 AND name = ?3",
-            )?
-            .query_row((&name.catalog, &name.schema, &name.table), |row| {
-                Ok(table_from_row(row))
-            })
-            .optional()
+            conn.prepare_cached(GET_TABLE_SQL)?
+                .query_row((&name.catalog, &name.schema, &name.table), |row| {
+                    Ok(table_from_row(row))
+                })
+                .optional()
         })?
         .transpose()
         .map_err(|e| Error::from_db(e, "table"))?
@@ -90,7 +83,7 @@ impl SqliteReads {
 
     pub(crate) fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {
         self.with(|conn| {
-            conn.prepare_cached("SELECT * FROM tokens WHERE secret_hash = ?1")?
+            conn.prepare_cached(FIND_TOKEN_SQL)?
                 .query_row([secret_hash], |row| Ok(token_from_row(row)))
                 .optional()
         })?
