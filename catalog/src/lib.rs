@@ -15,6 +15,7 @@
 mod error;
 mod model;
 mod names;
+mod pg_reads;
 mod sharing;
 mod sql;
 mod sql_sharing;

@@ -13,6 +13,7 @@ use crate::model::{
     CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TableType, TokenInfo,
 };
 use crate::names::{validate_name, SchemaName, TableName};
+use crate::pg_reads::PgReads;
 use crate::sqlite_reads::SqliteReads;
 use crate::store::CatalogStore;
 use crate::token::Scope;
@@ -70,6 +71,8 @@ pub struct SqlCatalogStore {
     dialect: Dialect,
     /// The per-request reads, on the calling thread, for an SQLite file.
     sqlite_reads: Option<std::sync::Arc<SqliteReads>>,
+    /// The per-request reads, without sqlx's pool, for PostgreSQL.
+    pg_reads: Option<std::sync::Arc<PgReads>>,
 }
 
 /// Opens (and migrates) the catalog at `url`: `postgres://...`, `sqlite://PATH`, or a plain
@@ -120,10 +123,20 @@ impl SqlCatalogStore {
                     format!("cannot open the catalog at `{redacted}`: {e}"),
                 )
             })?;
+        let pg_reads = match dialect {
+            Dialect::Postgres => Some(std::sync::Arc::new(PgReads::new(url).map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot open the catalog at `{redacted}`: {e}"),
+                )
+            })?)),
+            Dialect::Sqlite => None,
+        };
         let store = Self {
             pool,
             dialect,
             sqlite_reads,
+            pg_reads,
         };
         store.migrate().await?;
         Ok(store)
@@ -218,7 +231,11 @@ pub(crate) trait Columns {
 
 /// A column type both kinds of row decode.
 pub(crate) trait ColumnValue:
-    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Sized
+    for<'r> sqlx::Decode<'r, sqlx::Any>
+    + sqlx::Type<sqlx::Any>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
+    + Sized
 {
     fn from_sqlite(row: &rusqlite::Row<'_>, name: &str) -> sqlx::Result<Self>;
 }
@@ -578,6 +595,9 @@ impl CatalogStore for SqlCatalogStore {
         if let Some(reads) = &self.sqlite_reads {
             return reads.get_table(name);
         }
+        if let Some(reads) = &self.pg_reads {
+            return reads.get_table(name).await;
+        }
         let db = |e| Error::from_db(e, "table");
         sqlx::query(GET_TABLE_SQL)
             .bind(&name.catalog)
@@ -679,6 +699,9 @@ impl CatalogStore for SqlCatalogStore {
     async fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {
         if let Some(reads) = &self.sqlite_reads {
             return reads.find_token(secret_hash);
+        }
+        if let Some(reads) = &self.pg_reads {
+            return reads.find_token(secret_hash).await;
         }
         let db = |e| Error::from_db(e, "token");
         sqlx::query(FIND_TOKEN_SQL)

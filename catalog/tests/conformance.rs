@@ -434,9 +434,73 @@ async fn postgres_store_passes_the_conformance_suite() {
     // A second store on the same database (another server replica) sees the same catalog.
     let replica = open_store(&url).await.unwrap();
     assert_eq!(replica.list_catalogs().await.unwrap().len(), 1);
+    reads_survive_lost_connections(&store, &base, &db).await;
     drop(store);
     drop(replica);
     run_psql(&base, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// The per-request reads keep connections open between requests. When PostgreSQL ends
+/// them (a restart, `pg_terminate_backend`), the next reads still answer, on new connections.
+async fn reads_survive_lost_connections(
+    store: &tarn_catalog::SqlCatalogStore,
+    base: &str,
+    db: &str,
+) {
+    store
+        .create_catalog(NewCatalog::named("lost"))
+        .await
+        .unwrap();
+    store
+        .create_schema(NewSchema::named("lost", "s"))
+        .await
+        .unwrap();
+    store
+        .create_table(new_table("lost", "s", "t", "file:///tmp/lost/t"))
+        .await
+        .unwrap();
+    let token = store
+        .create_token("lost", &hash_token("lost-secret"), Scope::Read, None)
+        .await
+        .unwrap();
+    let name = TableName::new("lost", "s", "t").unwrap();
+    // Several reads at once, so that several connections are kept.
+    let reads: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, name) = (store.clone(), name.clone());
+            tokio::spawn(async move {
+                let hash = hash_token("lost-secret");
+                let (table, found) = tokio::join!(store.get_table(&name), store.find_token(&hash));
+                (table.unwrap().name, found.unwrap().name)
+            })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap(), ("t".to_string(), "lost".to_string()));
+    }
+    run_psql(
+        base,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ),
+    )
+    .await;
+    for _ in 0..10 {
+        assert_eq!(store.get_table(&name).await.unwrap().name, "t");
+        assert_eq!(
+            store.find_token(&hash_token("lost-secret")).await.unwrap(),
+            token
+        );
+    }
+    assert_eq!(
+        store
+            .find_token(&hash_token("not-a-secret"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 fn uuid_suffix() -> String {
