@@ -260,7 +260,8 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         auth,
     )
     .and_then(|s| s.with_public_url(args.public_url.clone()))
-    .map_err(Failure)?;
+    .map_err(Failure)?
+    .with_storage_options(ctx.storage_options());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure(format!("cannot listen on {addr}: {e}")))?;

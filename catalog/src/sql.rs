@@ -112,8 +112,10 @@ impl SqlCatalogStore {
                 (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
         let redacted = redact(url);
+        // On PostgreSQL the per-request reads have up to 8 connections of their own
+        // (pg_reads.rs): a server opens at most 16 (docs/server.md).
         let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 8 })
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(&conn_url)
             .await

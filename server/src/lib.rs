@@ -31,6 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 use tarn_catalog::CatalogStore;
+use tarn_table::TableLocation;
 
 pub use auth::AuthMode;
 pub use client::RemoteCatalogStore;
@@ -57,6 +58,9 @@ pub struct AppState {
     secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Tables' columns, until their next commit.
     pub(crate) columns: Arc<unity::ColumnsCache>,
+    /// Object-store options (endpoint, region, ...) for every table location the server
+    /// reads or registers: `tarn --storage-option KEY=VALUE serve`.
+    storage_options: Arc<Vec<(String, String)>>,
 }
 
 impl AppState {
@@ -87,7 +91,20 @@ impl AppState {
             public_url: None,
             secret: Arc::new(tokio::sync::OnceCell::new()),
             columns: Arc::new(unity::ColumnsCache::default()),
+            storage_options: Arc::new(Vec::new()),
         })
+    }
+
+    /// Sets the object-store options applied to every table location (see
+    /// [`AppState::location`]).
+    pub fn with_storage_options(mut self, options: Vec<(String, String)>) -> Self {
+        self.storage_options = Arc::new(options);
+        self
+    }
+
+    /// A table location from the catalog or a request, with the server's storage options.
+    pub fn location(&self, url: &str) -> Result<TableLocation, tarn_table::Error> {
+        Ok(TableLocation::parse(url)?.with_storage_options(self.storage_options.iter().cloned()))
     }
 
     /// Sets the URL clients reach this server at (`http://host:port`, no path), used in

@@ -411,7 +411,7 @@ async fn resolve(
         }
         Err(e) => return Err(e.into()),
     };
-    let location = TableLocation::parse(&info.storage_location)?;
+    let location = state.location(&info.storage_location)?;
     Ok(Resolved {
         shared,
         location,
@@ -1259,7 +1259,7 @@ async fn serve_file(
         .get_table_by_id(&shared.table_id)
         .await
         .map_err(|_| denied())?;
-    let location = TableLocation::parse(&info.storage_location)?;
+    let location = state.location(&info.storage_location)?;
     let file = Table::open_file(&location, &ticket.path).await?;
     let size = file.size;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());

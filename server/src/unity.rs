@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tarn_catalog::{
@@ -345,9 +346,12 @@ impl ColumnsCache {
         let key = location.url().to_string();
         let cached = self.entries.lock().ok().and_then(|e| e.get(&key).cloned());
         if let Some((version, columns)) = cached {
-            if Table::has_commit(location, version).await?
-                && !Table::has_commit(location, version + 1).await?
-            {
+            // Both lookups at once: on an object store each is a request.
+            let (still_there, newer) = futures::try_join!(
+                Table::has_commit(location, version),
+                Table::has_commit(location, version + 1)
+            )?;
+            if still_there && !newer {
                 return Ok(columns);
             }
         }
@@ -360,9 +364,9 @@ impl ColumnsCache {
     }
 }
 
-async fn table_json(cache: &ColumnsCache, t: &TableInfo) -> Value {
-    let columns = match TableLocation::parse(&t.storage_location) {
-        Ok(location) => match cache.columns(&location).await {
+async fn table_json(s: &AppState, t: &TableInfo) -> Value {
+    let columns = match s.location(&t.storage_location) {
+        Ok(location) => match s.columns.columns(&location).await {
             Ok(columns) => columns.as_ref().clone(),
             Err(e) => {
                 tracing::warn!(table = %t.full_name(), "cannot read the table's schema: {}", e.message());
@@ -379,6 +383,9 @@ async fn table_json(cache: &ColumnsCache, t: &TableInfo) -> Value {
         "owner": t.owner, "created_at": t.created_at, "updated_at": t.updated_at, "table_id": t.id,
     })
 }
+
+/// How many tables list-tables checks at once.
+const LIST_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Deserialize)]
 struct TableQuery {
@@ -403,18 +410,19 @@ async fn list_tables(State(s): State<AppState>, Query(q): Query<TableQuery>) -> 
         },
         |t| &t.name,
     )?;
-    let mut tables = Vec::with_capacity(items.len());
-    for t in &items {
-        tables.push(table_json(&s.columns, t).await);
-    }
+    // The tables are checked several at a time (on an object store each check is a
+    // request or two); the answer keeps the catalog's order.
+    let checks: Vec<_> = items.iter().map(|t| table_json(&s, t)).collect();
+    let tables: Vec<Value> = futures::stream::iter(checks)
+        .buffered(LIST_CONCURRENCY)
+        .collect()
+        .await;
     Ok(Json(json!({"tables": tables, "next_page_token": next})))
 }
 
 async fn get_table(State(s): State<AppState>, Path(full_name): Path<String>) -> ApiResult<Value> {
     let name: TableName = full_name.parse()?;
-    Ok(Json(
-        table_json(&s.columns, &s.store.get_table(&name).await?).await,
-    ))
+    Ok(Json(table_json(&s, &s.store.get_table(&name).await?).await))
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,15 +492,21 @@ async fn create_table(
                 comment: body.comment,
                 properties: body.properties.into_iter().collect(),
             };
-            warehouse::create_managed_table(s.store.as_ref(), &s.warehouse, &name, options, vec![])
-                .await?
-                .0
+            warehouse::create_managed_table(
+                s.store.as_ref(),
+                &s.warehouse,
+                &name,
+                options,
+                s.storage_options.to_vec(),
+            )
+            .await?
+            .0
         }
         "EXTERNAL" => {
             let location = body
                 .storage_location
                 .ok_or_else(|| ApiError::invalid("an EXTERNAL table needs storage_location"))?;
-            let location = TableLocation::parse(&location)?;
+            let location = s.location(&location)?;
             warehouse::register_external_table(
                 s.store.as_ref(),
                 &s.allowed,
@@ -509,7 +523,7 @@ async fn create_table(
             )))
         }
     };
-    Ok(Json(table_json(&s.columns, &info).await))
+    Ok(Json(table_json(&s, &info).await))
 }
 
 async fn delete_table(
@@ -574,7 +588,7 @@ async fn path_credentials(
         None | Some("PATH_READ") | Some("PATH_READ_WRITE") | Some("PATH_CREATE_TABLE") => {}
         Some(other) => return Err(ApiError::invalid(format!("unknown operation `{other}`"))),
     }
-    let location = TableLocation::parse(&body.url)?;
+    let location = s.location(&body.url)?;
     if !s.allowed.allows(location.url()) {
         return Err(ApiError::forbidden(format!(
             "`{}` is outside the allowed locations",
