@@ -479,8 +479,10 @@ def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str
                                   "-H", f"Authorization: Bearer {token}", url + path],
                                  capture_output=True, text=True, check=True).stdout
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-            p50 = re.search(r"50%\s+(\S+)", out).group(1)
-            p99 = re.search(r"99%\s+(\S+)", out).group(1)
+            # The "Latency Distribution" lines: `     50%    1.04ms` (a thread-stats column such
+            # as `62.50%` must not match).
+            p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+            p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
             results.append({"workload": f"{name}, 32 connections, {seconds} s ({label})",
                             "system": "tarn serve", "times": [], "rate": True,
