@@ -45,7 +45,8 @@ pub async fn share(command: ShareCommand, ctx: &Context, format: OutputFormat) -
                 ))
             })?;
             let info = store.get_table(&name).await?;
-            let location = TableLocation::parse(&info.storage_location)?;
+            let location = TableLocation::parse(&info.storage_location)?
+                .with_storage_options(ctx.storage_options());
             if Table::open_if_exists(&location).await?.is_none() {
                 return Err(Failure(format!(
                     "`{table}` has no Delta table at {}: write to it before sharing it",

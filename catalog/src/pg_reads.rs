@@ -27,8 +27,8 @@ use crate::sql::{
 /// more than a few per core only adds switching).
 const MAX_CONNECTIONS: usize = 8;
 
-/// How long opening a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one read may take, connecting included.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections to one PostgreSQL catalog for the per-request reads.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub(crate) struct PgReads {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
     permits: Semaphore,
+    /// [`TIMEOUT`], shorter in tests.
+    timeout: Duration,
 }
 
 impl PgReads {
@@ -45,18 +47,31 @@ impl PgReads {
             options,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(MAX_CONNECTIONS),
+            timeout: TIMEOUT,
         })
     }
 
-    /// A new connection, or an error after [`CONNECT_TIMEOUT`] (as sqlx's pool does).
+    /// A new connection, or an error after [`TIMEOUT`].
     async fn connect(&self) -> sqlx::Result<PgConnection> {
-        tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
+        tokio::time::timeout(self.timeout, self.options.connect())
             .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| timed_out("connecting to the catalog database", self.timeout))?
     }
 
-    /// Runs `sql` with `params` and returns its one row, if any.
+    /// Runs `sql` with `params` and returns its one row, if any. The whole read (waiting
+    /// for a connection, connecting, the query and its one retry) fails after [`TIMEOUT`],
+    /// as sqlx's pool did: a database that stops answering makes requests fail, not hang.
     async fn fetch_optional(
+        &self,
+        sql: &'static str,
+        params: &[&str],
+    ) -> sqlx::Result<Option<PgRow>> {
+        tokio::time::timeout(self.timeout, self.fetch_optional_now(sql, params))
+            .await
+            .map_err(|_| timed_out("reading the catalog database", self.timeout))?
+    }
+
+    async fn fetch_optional_now(
         &self,
         sql: &'static str,
         params: &[&str],
@@ -68,13 +83,14 @@ impl PgReads {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let reused = kept.is_some();
+        // Owned here: if this future is dropped (timeout, client gone), so is the
+        // connection, and it never goes back to the idle list half-way through a reply.
         let mut conn = match kept {
             Some(conn) => conn,
             None => self.connect().await?,
         };
         let mut result = run(&mut conn, sql, params).await;
-        if reused && result.as_ref().is_err_and(connection_lost) {
-            // A connection kept from earlier may have been closed by the server meanwhile.
+        if reused && result.as_ref().is_err_and(retry_on_new_connection) {
             drop(conn);
             conn = self.connect().await?;
             result = run(&mut conn, sql, params).await;
@@ -111,18 +127,27 @@ impl PgReads {
     }
 }
 
-/// Whether `err` says the connection is gone rather than that the query failed: an I/O
-/// error, or PostgreSQL's own notice that it ended the session (SQLSTATE class 57,
-/// "operator intervention", e.g. 57P01 after `pg_terminate_backend` or a shutdown; class
-/// 08, "connection exception").
-fn connection_lost(err: &sqlx::Error) -> bool {
+/// Whether a read that failed with `err` on a connection kept from earlier should be tried
+/// again on a new one: the connection is gone (an I/O or protocol error; SQLSTATE 57P01-
+/// 57P03, PostgreSQL ending the session after `pg_terminate_backend` or at a shutdown;
+/// class 08, connection exception), or it holds a prepared statement whose result type a
+/// migration changed (0A000, "cached plan must not change result type"). A cancelled or
+/// timed-out statement (57014) is not retried: it would only add load.
+fn retry_on_new_connection(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("57") || code.starts_with("08")),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "0A000") || code.starts_with("08")
+        }),
         _ => false,
     }
+}
+
+fn timed_out(what: &str, limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} took more than {} ms", limit.as_millis()),
+    ))
 }
 
 async fn run(
@@ -140,5 +165,34 @@ async fn run(
 impl Columns for PgRow {
     fn column<T: ColumnValue>(&self, name: &str) -> sqlx::Result<T> {
         self.try_get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "database" that accepts connections and never answers: reads fail after the
+    /// timeout instead of hanging, and a later read does not wait behind them.
+    #[tokio::test]
+    async fn reads_from_a_database_that_never_answers_fail_after_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let mut reads = PgReads::new(&format!("postgres://u@127.0.0.1:{port}/db")).unwrap();
+        reads.timeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let name = TableName::new("c", "s", "t").unwrap();
+        let (a, b) = tokio::join!(reads.find_token("x"), reads.get_table(&name));
+        for err in [a.unwrap_err(), b.unwrap_err()] {
+            assert!(err.to_string().contains("took more than 300 ms"), "{err}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        held.abort();
     }
 }
