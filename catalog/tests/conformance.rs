@@ -465,19 +465,7 @@ async fn reads_survive_lost_connections(
         .unwrap();
     let name = TableName::new("lost", "s", "t").unwrap();
     // Several reads at once, so that several connections are kept.
-    let reads: Vec<_> = (0..6)
-        .map(|_| {
-            let (store, name) = (store.clone(), name.clone());
-            tokio::spawn(async move {
-                let hash = hash_token("lost-secret");
-                let (table, found) = tokio::join!(store.get_table(&name), store.find_token(&hash));
-                (table.unwrap().name, found.unwrap().name)
-            })
-        })
-        .collect();
-    for read in reads {
-        assert_eq!(read.await.unwrap(), ("t".to_string(), "lost".to_string()));
-    }
+    reads_at_once(store, &name, 6).await;
     run_psql(
         base,
         &format!(
@@ -487,19 +475,7 @@ async fn reads_survive_lost_connections(
     )
     .await;
     // As many reads at once as there were kept connections, so each dead one is taken.
-    let reads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, name) = (store.clone(), name.clone());
-            tokio::spawn(async move {
-                let hash = hash_token("lost-secret");
-                let (table, found) = tokio::join!(store.get_table(&name), store.find_token(&hash));
-                (table.unwrap().name, found.unwrap().name)
-            })
-        })
-        .collect();
-    for read in reads {
-        assert_eq!(read.await.unwrap(), ("t".to_string(), "lost".to_string()));
-    }
+    reads_at_once(store, &name, 8).await;
     for _ in 0..10 {
         assert_eq!(store.get_table(&name).await.unwrap().name, "t");
         assert_eq!(
@@ -515,6 +491,23 @@ async fn reads_survive_lost_connections(
             .kind(),
         ErrorKind::NotFound
     );
+}
+
+/// `n` tasks at once, each reading the table `name` and the token "lost-secret" together.
+async fn reads_at_once(store: &tarn_catalog::SqlCatalogStore, name: &TableName, n: usize) {
+    let reads: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, name) = (store.clone(), name.clone());
+            tokio::spawn(async move {
+                let hash = hash_token("lost-secret");
+                let (table, found) = tokio::join!(store.get_table(&name), store.find_token(&hash));
+                (table.unwrap().name, found.unwrap().name)
+            })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap(), ("t".to_string(), "lost".to_string()));
+    }
 }
 
 fn uuid_suffix() -> String {
