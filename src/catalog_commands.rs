@@ -7,7 +7,6 @@ use tarn_catalog::{
     hash_token, new_token_secret, NewCatalog, NewSchema, SchemaName, Scope, TableName,
 };
 use tarn_server::{AllowedLocations, AppState, AuthMode};
-use tarn_table::TableLocation;
 
 use crate::cli::{
     CatalogCommand, OutputFormat, RegisterArgs, SchemaCommand, ScopeArg, ServeArgs, TableCommand,
@@ -117,8 +116,7 @@ pub async fn table(command: TableCommand, ctx: &Context, format: OutputFormat) -
 pub async fn register(args: RegisterArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
     let store = ctx.store().await?;
     let name: TableName = args.name.parse()?;
-    let location =
-        TableLocation::parse(&args.location)?.with_storage_options(ctx.storage_options());
+    let location = ctx.location(&args.location)?;
     let info = tarn_server::warehouse::register_external_table(
         store.as_ref(),
         &AllowedLocations::anywhere(),

@@ -89,17 +89,22 @@ impl Context {
         self.storage_options.clone()
     }
 
+    /// A path or URL (a catalog entry's `storage_location`, say) as a location, with the
+    /// `--storage-option`s.
+    pub fn location(&self, url: &str) -> Result<TableLocation, Failure> {
+        Ok(TableLocation::parse(url)?.with_storage_options(self.storage_options()))
+    }
+
     /// A table argument as a location: `catalog.schema.table` is looked up in the catalog,
     /// anything else is a path or URL.
     pub async fn locate(&self, arg: &str) -> Result<TableLocation, Failure> {
-        let location = match catalog_name(arg) {
+        match catalog_name(arg) {
             Some(name) => {
                 let info = self.store().await?.get_table(&name).await?;
-                TableLocation::parse(&info.storage_location)?
+                self.location(&info.storage_location)
             }
-            None => TableLocation::parse(arg)?,
-        };
-        Ok(location.with_storage_options(self.storage_options()))
+            None => self.location(arg),
+        }
     }
 }
 

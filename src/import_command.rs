@@ -34,8 +34,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
         Some(name) => {
             let store = ctx.store().await?;
             match store.get_table(&name).await {
-                Ok(info) => TableLocation::parse(&info.storage_location)?
-                    .with_storage_options(ctx.storage_options()),
+                Ok(info) => ctx.location(&info.storage_location)?,
                 Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
                     if ctx.remote().is_some() {
                         return Err(Failure(format!(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 use tarn_catalog::{hash_token, new_token_secret, NewSharedTable, SharingStore, TableName};
-use tarn_table::{Table, TableLocation};
+use tarn_table::Table;
 
 use crate::cli::{OutputFormat, RecipientCommand, ShareCommand};
 use crate::context::Context;
@@ -45,8 +45,7 @@ pub async fn share(command: ShareCommand, ctx: &Context, format: OutputFormat) -
                 ))
             })?;
             let info = store.get_table(&name).await?;
-            let location = TableLocation::parse(&info.storage_location)?
-                .with_storage_options(ctx.storage_options());
+            let location = ctx.location(&info.storage_location)?;
             if Table::open_if_exists(&location).await?.is_none() {
                 return Err(Failure(format!(
                     "`{table}` has no Delta table at {}: write to it before sharing it",

@@ -16,12 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{ConnectOptions, PgConnection, Row};
 use tokio::sync::Semaphore;
 
-use crate::error::{Error, Result};
-use crate::model::{TableInfo, TokenInfo};
-use crate::names::TableName;
-use crate::sql::{
-    not_found, table_from_row, token_from_row, ColumnValue, Columns, FIND_TOKEN_SQL, GET_TABLE_SQL,
-};
+use crate::sql::{ColumnValue, Columns};
 
 /// At most this many connections for the reads (PostgreSQL runs a process per connection;
 /// more than a few per core only adds switching).
@@ -61,7 +56,7 @@ impl PgReads {
     /// Runs `sql` with `params` and returns its one row, if any. The whole read (waiting
     /// for a connection, connecting, the query and its one retry) fails after [`TIMEOUT`],
     /// as sqlx's pool did: a database that stops answering makes requests fail, not hang.
-    async fn fetch_optional(
+    pub(crate) async fn fetch_optional(
         &self,
         sql: &'static str,
         params: &[&str],
@@ -102,28 +97,6 @@ impl PgReads {
         }
         // A connection whose query failed is dropped: it may be mid-way through a reply.
         result
-    }
-
-    pub(crate) async fn get_table(&self, name: &TableName) -> Result<TableInfo> {
-        let db = |e| Error::from_db(e, "table");
-        self.fetch_optional(GET_TABLE_SQL, &[&name.catalog, &name.schema, &name.table])
-            .await
-            .map_err(db)?
-            .map(|r| table_from_row(&r))
-            .transpose()
-            .map_err(db)?
-            .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
-    }
-
-    pub(crate) async fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {
-        let db = |e| Error::from_db(e, "token");
-        self.fetch_optional(FIND_TOKEN_SQL, &[secret_hash])
-            .await
-            .map_err(db)?
-            .map(|r| token_from_row(&r))
-            .transpose()
-            .map_err(db)?
-            .ok_or_else(|| not_found("unknown token".into()))
     }
 }
 
@@ -187,8 +160,10 @@ mod tests {
         let mut reads = PgReads::new(&format!("postgres://u@127.0.0.1:{port}/db")).unwrap();
         reads.timeout = Duration::from_millis(300);
         let started = std::time::Instant::now();
-        let name = TableName::new("c", "s", "t").unwrap();
-        let (a, b) = tokio::join!(reads.find_token("x"), reads.get_table(&name));
+        let (a, b) = tokio::join!(
+            reads.fetch_optional(crate::sql::FIND_TOKEN_SQL, &["x"]),
+            reads.fetch_optional(crate::sql::GET_TABLE_SQL, &["c", "s", "t"])
+        );
         for err in [a.unwrap_err(), b.unwrap_err()] {
             assert!(err.to_string().contains("took more than 300 ms"), "{err}");
         }

@@ -597,20 +597,20 @@ impl CatalogStore for SqlCatalogStore {
         if let Some(reads) = &self.sqlite_reads {
             return reads.get_table(name);
         }
-        if let Some(reads) = &self.pg_reads {
-            return reads.get_table(name).await;
-        }
-        let db = |e| Error::from_db(e, "table");
-        sqlx::query(GET_TABLE_SQL)
-            .bind(&name.catalog)
-            .bind(&name.schema)
-            .bind(&name.table)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|r| table_from_row(&r))
-            .transpose()
-            .map_err(db)?
+        let row = match &self.pg_reads {
+            Some(reads) => reads
+                .fetch_optional(GET_TABLE_SQL, &[&name.catalog, &name.schema, &name.table])
+                .await
+                .and_then(|r| r.map(|r| table_from_row(&r)).transpose()),
+            None => sqlx::query(GET_TABLE_SQL)
+                .bind(&name.catalog)
+                .bind(&name.schema)
+                .bind(&name.table)
+                .fetch_optional(&self.pool)
+                .await
+                .and_then(|r| r.map(|r| table_from_row(&r)).transpose()),
+        };
+        row.map_err(|e| Error::from_db(e, "table"))?
             .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
     }
 
@@ -702,18 +702,18 @@ impl CatalogStore for SqlCatalogStore {
         if let Some(reads) = &self.sqlite_reads {
             return reads.find_token(secret_hash);
         }
-        if let Some(reads) = &self.pg_reads {
-            return reads.find_token(secret_hash).await;
-        }
-        let db = |e| Error::from_db(e, "token");
-        sqlx::query(FIND_TOKEN_SQL)
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|r| token_from_row(&r))
-            .transpose()
-            .map_err(db)?
+        let row = match &self.pg_reads {
+            Some(reads) => reads
+                .fetch_optional(FIND_TOKEN_SQL, &[secret_hash])
+                .await
+                .and_then(|r| r.map(|r| token_from_row(&r)).transpose()),
+            None => sqlx::query(FIND_TOKEN_SQL)
+                .bind(secret_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .and_then(|r| r.map(|r| token_from_row(&r)).transpose()),
+        };
+        row.map_err(|e| Error::from_db(e, "token"))?
             .ok_or_else(|| not_found("unknown token".into()))
     }
 
