@@ -520,6 +520,66 @@ fn optimize_vacuum_checkpoint_and_properties() {
     assert!(err.contains("noSuchThing"), "{err}");
 }
 
+/// Commit files that a checkpoint covers and that are older than
+/// `delta.logRetentionDuration` are deleted when a commit writes a checkpoint, and only
+/// when `delta.enableExpiredLogCleanup` allows it.
+#[test]
+fn expired_commit_files_are_deleted_when_a_checkpoint_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_files = |t: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(Path::new(t).join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".json") || n.ends_with(".checkpoint.parquet"))
+            .map(|n| {
+                let (digits, rest) = n.split_once('.').unwrap();
+                format!("{}.{rest}", digits.parse::<u64>().unwrap())
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    for cleanup in ["true", "false"] {
+        let t = dir.path().join(cleanup).to_string_lossy().to_string();
+        tarn()
+            .args([
+                "create",
+                &t,
+                "--schema",
+                "id bigint",
+                "--property",
+                "delta.checkpointInterval=3",
+                "--property",
+                "delta.logRetentionDuration=interval 0 seconds",
+                "--property",
+                &format!("delta.enableExpiredLogCleanup={cleanup}"),
+            ])
+            .assert()
+            .success();
+        let row = write_file(dir.path(), "row.csv", "id\n1\n");
+        let mut after = Vec::new();
+        for _ in 1..=5 {
+            json(&["write", &t, row.to_str().unwrap()]);
+            after.push(log_files(&t));
+        }
+        if cleanup == "false" {
+            assert_eq!(after[4].len(), 8, "nothing deleted: {:?}", after[4]);
+            continue;
+        }
+        // Version 2 writes a checkpoint: versions 0 and 1 go.
+        assert_eq!(after[0], ["0.json", "1.json"]);
+        assert_eq!(after[1], ["2.checkpoint.parquet", "2.json"]);
+        assert_eq!(
+            after[3],
+            ["2.checkpoint.parquet", "2.json", "3.json", "4.json"]
+        );
+        // Version 5 writes the next one: everything before it goes.
+        assert_eq!(after[4], ["5.checkpoint.parquet", "5.json"]);
+        assert_eq!(count(&t, &[]), 5);
+        assert_eq!(version(&t), 5);
+    }
+}
+
 #[test]
 fn concurrent_appenders_lose_no_commit() {
     let dir = tempfile::tempdir().unwrap();

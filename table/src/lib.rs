@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod commit;
 mod commit_log;
 mod create;
 mod csv_parallel;

@@ -1,6 +1,5 @@
 //! Row-level changes by predicate: `delete` and `update`, each one commit.
 
-use deltalake::kernel::transaction::CommitProperties;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -30,10 +29,11 @@ impl Table {
             .clone()
             .delete()
             .with_predicate(predicate)
-            .with_commit_properties(CommitProperties::default().with_max_retries(100))
+            .with_commit_properties(crate::commit::commit_properties())
             .with_writer_properties(crate::write::writer_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         let table = Table {
             location: self.location.clone(),
             delta,
@@ -63,7 +63,7 @@ impl Table {
             .delta
             .clone()
             .update()
-            .with_commit_properties(CommitProperties::default().with_max_retries(100))
+            .with_commit_properties(crate::commit::commit_properties())
             .with_writer_properties(crate::write::writer_properties());
         for (column, expression) in assignments {
             if schema.field_with_name(column).is_err() {
@@ -78,6 +78,7 @@ impl Table {
             builder = builder.with_predicate(p);
         }
         let (delta, metrics) = builder.await.map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         let table = Table {
             location: self.location.clone(),
             delta,

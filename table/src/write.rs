@@ -56,9 +56,7 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     fn commit_properties(&self) -> CommitProperties {
-        let mut props = CommitProperties::default()
-            .with_max_retries(100)
-            .with_metadata(self.commit_info.clone());
+        let mut props = crate::commit::commit_properties().with_metadata(self.commit_info.clone());
         if let Some((app_id, version)) = &self.app_transaction {
             props = props.with_application_transaction(deltalake::kernel::Transaction::new(
                 app_id.clone(),
@@ -233,6 +231,7 @@ impl Table {
             Ok(ok) => ok,
             Err(err) => return Err(input.take_failure().unwrap_or(err)),
         };
+        crate::commit::clean_up_log_after(&delta, existing.as_ref().map(Table::version)).await;
         let table = Table {
             location: location.clone(),
             delta,
