@@ -520,6 +520,44 @@ fn optimize_vacuum_checkpoint_and_properties() {
     assert!(err.contains("noSuchThing"), "{err}");
 }
 
+/// Tables Tarn creates checkpoint every 10 commits unless told otherwise, so a reader
+/// replays at most 9 commit files.
+#[test]
+fn new_tables_checkpoint_every_ten_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = write_file(dir.path(), "row.csv", "id\n1\n");
+    let created = dir.path().join("created").to_string_lossy().to_string();
+    tarn()
+        .args(["create", &created, "--schema", "id bigint"])
+        .assert()
+        .success();
+    let written = dir.path().join("written").to_string_lossy().to_string();
+    json(&["write", &written, row.to_str().unwrap(), "--create"]);
+    let custom = dir.path().join("custom").to_string_lossy().to_string();
+    tarn()
+        .args([
+            "create",
+            &custom,
+            "--schema",
+            "id bigint",
+            "--property",
+            "delta.checkpointInterval=50",
+        ])
+        .assert()
+        .success();
+    for (t, interval) in [(&created, "10"), (&written, "10"), (&custom, "50")] {
+        assert_eq!(
+            json(&["describe", t])["properties"]["delta.checkpointInterval"],
+            interval
+        );
+        while version(t) < 9 {
+            json(&["write", t, row.to_str().unwrap()]);
+        }
+        let checkpoint = Path::new(t).join("_delta_log/00000000000000000009.checkpoint.parquet");
+        assert_eq!(checkpoint.exists(), interval == "10", "{t}");
+    }
+}
+
 /// Commit files that a checkpoint covers and that are older than
 /// `delta.logRetentionDuration` are deleted when a commit writes a checkpoint, and only
 /// when `delta.enableExpiredLogCleanup` allows it.

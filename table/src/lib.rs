@@ -37,7 +37,7 @@ mod time_travel;
 mod write;
 
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
-pub use create::CreateOptions;
+pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{is_table_relative, DataFile, TableFile};

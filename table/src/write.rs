@@ -290,8 +290,15 @@ async fn write_plan(
     if let Some(predicate) = &options.replace_where {
         builder = builder.with_replace_where(predicate.as_str());
     }
-    if existing.is_none() && !options.partition_by.is_empty() {
-        builder = builder.with_partition_columns(options.partition_by.clone());
+    if existing.is_none() {
+        builder = builder.with_configuration(
+            crate::create::with_default_properties([])
+                .into_iter()
+                .map(|(k, v)| (k, Some(v))),
+        );
+        if !options.partition_by.is_empty() {
+            builder = builder.with_partition_columns(options.partition_by.clone());
+        }
     }
     builder.await.map_err(|e| Error::from_delta(name, e))
 }
