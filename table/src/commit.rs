@@ -1,11 +1,11 @@
-//! How Tarn's data commits (write, upsert, delete, update) are made, and when the log is
-//! cleaned up.
+//! How Tarn's commits are made, and when the log is cleaned up.
 //!
 //! deltalake lists the whole `_delta_log` after every commit to look for expired commit
 //! files. On a table with thousands of commits that listing (a file status per entry on
 //! local disk, a paged LIST on an object store) cost more than the commit itself. Delta's
 //! reference implementation cleans the log up when it writes a checkpoint, since only a
-//! checkpoint makes older commit files deletable; Tarn does the same.
+//! checkpoint makes older commit files deletable; Tarn does the same for every commit it
+//! makes.
 
 use chrono::Utc;
 use deltalake::kernel::transaction::CommitProperties;
@@ -21,7 +21,13 @@ pub(crate) fn commit_properties() -> CommitProperties {
         .with_cleanup_expired_logs(Some(false))
 }
 
-/// Runs after a commit made with [`commit_properties`] that moved the table from
+/// Commit settings for the other commits (alter, restore, optimize): deltalake's own retry
+/// limit, and no log clean-up in the commit itself (see [`clean_up_log_after`]).
+pub(crate) fn maintenance_commit_properties() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+}
+
+/// Runs after a commit made with [`commit_properties`] or [`maintenance_commit_properties`] that moved the table from
 /// `previous` to `table`'s version. When that commit wrote a checkpoint (deltalake writes
 /// one at versions where `version + 1` is a multiple of `delta.checkpointInterval`) and
 /// `delta.enableExpiredLogCleanup` is not `false`, deletes the commit and checkpoint files

@@ -34,8 +34,10 @@ impl Table {
             .clone()
             .add_columns()
             .with_fields(columns)
+            .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         Ok(Table {
             location: self.location.clone(),
             delta,
@@ -53,8 +55,10 @@ impl Table {
             .set_tbl_properties()
             .with_properties(properties)
             .with_raise_if_not_exists(true)
+            .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         Ok(Table {
             location: self.location.clone(),
             delta,

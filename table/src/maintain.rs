@@ -73,8 +73,10 @@ impl Table {
             .clone()
             .restore()
             .with_version_to_restore(target as _)
+            .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         let table = Table {
             location: self.location.clone(),
             delta,
@@ -104,7 +106,11 @@ impl Table {
                 )));
             }
         }
-        let mut builder = self.delta.clone().optimize();
+        let mut builder = self
+            .delta
+            .clone()
+            .optimize()
+            .with_commit_properties(crate::commit::maintenance_commit_properties());
         if !zorder.is_empty() {
             builder = builder.with_type(OptimizeType::ZOrder(zorder.to_vec()));
         }
@@ -114,6 +120,7 @@ impl Table {
             builder = builder.with_target_size(size);
         }
         let (delta, metrics) = builder.await.map_err(|e| self.delta_error(e))?;
+        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
         let table = Table {
             location: self.location.clone(),
             delta,
