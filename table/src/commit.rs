@@ -12,6 +12,8 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::DeltaTable;
 
+use crate::table::Table;
+
 /// Commit settings for a data commit: up to 100 retries against concurrent writers,
 /// automatic checkpoints, and no log clean-up in the commit itself (see
 /// [`clean_up_log_after`]).
@@ -27,8 +29,9 @@ pub(crate) fn maintenance_commit_properties() -> CommitProperties {
     CommitProperties::default().with_cleanup_expired_logs(Some(false))
 }
 
-/// Runs after a commit made with [`commit_properties`] or [`maintenance_commit_properties`] that moved the table from
-/// `previous` to `table`'s version. When that commit wrote a checkpoint (deltalake writes
+/// Runs after a commit made with [`commit_properties`] or
+/// [`maintenance_commit_properties`] that moved the table from `previous` to `table`'s
+/// version. When that commit wrote a checkpoint (deltalake writes
 /// one at versions where `version + 1` is a multiple of `delta.checkpointInterval`) and
 /// `delta.enableExpiredLogCleanup` is not `false`, deletes the commit and checkpoint files
 /// older than `delta.logRetentionDuration` that the newest checkpoint covers.
@@ -56,4 +59,16 @@ pub(crate) async fn clean_up_log_after(table: &DeltaTable, previous: Option<u64>
         None,
     )
     .await;
+}
+
+impl Table {
+    /// The table after a commit made from this one (`delta`, as the operation returned it),
+    /// with the log cleaned up if that commit wrote a checkpoint ([`clean_up_log_after`]).
+    pub(crate) async fn committed(&self, delta: DeltaTable) -> Table {
+        clean_up_log_after(&delta, Some(self.version())).await;
+        Table {
+            location: self.location.clone(),
+            delta,
+        }
+    }
 }

@@ -84,7 +84,12 @@ pub(crate) async fn commit_range(log_store: &dyn LogStore, table: &str) -> Resul
         // them on a 10,000-commit log, for sizes and times this does not need.
         Some(dir) => tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u64>> {
             let mut versions = Vec::new();
-            for entry in std::fs::read_dir(dir)? {
+            let entries = match std::fs::read_dir(dir) {
+                // As object_store lists a missing directory: nothing in it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(versions),
+                entries => entries?,
+            };
+            for entry in entries {
                 if let Some(v) = entry?.file_name().to_str().and_then(commit_version) {
                     versions.push(v);
                 }
@@ -109,13 +114,8 @@ pub(crate) async fn commit_range(log_store: &dyn LogStore, table: &str) -> Resul
                 .collect()
         }
     };
-    let range = versions
-        .iter()
-        .fold(None, |range: Option<(u64, u64)>, &v| match range {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        });
-    range.ok_or_else(|| {
+    let range = versions.iter().min().zip(versions.iter().max());
+    range.map(|(&lo, &hi)| (lo, hi)).ok_or_else(|| {
         Error::not_found(format!(
             "no Delta table at `{table}` (no commits in _delta_log)"
         ))

@@ -37,11 +37,7 @@ impl Table {
             .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        Ok(Table {
-            location: self.location.clone(),
-            delta,
-        })
+        Ok(self.committed(delta).await)
     }
 
     /// Sets table properties (one commit). Unknown `delta.*` keys are refused.
@@ -58,10 +54,6 @@ impl Table {
             .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        Ok(Table {
-            location: self.location.clone(),
-            delta,
-        })
+        Ok(self.committed(delta).await)
     }
 }

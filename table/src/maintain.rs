@@ -76,11 +76,7 @@ impl Table {
             .with_commit_properties(crate::commit::maintenance_commit_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        let table = Table {
-            location: self.location.clone(),
-            delta,
-        };
+        let table = self.committed(delta).await;
         let report = RestoreReport {
             table: self.name().to_string(),
             restored_version: target,
@@ -120,11 +116,7 @@ impl Table {
             builder = builder.with_target_size(size);
         }
         let (delta, metrics) = builder.await.map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        let table = Table {
-            location: self.location.clone(),
-            delta,
-        };
+        let table = self.committed(delta).await;
         let report = OptimizeReport {
             table: self.name().to_string(),
             version: table.version(),

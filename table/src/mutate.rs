@@ -33,11 +33,7 @@ impl Table {
             .with_writer_properties(crate::write::writer_properties())
             .await
             .map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        let table = Table {
-            location: self.location.clone(),
-            delta,
-        };
+        let table = self.committed(delta).await;
         let report = MutationReport {
             table: self.name().to_string(),
             version: table.version(),
@@ -78,11 +74,7 @@ impl Table {
             builder = builder.with_predicate(p);
         }
         let (delta, metrics) = builder.await.map_err(|e| self.delta_error(e))?;
-        crate::commit::clean_up_log_after(&delta, Some(self.version())).await;
-        let table = Table {
-            location: self.location.clone(),
-            delta,
-        };
+        let table = self.committed(delta).await;
         let report = MutationReport {
             table: self.name().to_string(),
             version: table.version(),
