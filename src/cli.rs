@@ -297,7 +297,7 @@ pub struct CreateArgs {
     /// A description stored in the table metadata.
     #[arg(long)]
     pub comment: Option<String>,
-    /// Table property, e.g. `delta.checkpointInterval=50`. Repeatable.
+    /// Table property, e.g. `delta.checkpointInterval=50` (Tarn creates tables with 10). Repeatable.
     #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub properties: Vec<(String, String)>,
 }
