@@ -1,5 +1,6 @@
 //! The `tarn` command line: parse arguments, call tarn-table, print results.
 
+mod allocator;
 mod catalog_commands;
 mod cli;
 mod context;
@@ -63,6 +64,9 @@ impl From<tarn_server::ApiError> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Query(_)) {
+        allocator::keep_freed_memory_for_queries();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

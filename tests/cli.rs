@@ -150,6 +150,128 @@ fn create_write_query_history_describe() {
     assert_eq!(String::from_utf8_lossy(&csv_out.stdout), "id\n1\n2\n3\n");
 }
 
+/// Runs `sql` over `t=table` and returns the `n` column of its single row.
+fn query_n(table: &str, sql: &str) -> i64 {
+    let spec = format!("t={table}");
+    let rows = json(&["query", sql, "--table", &spec]);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{sql}: {rows}");
+    rows[0]["n"].as_i64().unwrap()
+}
+
+#[test]
+fn queries_skip_files_by_the_logs_statistics_and_read_partitioned_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("events").to_string_lossy().to_string();
+    tarn()
+        .args([
+            "create",
+            &t,
+            "--schema",
+            "id bigint, kind string, ts timestamp",
+        ])
+        .assert()
+        .success();
+    // Three commits, three files with disjoint ids. The last file's latest timestamp has
+    // microseconds, which the log's statistics (milliseconds) round down.
+    for (i, rows) in [
+        "1,a,2026-01-01T00:00:00Z\n2,b,2026-01-01T00:00:01Z\n",
+        "101,a,2026-01-02T00:00:00Z\n102,c,2026-01-02T00:00:01Z\n",
+        "201,b,2026-01-03T00:00:00Z\n202,c,2026-01-03T00:00:00.123456Z\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let csv = write_file(
+            dir.path(),
+            &format!("{i}.csv"),
+            &format!("id,kind,ts\n{rows}"),
+        );
+        json(&["write", &t, csv.to_str().unwrap()]);
+    }
+    assert_eq!(
+        query_n(
+            &t,
+            "SELECT COUNT(*) AS n FROM t WHERE id > 100 AND id < 200"
+        ),
+        2
+    );
+    assert_eq!(
+        query_n(&t, "SELECT COUNT(*) AS n FROM t WHERE kind = 'c'"),
+        2
+    );
+    assert_eq!(
+        query_n(&t, "SELECT COUNT(*) AS n FROM t WHERE id > 1000"),
+        0
+    );
+    assert_eq!(
+        query_n(
+            &t,
+            "SELECT COUNT(*) AS n FROM t WHERE ts > TIMESTAMP '2026-01-03T00:00:00.123400Z'"
+        ),
+        1,
+        "a file's timestamp maximum in the log is a lower bound to the millisecond"
+    );
+    assert_eq!(
+        query_n(
+            &t,
+            "SELECT COUNT(*) AS n FROM t WHERE ts >= TIMESTAMP '2026-01-03T00:00:00.123456Z'"
+        ),
+        1
+    );
+    // Only the file whose ids can match is opened.
+    let spec = format!("t={t}");
+    let plan = tarn()
+        .args([
+            "query",
+            "EXPLAIN ANALYZE SELECT COUNT(*) AS n FROM t WHERE id > 100 AND id < 200",
+            "--table",
+            &spec,
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("files_ranges_pruned_statistics=3 total \u{2192} 1 matched"),
+        "{plan}"
+    );
+
+    // A partitioned table: the partition values live in the log, not in the files.
+    let p = dir.path().join("by_day").to_string_lossy().to_string();
+    tarn()
+        .args([
+            "create",
+            &p,
+            "--schema",
+            "id bigint, day date",
+            "--partition-by",
+            "day",
+        ])
+        .assert()
+        .success();
+    let csv = write_file(
+        dir.path(),
+        "days.csv",
+        "id,day\n1,2026-01-01\n2,2026-01-01\n3,2026-01-02\n",
+    );
+    json(&["write", &p, csv.to_str().unwrap()]);
+    assert_eq!(
+        query_n(
+            &p,
+            "SELECT COUNT(*) AS n FROM t WHERE day = DATE '2026-01-01'"
+        ),
+        2
+    );
+    assert_eq!(
+        query_n(
+            &p,
+            "SELECT SUM(id) AS n FROM t WHERE day > DATE '2026-01-01'"
+        ),
+        3
+    );
+}
+
 #[test]
 fn dashboard_query_runs_over_users_and_orders() {
     let dir = tempfile::tempdir().unwrap();

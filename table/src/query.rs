@@ -51,11 +51,7 @@ impl Table {
                 )));
             }
             let table = Table::open(&t.location, at).await?;
-            table
-                .delta
-                .update_datafusion_session(&ctx.state())
-                .map_err(|e| table.delta_error(e))?;
-            let provider = table.delta.table_provider().await?;
+            let provider = table.sql_provider(&ctx.state()).await?;
             ctx.register_table(name.as_str(), provider)?;
             versions.push((name, table.version()));
         }
