@@ -87,7 +87,10 @@ impl Table {
         }
         let log_data = snapshot.log_data();
         let mut files = Vec::with_capacity(log_data.num_containers());
+        let (mut rows, mut bytes) = (Some(0usize), 0usize);
         for file in log_data.iter() {
+            rows = rows.zip(file.num_records()).map(|(a, b)| a + b);
+            bytes += file.size().max(0) as usize;
             let path = file.path();
             if file.deletion_vector_descriptor().is_some() || path.contains("://") {
                 return Ok(None);
@@ -135,12 +138,19 @@ impl Table {
         if runtime.object_store(&store_url).is_err() {
             let store = log_store.object_store(None);
             let store: Arc<dyn ObjectStore> = match self.location.local_path() {
-                Some(root) => Arc::new(MappedFiles::new(root.to_path_buf(), store)),
+                Some(root) => Arc::new(MappedFiles::new(root, store)),
                 None => store,
             };
             runtime.register_object_store(store_url.as_ref(), store);
         }
+        // The version's size, which DataFusion plans joins by (the smaller side is built
+        // in memory, once for all partitions when small enough). Row counts from the log
+        // are exact: files with deletion vectors never get here.
+        let mut statistics = Statistics::new_unknown(&schema);
+        statistics.num_rows = rows.map_or(Precision::Absent, Precision::Exact);
+        statistics.total_byte_size = Precision::Inexact(bytes);
         Ok(Some(PlainScan {
+            statistics,
             schema,
             store_url,
             files,
@@ -232,12 +242,18 @@ struct PlainScan {
     files: Vec<PartitionedFile>,
     /// The version's log, for per-file statistics when a query filters.
     snapshot: EagerSnapshot,
+    /// The whole version's row count and size.
+    statistics: Statistics,
 }
 
 #[async_trait]
 impl TableProvider for PlainScan {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(self.statistics.clone())
     }
 
     fn table_type(&self) -> TableType {
@@ -273,6 +289,7 @@ impl TableProvider for PlainScan {
         }
         let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
             .with_file_groups(vec![FileGroup::new(files)])
+            .with_statistics(self.statistics.clone())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
