@@ -133,3 +133,40 @@ def test_tarn_appends_to_a_python_deltalake_table_and_deltalake_reads_it_back(
         assert canonical_rows(old, COLUMNS_BY_VERSION[version], source=f"deltalake v{version}") == expected(version)
     assert tarn_rows(tarn, path, MERGED_COLUMNS, "tarn after its append") == expected(3)
 
+
+
+# Tables whose files do not hold the logical columns as they are: column mapping (the
+# Parquet columns carry physical names) and partitioning (values live in the log). Tarn
+# reads plain tables straight from their Parquet files, so these must take the reader that
+# applies the protocol's transforms.
+MAPPED_ROWS = [
+    {"id": 1, "first name": "ann", "day": "2026-01-01"},
+    {"id": 2, "first name": "bob", "day": "2026-01-02"},
+    {"id": 3, "first name": None, "day": "2026-01-02"},
+]
+MAPPED_ARROW = pa.schema([("id", pa.int64()), ("first name", pa.string()), ("day", pa.string())])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"configuration": {"delta.columnMapping.mode": "name"}},
+        {"partition_by": ["day"]},
+    ],
+    ids=["column-mapping", "partitioned"],
+)
+def test_tarn_query_reads_column_mapped_and_partitioned_tables(
+    tarn: TarnCli, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    path = tmp_path / "people"
+    write_deltalake(str(path), pa.Table.from_pylist(MAPPED_ROWS, schema=MAPPED_ARROW), **options)
+    table = DeltaTable(str(path))
+    if "configuration" in options:
+        physical = [f.metadata.get("delta.columnMapping.physicalName") for f in table.schema().fields]
+        assert all(physical) and "first name" not in physical, f"not column-mapped: {physical}"
+    rows = tarn.query('SELECT id, "first name", day FROM people ORDER BY id', {"people": path})
+    assert rows == MAPPED_ROWS
+    filtered = tarn.query(
+        """SELECT id FROM people WHERE day = '2026-01-02' AND "first name" IS NULL""", {"people": path}
+    )
+    assert filtered == [{"id": 3}]
