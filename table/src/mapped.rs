@@ -65,41 +65,41 @@ fn io_error(path: &FsPath, source: std::io::Error) -> object_store::Error {
     }
 }
 
-/// Maps `ranges` of the file at `path` (each populated up front, one system call per range).
-fn map_ranges(path: &FsPath, ranges: &[Range<u64>]) -> Result<(u64, Vec<Bytes>)> {
+/// Opens the file at `path` for mapping, with its size.
+fn open(path: &FsPath) -> Result<(std::fs::File, u64)> {
     let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
     let size = file.metadata().map_err(|e| io_error(path, e))?.len();
-    let mut out = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        if range.start > range.end || range.end > size {
-            return Err(object_store::Error::Generic {
-                store: "MappedFiles",
-                source: format!(
-                    "range {}..{} is outside {} ({size} bytes)",
-                    range.start,
-                    range.end,
-                    path.display()
-                )
-                .into(),
-            });
-        }
-        if range.start == range.end {
-            out.push(Bytes::new());
-            continue;
-        }
-        // SAFETY: the table's data files are immutable once written (see the module
-        // documentation); the map is read-only and lives as long as the returned bytes.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(range.start)
-                .len((range.end - range.start) as usize)
-                .populate()
-                .map(&file)
-        }
-        .map_err(|e| io_error(path, e))?;
-        out.push(Bytes::from_owner(map));
+    Ok((file, size))
+}
+
+/// Maps `range` of `file` (`size` bytes, at `path`), populated up front in one system call.
+fn map_range(file: &std::fs::File, path: &FsPath, size: u64, range: &Range<u64>) -> Result<Bytes> {
+    if range.start > range.end || range.end > size {
+        return Err(object_store::Error::Generic {
+            store: "MappedFiles",
+            source: format!(
+                "range {}..{} is outside {} ({size} bytes)",
+                range.start,
+                range.end,
+                path.display()
+            )
+            .into(),
+        });
     }
-    Ok((size, out))
+    if range.start == range.end {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the table's data files are immutable once written (see the module
+    // documentation); the map is read-only and lives as long as the returned bytes.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(range.start)
+            .len((range.end - range.start) as usize)
+            .populate()
+            .map(file)
+    }
+    .map_err(|e| io_error(path, e))?;
+    Ok(Bytes::from_owner(map))
 }
 
 #[async_trait]
@@ -134,16 +134,13 @@ impl ObjectStore for MappedFiles {
         let path = self.file_path(location);
         let location = location.clone();
         tokio::task::spawn_blocking(move || {
-            let size = std::fs::metadata(&path)
-                .map_err(|e| io_error(&path, e))?
-                .len();
+            let (file, size) = open(&path)?;
             let range = match requested {
                 GetRange::Bounded(r) => r.start..r.end.min(size),
                 GetRange::Offset(start) => start..size,
                 GetRange::Suffix(n) => size.saturating_sub(n)..size,
             };
-            let (size, mut bytes) = map_ranges(&path, std::slice::from_ref(&range))?;
-            let data = bytes.pop().unwrap_or_default();
+            let data = map_range(&file, &path, size, &range)?;
             Ok(GetResult {
                 payload: GetResultPayload::Stream(Box::pin(futures::stream::once(
                     futures::future::ready(Ok(data)),
@@ -169,12 +166,18 @@ impl ObjectStore for MappedFiles {
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let path = self.file_path(location);
         let ranges = ranges.to_vec();
-        tokio::task::spawn_blocking(move || map_ranges(&path, &ranges).map(|(_, bytes)| bytes))
-            .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "MappedFiles",
-                source: Box::new(e),
-            })?
+        tokio::task::spawn_blocking(move || {
+            let (file, size) = open(&path)?;
+            ranges
+                .iter()
+                .map(|range| map_range(&file, &path, size, range))
+                .collect()
+        })
+        .await
+        .map_err(|e| object_store::Error::Generic {
+            store: "MappedFiles",
+            source: Box::new(e),
+        })?
     }
 
     fn delete_stream(

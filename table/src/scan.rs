@@ -10,13 +10,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::ArrayRef;
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::{Session, TableProvider};
 use deltalake::datafusion::common::stats::Precision;
 use deltalake::datafusion::common::{Column, ColumnStatistics, ScalarValue, Statistics};
 use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
 use deltalake::datafusion::datasource::file_format::FileFormat;
 use deltalake::datafusion::datasource::listing::PartitionedFile;
+use deltalake::datafusion::datasource::physical_plan::parquet::transform_schema_to_view;
 use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use deltalake::datafusion::datasource::TableType;
 use deltalake::datafusion::error::Result as DfResult;
@@ -113,24 +114,9 @@ impl Table {
             .parquet
             .schema_force_view_types;
         let schema = if views {
-            Arc::new(Schema::new_with_metadata(
-                logical
-                    .fields()
-                    .iter()
-                    .map(|f| match f.data_type() {
-                        DataType::Utf8 | DataType::LargeUtf8 => {
-                            Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
-                        }
-                        DataType::Binary | DataType::LargeBinary => {
-                            Arc::new(f.as_ref().clone().with_data_type(DataType::BinaryView))
-                        }
-                        _ => f.clone(),
-                    })
-                    .collect::<Vec<Arc<Field>>>(),
-                logical.metadata().clone(),
-            ))
+            Arc::new(transform_schema_to_view(&logical))
         } else {
-            logical.clone()
+            logical
         };
         let log_store = self.delta.log_store();
         let store_url = log_store.object_store_url();
@@ -160,8 +146,8 @@ impl Table {
 }
 
 /// Gives each file the statistics the log records for it, so a scan skips the files that
-/// cannot match: row and null counts from each file's statistics JSON, bounds as parsed
-/// by deltalake. DataFusion prunes only on bounds it is told are exact; they are, except
+/// cannot match: row counts and bounds as parsed by deltalake, null counts from each
+/// file's statistics JSON (deltalake parses them only for integer columns). DataFusion prunes only on bounds it is told are exact; they are, except
 /// that writers cut timestamps to the millisecond (widened below) and Spark cuts long
 /// strings to a prefix, keeping the minimum below and the maximum above every value.
 fn with_file_statistics(files: &mut [PartitionedFile], schema: &SchemaRef, log: &LogDataHandler) {
@@ -175,10 +161,6 @@ fn with_file_statistics(files: &mut [PartitionedFile], schema: &SchemaRef, log: 
         .collect();
     for (i, (file, view)) in files.iter_mut().zip(log.iter()).enumerate() {
         let recorded: Option<Value> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
-        let count = |value: Option<&Value>| match value.and_then(Value::as_u64) {
-            Some(n) => Precision::Exact(n as usize),
-            None => Precision::Absent,
-        };
         let null_counts = recorded.as_ref().and_then(|s| s.get("nullCount"));
         let column_statistics = schema
             .fields()
@@ -196,7 +178,13 @@ fn with_file_statistics(files: &mut [PartitionedFile], schema: &SchemaRef, log: 
                     None => Precision::Absent,
                 };
                 ColumnStatistics {
-                    null_count: count(null_counts.and_then(|n| n.get(field.name()))),
+                    null_count: match null_counts
+                        .and_then(|n| n.get(field.name()))
+                        .and_then(Value::as_u64)
+                    {
+                        Some(n) => Precision::Exact(n as usize),
+                        None => Precision::Absent,
+                    },
                     min_value: bound(min),
                     max_value: match bound(max) {
                         Precision::Exact(v) => Precision::Exact(past_millisecond(v)),
@@ -207,7 +195,9 @@ fn with_file_statistics(files: &mut [PartitionedFile], schema: &SchemaRef, log: 
             })
             .collect();
         file.statistics = Some(Arc::new(Statistics {
-            num_rows: count(recorded.as_ref().and_then(|s| s.get("numRecords"))),
+            num_rows: view
+                .num_records()
+                .map_or(Precision::Absent, Precision::Exact),
             total_byte_size: Precision::Absent,
             column_statistics,
         }));
