@@ -9,6 +9,7 @@
 //! cannot both commit the same step.
 
 mod mysql;
+mod pgwire;
 mod postgres;
 pub mod types;
 

@@ -9,8 +9,9 @@ use sqlx::{Connection, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
+use crate::pgwire::{CopyError, Target, WireConn};
 use crate::types::{finish_batch, ColBuilder, ColType, Column};
-use crate::{db_error, Error, Result, Source, BATCH_ROWS};
+use crate::{db_error, one_line, Error, Result, Source, BATCH_ROWS};
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
@@ -49,6 +50,8 @@ pub(crate) fn quote_literal(text: &str) -> String {
 /// An open session: connection inside the run's snapshot transaction.
 pub(crate) struct PgSession {
     conn: PgConnection,
+    /// The statement that created the run's view (repeated on the data connections).
+    create_view: String,
 }
 
 impl PgSession {
@@ -69,14 +72,15 @@ impl PgSession {
             }
             Source::Query(q) => q.trim().trim_end_matches(';').to_string(),
         };
-        sqlx::raw_sql(&format!("CREATE TEMP VIEW {VIEW} AS {body}"))
+        let create_view = format!("CREATE TEMP VIEW {VIEW} AS {body}");
+        sqlx::raw_sql(&create_view)
             .execute(&mut conn)
             .await
             .map_err(|e| match source {
                 Source::Table(name) => db_error(&format!("source table `{name}`"), e),
                 Source::Query(_) => db_error("--query", e),
             })?;
-        Ok(Self { conn })
+        Ok(Self { conn, create_view })
     }
 
     /// The view's columns, mapped (refusing what cannot be carried faithfully).
@@ -157,7 +161,8 @@ impl PgSession {
 
     /// Streams `select` through binary COPY into batches of `schema` on `tx`. A large table
     /// (`ranged`: the select over a `{range}` of blocks) is read as two COPY streams over
-    /// two halves of its blocks, on two connections sharing this run's snapshot.
+    /// two halves of its blocks. The streams run on connections of Tarn's own COPY client
+    /// (`pgwire`) sharing this run's snapshot, or on sqlx when that client cannot connect.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn copy(
         mut self,
@@ -185,15 +190,42 @@ impl PgSession {
                     .unwrap_or(0),
                 None => 0,
             };
-            match ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS) {
-                None => {
-                    copy_stream(&mut self.conn, &select, &decoders, &columns, &schema, &tx).await
-                }
+            let selects = match ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS) {
+                None => vec![select],
                 Some(template) => {
-                    let snapshot = self
-                        .scalar("SELECT pg_export_snapshot()")
-                        .await?
-                        .ok_or_else(|| Error("could not share the snapshot".into()))?;
+                    let mid = blocks / 2;
+                    vec![
+                        template.replace("{range}", &format!("ctid < '({mid},0)'::tid")),
+                        template.replace("{range}", &format!("ctid >= '({mid},0)'::tid")),
+                    ]
+                }
+            };
+            let plan = CopyPlan {
+                decoders,
+                columns,
+                schema,
+                tx: tx.clone(),
+            };
+            match wire_connections(url, selects.len()).await {
+                Some(conns) => {
+                    let setup = format!(
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}; {}",
+                        quote_literal(&self.export_snapshot().await?),
+                        self.create_view
+                    );
+                    let streams = conns.into_iter().zip(selects).map(|(conn, select)| {
+                        let (plan, setup) = (plan.clone(), setup.clone());
+                        tokio::task::spawn_blocking(move || wire_stream(conn, &setup, &select, &plan))
+                    });
+                    let mut rows = 0;
+                    for done in futures::future::join_all(streams).await {
+                        rows += done.map_err(|e| Error(format!("the decoder failed: {e}")))??;
+                    }
+                    Ok(rows)
+                }
+                None if selects.len() == 1 => copy_stream(&mut self.conn, &selects[0], &plan).await,
+                None => {
+                    let snapshot = self.export_snapshot().await?;
                     let mut second = PgConnection::connect(url)
                         .await
                         .map_err(|e| db_error("cannot open a second connection", e))?;
@@ -204,14 +236,9 @@ impl PgSession {
                     .execute(&mut second)
                     .await
                     .map_err(|e| db_error("cannot share the snapshot", e))?;
-                    let mid = blocks / 2;
-                    let first_half =
-                        template.replace("{range}", &format!("ctid < '({mid},0)'::tid"));
-                    let second_half =
-                        template.replace("{range}", &format!("ctid >= '({mid},0)'::tid"));
                     let (a, b) = tokio::join!(
-                        copy_stream(&mut self.conn, &first_half, &decoders, &columns, &schema, &tx),
-                        copy_stream(&mut second, &second_half, &decoders, &columns, &schema, &tx),
+                        copy_stream(&mut self.conn, &selects[0], &plan),
+                        copy_stream(&mut second, &selects[1], &plan),
                     );
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut second).await;
                     Ok(a? + b?)
@@ -226,6 +253,13 @@ impl PgSession {
         result
     }
 
+    /// Exports this run's snapshot for other connections.
+    async fn export_snapshot(&mut self) -> Result<String> {
+        self.scalar("SELECT pg_export_snapshot()")
+            .await?
+            .ok_or_else(|| Error("could not share the snapshot".into()))
+    }
+
     /// Ends the snapshot (nothing was written at the source).
     pub(crate) async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
@@ -235,31 +269,65 @@ impl PgSession {
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
 const PARALLEL_MIN_BLOCKS: u64 = 2048;
 
-/// One binary COPY of `select` on `conn`: this task receives the data and hands it over, in
-/// groups of messages of about 256 KiB (the messages themselves, not copies), to a blocking
-/// thread that decodes it into batches on `tx`.
-async fn copy_stream(
-    conn: &mut PgConnection,
-    select: &str,
-    decoders: &[Decoder],
-    columns: &[ColType],
-    schema: &SchemaRef,
-    tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
-) -> Result<u64> {
+/// What every COPY stream of a run decodes into.
+#[derive(Clone)]
+pub(crate) struct CopyPlan {
+    decoders: Vec<Decoder>,
+    columns: Vec<ColType>,
+    schema: SchemaRef,
+    tx: tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+}
+
+/// `n` connections of Tarn's COPY client, opened at once; `None` when any cannot connect
+/// (sqlx then carries the data: it knows TLS, and authentication methods this client does
+/// not).
+async fn wire_connections(url: &str, n: usize) -> Option<Vec<WireConn>> {
+    let target = Target::from_url(url)?;
+    let opening = (0..n).map(|_| {
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || WireConn::connect(&target))
+    });
+    let mut conns = Vec::with_capacity(n);
+    for opened in futures::future::join_all(opening).await {
+        conns.push(opened.ok()?.ok()?);
+    }
+    Some(conns)
+}
+
+/// One binary COPY of `select` on a connection of Tarn's own client, after `setup` (which
+/// joins the run's snapshot and creates the run's view on this connection), received and
+/// decoded on this (blocking) thread.
+fn wire_stream(mut conn: WireConn, setup: &str, select: &str, plan: &CopyPlan) -> Result<u64> {
+    conn.execute(setup).map_err(|e| {
+        Error(format!(
+            "cannot share the snapshot: {}",
+            one_line(&e.to_string())
+        ))
+    })?;
+    let mut copy = CopyDecoder::new(plan);
+    match conn.copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"), |m| {
+        copy.feed(m)
+    }) {
+        Ok(()) => copy.finish(),
+        Err(CopyError::Sink(e)) => Err(e),
+        Err(CopyError::Wire(e)) => Err(Error(format!(
+            "COPY from the source failed: {}",
+            one_line(&e.to_string())
+        ))),
+    }
+}
+
+/// One binary COPY of `select` on a sqlx connection: this task receives the data and hands
+/// it over, in groups of messages of about 256 KiB (the messages themselves, not copies), to
+/// a blocking thread that decodes it into batches.
+async fn copy_stream(conn: &mut PgConnection, select: &str, plan: &CopyPlan) -> Result<u64> {
     let mut stream = conn
         .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
         .await
         .map_err(|e| db_error("COPY from the source failed", e))?;
     let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(8);
-    let (decoders, columns, schema, batches) = (
-        decoders.to_vec(),
-        columns.to_vec(),
-        schema.clone(),
-        tx.clone(),
-    );
-    let decoder = tokio::task::spawn_blocking(move || {
-        decode_stream(raw_rx, &decoders, &columns, &schema, &batches)
-    });
+    let plan = plan.clone();
+    let decoder = tokio::task::spawn_blocking(move || decode_stream(raw_rx, &plan));
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_bytes = 0;
     let mut received = Ok(());
@@ -297,63 +365,72 @@ async fn copy_stream(
 /// Bytes handed from the receiving task to the decoding thread at a time.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Decodes binary COPY data arriving on `raw` into batches sent on `tx`; returns the rows.
-///
-/// PostgreSQL sends one tuple per message, so each message is decoded where it lies; only a
-/// tuple split across messages (which the protocol allows) is put together in `carry`.
-fn decode_stream(
-    mut raw: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
-    decoders: &[Decoder],
-    columns: &[ColType],
-    schema: &SchemaRef,
-    tx: &tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
-) -> Result<u64> {
-    let mut copy = CopyDecoder {
-        decoders,
-        builders: columns.iter().map(ColBuilder::new).collect(),
-        header_done: false,
-        rows: 0,
-        total: 0,
-        schema,
-        tx,
-    };
-    let mut carry = BytesMut::new();
+/// Decodes binary COPY data arriving on `raw` into batches; returns the rows.
+fn decode_stream(mut raw: tokio::sync::mpsc::Receiver<Vec<Bytes>>, plan: &CopyPlan) -> Result<u64> {
+    let mut copy = CopyDecoder::new(plan);
     while let Some(messages) = raw.blocking_recv() {
         for message in messages {
-            if carry.is_empty() {
-                let used = copy.consume(&message)?;
-                if used < message.len() {
-                    carry.extend_from_slice(&message[used..]);
-                }
-            } else {
-                carry.extend_from_slice(&message);
-                let used = copy.consume(&carry)?;
-                carry.advance(used);
-            }
+            copy.feed(&message)?;
         }
     }
-    if copy.rows > 0 {
-        copy.send()?;
-    }
-    Ok(copy.total)
+    copy.finish()
 }
 
 /// The state of one binary COPY being decoded into batches.
 struct CopyDecoder<'a> {
-    decoders: &'a [Decoder],
+    plan: &'a CopyPlan,
     builders: Vec<ColBuilder>,
     header_done: bool,
     /// Rows in the builders.
     rows: usize,
     /// Rows decoded in all.
     total: u64,
-    schema: &'a SchemaRef,
-    tx: &'a tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+    /// The start of a tuple split across messages.
+    carry: BytesMut,
 }
 
-impl CopyDecoder<'_> {
+impl<'a> CopyDecoder<'a> {
+    fn new(plan: &'a CopyPlan) -> Self {
+        CopyDecoder {
+            plan,
+            builders: plan.columns.iter().map(ColBuilder::new).collect(),
+            header_done: false,
+            rows: 0,
+            total: 0,
+            carry: BytesMut::new(),
+        }
+    }
+
+    /// Decodes one CopyData message. PostgreSQL sends one tuple per message, so each is
+    /// decoded where it lies; only a tuple split across messages (which the protocol allows)
+    /// is put together in `carry`.
+    fn feed(&mut self, message: &[u8]) -> Result<()> {
+        if self.carry.is_empty() {
+            let used = self.consume(message)?;
+            if used < message.len() {
+                self.carry.extend_from_slice(&message[used..]);
+            }
+        } else {
+            let mut carry = std::mem::take(&mut self.carry);
+            carry.extend_from_slice(message);
+            let used = self.consume(&carry)?;
+            carry.advance(used);
+            self.carry = carry;
+        }
+        Ok(())
+    }
+
+    /// Sends the last rows; returns the rows decoded.
+    fn finish(mut self) -> Result<u64> {
+        if self.rows > 0 {
+            self.send()?;
+        }
+        Ok(self.total)
+    }
+
     /// Decodes every whole tuple at the start of `data`; returns the bytes used.
     fn consume(&mut self, data: &[u8]) -> Result<usize> {
+        let decoders = &self.plan.decoders;
         let mut pos = 0;
         if !self.header_done {
             if data.len() < 19 {
@@ -370,11 +447,11 @@ impl CopyDecoder<'_> {
             self.header_done = true;
         }
         loop {
-            match tuple_len(&data[pos..], self.decoders.len()).map_err(Error)? {
+            match tuple_len(&data[pos..], decoders.len()).map_err(Error)? {
                 TupleLen::Incomplete => return Ok(pos),
                 TupleLen::End => return Ok(data.len()),
                 TupleLen::Tuple(len) => {
-                    decode_tuple(&data[pos..pos + len], self.decoders, &mut self.builders)
+                    decode_tuple(&data[pos..pos + len], decoders, &mut self.builders)
                         .map_err(Error)?;
                     pos += len;
                     self.rows += 1;
@@ -390,8 +467,9 @@ impl CopyDecoder<'_> {
     /// Sends the builders' rows as one batch.
     fn send(&mut self) -> Result<()> {
         self.rows = 0;
-        self.tx
-            .blocking_send(Ok(finish_batch(self.schema, &mut self.builders)?))
+        self.plan
+            .tx
+            .blocking_send(Ok(finish_batch(&self.plan.schema, &mut self.builders)?))
             .map_err(|_| Error("the table writer stopped".into()))
     }
 }
@@ -603,6 +681,17 @@ fn decode_array(
     Ok(count)
 }
 
+/// 10^0 to 10^38: every power of ten a decimal(38, s) can hold.
+const POW10: [i128; 39] = {
+    let mut p = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// PostgreSQL's binary numeric (base-10000 digits) as an integer scaled by `scale`.
 fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
     let word = |i: usize| -> std::result::Result<i16, String> {
@@ -621,22 +710,27 @@ fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
     let overflow = || "a numeric value is too large for its decimal column".to_string();
     let mut acc: i128 = 0;
     for i in 0..ndigits {
-        let digit = i128::from(word(4 + i)?);
+        let digit = word(4 + i)?;
         let exp10 = 4 * (weight - i as i32) + i32::from(scale);
         if exp10 >= 0 {
-            let factor = 10i128.checked_pow(exp10 as u32).ok_or_else(overflow)?;
-            acc = digit
+            let factor = *POW10.get(exp10 as usize).ok_or_else(overflow)?;
+            acc = i128::from(digit)
                 .checked_mul(factor)
                 .and_then(|d| acc.checked_add(d))
                 .ok_or_else(overflow)?;
         } else {
-            let divisor = 10i128.pow((-exp10).min(38) as u32);
+            // A base-10000 digit has 4 decimal places: below 10^-4 of the scale it must be 0.
+            let divisor = if exp10 > -4 {
+                10i16.pow((-exp10) as u32)
+            } else {
+                i16::MAX
+            };
             if digit % divisor != 0 {
                 return Err(format!(
                     "a numeric value has more than {scale} decimal places"
                 ));
             }
-            acc += digit / divisor;
+            acc += i128::from(digit / divisor);
         }
     }
     Ok(if sign == 0x4000 { -acc } else { acc })
@@ -675,6 +769,15 @@ mod tests {
         assert_eq!(numeric_to_i128(&numeric(&[], 0, false, 0), 2), Ok(0));
         // 1.234 does not fit scale 2.
         assert!(numeric_to_i128(&numeric(&[1, 2340], 0, false, 3), 2).is_err());
+        // 10^36 at scale 2 is 10^38, still an i128; 10^40 is not.
+        assert_eq!(
+            numeric_to_i128(&numeric(&[1], 9, false, 0), 2),
+            Ok(10i128.pow(38))
+        );
+        assert!(numeric_to_i128(&numeric(&[1], 10, false, 0), 2).is_err());
+        // 0.0001 at scale 4, and not at scale 3.
+        assert_eq!(numeric_to_i128(&numeric(&[1], -1, false, 4), 4), Ok(1));
+        assert!(numeric_to_i128(&numeric(&[1], -1, false, 4), 3).is_err());
         // NaN.
         let mut nan = numeric(&[], 0, false, 0);
         nan[4] = 0xC0;
@@ -732,14 +835,14 @@ mod tests {
             }
             drop(raw_tx);
             let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-            let total = decode_stream(
-                raw_rx,
-                &[Decoder::I64, Decoder::Text],
-                &columns,
-                &schema,
-                &tx,
-            )
-            .unwrap_or_else(|e| panic!("messages of {size} bytes: {e}"));
+            let plan = CopyPlan {
+                decoders: vec![Decoder::I64, Decoder::Text],
+                columns: columns.clone(),
+                schema: schema.clone(),
+                tx,
+            };
+            let total = decode_stream(raw_rx, &plan)
+                .unwrap_or_else(|e| panic!("messages of {size} bytes: {e}"));
             assert_eq!(total, rows.len() as u64, "messages of {size} bytes");
             let batch = rx.try_recv().unwrap().unwrap();
             assert!(rx.try_recv().is_err(), "one batch");
@@ -765,8 +868,13 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let schema: SchemaRef =
             std::sync::Arc::new(tarn_table::deltalake::arrow::datatypes::Schema::empty());
-        let err =
-            decode_stream(raw_rx, &[Decoder::I64], &[ColType::Int64], &schema, &tx).unwrap_err();
+        let plan = CopyPlan {
+            decoders: vec![Decoder::I64],
+            columns: vec![ColType::Int64],
+            schema,
+            tx,
+        };
+        let err = decode_stream(raw_rx, &plan).unwrap_err();
         assert!(err.0.contains("unexpected COPY header"), "{err}");
     }
 }
