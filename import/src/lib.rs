@@ -448,6 +448,9 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     let prev = previous(opts, &app).await?;
     let exists = prev.table.is_some();
     let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
+    if let Session::Postgres(s) = &mut prepared.session {
+        s.open_data_connections(&opts.url, &opts.source);
+    }
     let label = source_label(opts);
     let unchanged = |watermark: Option<String>| ImportReport {
         table: opts.target.display_name().to_string(),

@@ -52,6 +52,8 @@ pub(crate) struct PgSession {
     conn: PgConnection,
     /// The statement that created the run's view (repeated on the data connections).
     create_view: String,
+    /// The data connections being opened, if [`PgSession::open_data_connections`] ran.
+    data_conns: Option<tokio::task::JoinHandle<Option<Vec<WireConn>>>>,
 }
 
 impl PgSession {
@@ -80,7 +82,11 @@ impl PgSession {
                 Source::Table(name) => db_error(&format!("source table `{name}`"), e),
                 Source::Query(_) => db_error("--query", e),
             })?;
-        Ok(Self { conn, create_view })
+        Ok(Self {
+            conn,
+            create_view,
+            data_conns: None,
+        })
     }
 
     /// The view's columns, mapped (refusing what cannot be carried faithfully).
@@ -159,10 +165,24 @@ impl PgSession {
             .unwrap_or(0))
     }
 
-    /// Streams `select` through binary COPY into batches of `schema` on `tx`. A large table
-    /// (`ranged`: the select over a `{range}` of blocks) is read as two COPY streams over
-    /// two halves of its blocks. The streams run on connections of Tarn's own COPY client
-    /// (`pgwire`) sharing this run's snapshot, or on sqlx when that client cannot connect.
+    /// Starts opening the connections the rows will come on (two for a table, which may be
+    /// read in parallel; one for a query) while the run's checks go on.
+    pub(crate) fn open_data_connections(&mut self, url: &str, source: &Source) {
+        let n = match source {
+            Source::Table(_) => 2,
+            Source::Query(_) => 1,
+        };
+        let url = url.to_string();
+        self.data_conns = Some(tokio::spawn(async move { wire_connections(&url, n).await }));
+    }
+
+    /// Streams `select` through binary COPY into batches of `schema` on `tx`.
+    ///
+    /// A large table (`ranged`: the select over a `{range}` of blocks) is read in
+    /// [`RANGES`] block ranges by two streams that each take the next range when done with
+    /// one, so both end together. The streams run on connections of Tarn's own COPY client
+    /// (`pgwire`) that join this run's snapshot; when that client cannot connect they run
+    /// on sqlx, over two halves of the blocks.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn copy(
         mut self,
@@ -176,6 +196,8 @@ impl PgSession {
     ) -> Result<u64> {
         let fail = |m: String| tarn_table::Error::invalid(m);
         let result = async {
+            // The table's size, and whether the server scans a ctid range by itself (TID
+            // range scans, PostgreSQL 14) rather than filtering a whole scan per range.
             let blocks: u64 = match &ranged {
                 Some(_) => self
                     .scalar(
@@ -183,39 +205,44 @@ impl PgSession {
                          FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
                          JOIN pg_class c ON c.oid = d.refobjid \
                          WHERE r.ev_class = 'pg_temp.tarn_import_source'::regclass \
-                           AND c.relkind = 'r' LIMIT 1",
+                           AND c.relkind = 'r' \
+                           AND current_setting('server_version_num')::int >= 140000 LIMIT 1",
                     )
                     .await?
                     .and_then(|b| b.parse().ok())
                     .unwrap_or(0),
                 None => 0,
             };
-            let selects = match ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS) {
-                None => vec![select],
-                Some(template) => {
-                    let mid = blocks / 2;
-                    vec![
-                        template.replace("{range}", &format!("ctid < '({mid},0)'::tid")),
-                        template.replace("{range}", &format!("ctid >= '({mid},0)'::tid")),
-                    ]
-                }
-            };
+            let template = ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS);
             let plan = CopyPlan {
                 decoders,
                 columns,
                 schema,
                 tx: tx.clone(),
             };
-            match wire_connections(url, selects.len()).await {
-                Some(conns) => {
+            let conns = match self.data_conns.take() {
+                Some(opening) => opening.await.ok().flatten(),
+                None => wire_connections(url, if template.is_some() { 2 } else { 1 }).await,
+            };
+            match (conns, template) {
+                (Some(mut conns), template) => {
+                    let selects = match template {
+                        Some(t) => block_ranges(&t, blocks, RANGES),
+                        None => vec![select],
+                    };
+                    conns.truncate(selects.len());
                     let setup = format!(
                         "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}; {}",
                         quote_literal(&self.export_snapshot().await?),
                         self.create_view
                     );
-                    let streams = conns.into_iter().zip(selects).map(|(conn, select)| {
-                        let (plan, setup) = (plan.clone(), setup.clone());
-                        tokio::task::spawn_blocking(move || wire_stream(conn, &setup, &select, &plan))
+                    let queue = std::sync::Arc::new(RangeQueue {
+                        selects,
+                        next: std::sync::atomic::AtomicUsize::new(0),
+                    });
+                    let streams = conns.into_iter().map(|conn| {
+                        let (plan, setup, queue) = (plan.clone(), setup.clone(), queue.clone());
+                        tokio::task::spawn_blocking(move || wire_stream(conn, &setup, &queue, &plan))
                     });
                     let mut rows = 0;
                     for done in futures::future::join_all(streams).await {
@@ -223,8 +250,9 @@ impl PgSession {
                     }
                     Ok(rows)
                 }
-                None if selects.len() == 1 => copy_stream(&mut self.conn, &selects[0], &plan).await,
-                None => {
+                (None, None) => copy_stream(&mut self.conn, &select, &plan).await,
+                (None, Some(template)) => {
+                    let halves = block_ranges(&template, blocks, 2);
                     let snapshot = self.export_snapshot().await?;
                     let mut second = PgConnection::connect(url)
                         .await
@@ -237,8 +265,8 @@ impl PgSession {
                     .await
                     .map_err(|e| db_error("cannot share the snapshot", e))?;
                     let (a, b) = tokio::join!(
-                        copy_stream(&mut self.conn, &selects[0], &plan),
-                        copy_stream(&mut second, &selects[1], &plan),
+                        copy_stream(&mut self.conn, &halves[0], &plan),
+                        copy_stream(&mut second, &halves[1], &plan),
                     );
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut second).await;
                     Ok(a? + b?)
@@ -269,6 +297,35 @@ impl PgSession {
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
 const PARALLEL_MIN_BLOCKS: u64 = 2048;
 
+/// The block ranges a large table is read in, so the two streams end close together.
+const RANGES: u64 = 16;
+
+/// `template` over `parts` consecutive ranges of the table's `blocks` (the last one open,
+/// for blocks added since the size was read).
+fn block_ranges(template: &str, blocks: u64, parts: u64) -> Vec<String> {
+    let bound = |i: u64| blocks * i / parts;
+    (0..parts)
+        .map(|i| {
+            let range = match i {
+                0 => format!("ctid < '({},0)'::tid", bound(1)),
+                i if i == parts - 1 => format!("ctid >= '({},0)'::tid", bound(i)),
+                i => format!(
+                    "ctid >= '({},0)'::tid AND ctid < '({},0)'::tid",
+                    bound(i),
+                    bound(i + 1)
+                ),
+            };
+            template.replace("{range}", &range)
+        })
+        .collect()
+}
+
+/// Selects taken in turn by the streams of a run.
+struct RangeQueue {
+    selects: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
 /// What every COPY stream of a run decodes into.
 #[derive(Clone)]
 pub(crate) struct CopyPlan {
@@ -294,10 +351,15 @@ async fn wire_connections(url: &str, n: usize) -> Option<Vec<WireConn>> {
     Some(conns)
 }
 
-/// One binary COPY of `select` on a connection of Tarn's own client, after `setup` (which
-/// joins the run's snapshot and creates the run's view on this connection), received and
-/// decoded on this (blocking) thread.
-fn wire_stream(mut conn: WireConn, setup: &str, select: &str, plan: &CopyPlan) -> Result<u64> {
+/// Binary COPYs of the selects in `queue`, taken in turn, on a connection of Tarn's own
+/// client, after `setup` (which joins the run's snapshot and creates the run's view on this
+/// connection); received and decoded on this (blocking) thread.
+fn wire_stream(
+    mut conn: WireConn,
+    setup: &str,
+    queue: &RangeQueue,
+    plan: &CopyPlan,
+) -> Result<u64> {
     conn.execute(setup).map_err(|e| {
         Error(format!(
             "cannot share the snapshot: {}",
@@ -305,15 +367,26 @@ fn wire_stream(mut conn: WireConn, setup: &str, select: &str, plan: &CopyPlan) -
         ))
     })?;
     let mut copy = CopyDecoder::new(plan);
-    match conn.copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"), |m| {
-        copy.feed(m)
-    }) {
-        Ok(()) => copy.finish(),
-        Err(CopyError::Sink(e)) => Err(e),
-        Err(CopyError::Wire(e)) => Err(Error(format!(
-            "COPY from the source failed: {}",
-            one_line(&e.to_string())
-        ))),
+    loop {
+        let i = queue
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(select) = queue.selects.get(i) else {
+            return copy.finish();
+        };
+        copy.start_copy()?;
+        match conn.copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"), |m| {
+            copy.feed(m)
+        }) {
+            Ok(()) => {}
+            Err(CopyError::Sink(e)) => return Err(e),
+            Err(CopyError::Wire(e)) => {
+                return Err(Error(format!(
+                    "COPY from the source failed: {}",
+                    one_line(&e.to_string())
+                )))
+            }
+        }
     }
 }
 
@@ -420,8 +493,25 @@ impl<'a> CopyDecoder<'a> {
         Ok(())
     }
 
+    /// Expects the header of a new COPY (the rows go on into the same batches).
+    fn start_copy(&mut self) -> Result<()> {
+        self.whole_rows()?;
+        self.header_done = false;
+        Ok(())
+    }
+
+    /// Fails if the last COPY ended inside a row.
+    fn whole_rows(&self) -> Result<()> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(Error("the source's COPY data ended inside a row".into()))
+        }
+    }
+
     /// Sends the last rows; returns the rows decoded.
     fn finish(mut self) -> Result<u64> {
+        self.whole_rows()?;
         if self.rows > 0 {
             self.send()?;
         }
@@ -856,6 +946,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn block_ranges_cover_every_block_once() {
+        let ranges = block_ranges("SELECT * FROM t WHERE {range}", 10, 4);
+        assert_eq!(
+            ranges,
+            [
+                "SELECT * FROM t WHERE ctid < '(2,0)'::tid",
+                "SELECT * FROM t WHERE ctid >= '(2,0)'::tid AND ctid < '(5,0)'::tid",
+                "SELECT * FROM t WHERE ctid >= '(5,0)'::tid AND ctid < '(7,0)'::tid",
+                "SELECT * FROM t WHERE ctid >= '(7,0)'::tid",
+            ]
+        );
+        assert_eq!(
+            block_ranges("{range}", 8334, 2),
+            ["ctid < '(4167,0)'::tid", "ctid >= '(4167,0)'::tid"]
+        );
     }
 
     #[test]
