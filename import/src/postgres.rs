@@ -179,7 +179,7 @@ impl PgSession {
     /// Streams `select` through binary COPY into batches of `schema` on `tx`.
     ///
     /// A large table (`ranged`: the select over a `{range}` of blocks) is read in
-    /// [`RANGES`] block ranges by two streams that each take the next range when done with
+    /// block ranges ([`shrinking_bounds`]) by two streams that each take the next range when done with
     /// one, so both end together. The streams run on connections of Tarn's own COPY client
     /// (`pgwire`) that join this run's snapshot; when that client cannot connect they run
     /// on sqlx, over two halves of the blocks.
@@ -227,7 +227,7 @@ impl PgSession {
             match (conns, template) {
                 (Some(mut conns), template) => {
                     let selects = match template {
-                        Some(t) => block_ranges(&t, blocks, RANGES),
+                        Some(t) => block_ranges(&t, &shrinking_bounds(blocks)),
                         None => vec![select],
                     };
                     conns.truncate(selects.len());
@@ -252,7 +252,7 @@ impl PgSession {
                 }
                 (None, None) => copy_stream(&mut self.conn, &select, &plan).await,
                 (None, Some(template)) => {
-                    let halves = block_ranges(&template, blocks, 2);
+                    let halves = block_ranges(&template, &[blocks / 2]);
                     let snapshot = self.export_snapshot().await?;
                     let mut second = PgConnection::connect(url)
                         .await
@@ -297,27 +297,41 @@ impl PgSession {
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
 const PARALLEL_MIN_BLOCKS: u64 = 2048;
 
-/// The block ranges a large table is read in, so the two streams end close together.
-const RANGES: u64 = 16;
+/// Where the block ranges of a large table start: each range is a quarter of the blocks
+/// still unassigned, down to 1/64 of the table, so the ranges shrink toward the end and the
+/// two streams taking them in turn end within a small range of each other.
+fn shrinking_bounds(blocks: u64) -> Vec<u64> {
+    let smallest = (blocks / 64).max(1);
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    loop {
+        let step = ((blocks - start) / 4).max(smallest);
+        if start + step >= blocks || blocks - (start + step) < smallest {
+            return bounds;
+        }
+        start += step;
+        bounds.push(start);
+    }
+}
 
-/// `template` over `parts` consecutive ranges of the table's `blocks` (the last one open,
-/// for blocks added since the size was read).
-fn block_ranges(template: &str, blocks: u64, parts: u64) -> Vec<String> {
-    let bound = |i: u64| blocks * i / parts;
-    (0..parts)
-        .map(|i| {
-            let range = match i {
-                0 => format!("ctid < '({},0)'::tid", bound(1)),
-                i if i == parts - 1 => format!("ctid >= '({},0)'::tid", bound(i)),
-                i => format!(
-                    "ctid >= '({},0)'::tid AND ctid < '({},0)'::tid",
-                    bound(i),
-                    bound(i + 1)
-                ),
-            };
-            template.replace("{range}", &range)
-        })
-        .collect()
+/// `template` over the block ranges between `bounds` (ascending; the first range starts at
+/// block 0, the last one is open, for blocks added since the size was read).
+fn block_ranges(template: &str, bounds: &[u64]) -> Vec<String> {
+    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+    let mut from: Option<u64> = None;
+    for to in bounds.iter().copied().map(Some).chain([None]) {
+        let range = match (from, to) {
+            (None, Some(to)) => format!("ctid < '({to},0)'::tid"),
+            (Some(from), Some(to)) => {
+                format!("ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
+            }
+            (Some(from), None) => format!("ctid >= '({from},0)'::tid"),
+            (None, None) => "true".to_string(),
+        };
+        ranges.push(template.replace("{range}", &range));
+        from = to;
+    }
+    ranges
 }
 
 /// Selects taken in turn by the streams of a run.
@@ -950,9 +964,8 @@ mod tests {
 
     #[test]
     fn block_ranges_cover_every_block_once() {
-        let ranges = block_ranges("SELECT * FROM t WHERE {range}", 10, 4);
         assert_eq!(
-            ranges,
+            block_ranges("SELECT * FROM t WHERE {range}", &[2, 5, 7]),
             [
                 "SELECT * FROM t WHERE ctid < '(2,0)'::tid",
                 "SELECT * FROM t WHERE ctid >= '(2,0)'::tid AND ctid < '(5,0)'::tid",
@@ -961,9 +974,35 @@ mod tests {
             ]
         );
         assert_eq!(
-            block_ranges("{range}", 8334, 2),
+            block_ranges("{range}", &[4167]),
             ["ctid < '(4167,0)'::tid", "ctid >= '(4167,0)'::tid"]
         );
+        // Shrinking ranges: a quarter of what is left, never below 1/64 of the table.
+        for blocks in [2048u64, 8334, 1_000_000] {
+            let bounds = shrinking_bounds(blocks);
+            let mut sizes: Vec<u64> = bounds
+                .iter()
+                .scan(0, |prev, b| {
+                    let size = b - *prev;
+                    *prev = *b;
+                    Some(size)
+                })
+                .collect();
+            sizes.push(blocks - bounds.last().unwrap());
+            assert_eq!(sizes.iter().sum::<u64>(), blocks);
+            assert!(
+                sizes.iter().all(|s| *s >= blocks / 64),
+                "{blocks}: {sizes:?}"
+            );
+            assert!(sizes[0] == blocks / 4, "{blocks}: {sizes:?}");
+            assert!(
+                sizes
+                    .windows(2)
+                    .all(|w| w[1] <= w[0] || w[1] < 2 * (blocks / 64)),
+                "{blocks}: {sizes:?}"
+            );
+            assert!((10..=20).contains(&sizes.len()), "{blocks}: {sizes:?}");
+        }
     }
 
     #[test]
