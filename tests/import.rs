@@ -468,6 +468,72 @@ async fn postgres_bad_input_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn postgres_a_failure_while_rows_stream_changes_nothing() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_midway");
+    // Large enough (> 16 MiB) to be read as two parallel streams over block ranges; the
+    // bad value sits in the last rows, so the failure comes after many batches were sent.
+    pg(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint, payload text, amount numeric(10,2));
+         INSERT INTO {src} SELECT g, repeat('x', 100), g FROM generate_series(1, 200000) g;
+         ANALYZE {src};"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let import = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["import", &url, "--into", &table, "--no-progress"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let first = import(&["--source", &src, "--mode", "append"]);
+    assert_eq!(json_out(&args(&first))["rows_read"], 200000);
+    let before = version(&table).unwrap();
+
+    // A value Tarn refuses (NaN in a decimal column), found while decoding the stream.
+    pg(
+        &url,
+        &format!("UPDATE {src} SET amount = 'NaN' WHERE id = 199990;"),
+    )
+    .await;
+    let err = fails(&args(&first));
+    assert!(err.contains("`amount`") && err.contains("NaN"), "{err}");
+    assert_eq!(
+        version(&table),
+        Some(before),
+        "no commit after a failed run"
+    );
+
+    // An error the server raises part-way through the COPY.
+    let query = format!("SELECT id, 1000 / (id - 150000) AS x FROM {src}");
+    let err = fails(&args(&import(&[
+        "--query",
+        &query,
+        "--mode",
+        "append",
+        "--merge-schema",
+    ])));
+    assert!(err.contains("division by zero"), "{err}");
+    assert_eq!(
+        version(&table),
+        Some(before),
+        "no commit after a failed run"
+    );
+    let got = rows(&table, "SELECT COUNT(*) AS n FROM t");
+    assert_eq!(got, json!([{"n": 200000}]));
+    pg(&url, &format!("DROP TABLE {src};")).await;
+}
+
+#[tokio::test]
 async fn postgres_query_sources_and_named_targets() {
     let Some(url) = pg_url() else { return };
     let src = unique("imp_q");

@@ -220,9 +220,10 @@ impl PgSession {
                 schema,
                 tx: tx.clone(),
             };
+            // Without data connections (none opened, or they could not connect), sqlx.
             let conns = match self.data_conns.take() {
                 Some(opening) => opening.await.ok().flatten(),
-                None => wire_connections(url, if template.is_some() { 2 } else { 1 }).await,
+                None => None,
             };
             match (conns, template) {
                 (Some(mut conns), template) => {
@@ -555,8 +556,12 @@ impl<'a> CopyDecoder<'a> {
                 TupleLen::Incomplete => return Ok(pos),
                 TupleLen::End => return Ok(data.len()),
                 TupleLen::Tuple(len) => {
-                    decode_tuple(&data[pos..pos + len], decoders, &mut self.builders)
-                        .map_err(Error)?;
+                    decode_tuple(&data[pos..pos + len], decoders, &mut self.builders).map_err(
+                        |(column, e)| {
+                            let name = self.plan.schema.field(column).name();
+                            Error(format!("column `{name}`: {e}"))
+                        },
+                    )?;
                     pos += len;
                     self.rows += 1;
                     self.total += 1;
@@ -658,13 +663,14 @@ fn tuple_len(buf: &[u8], fields: usize) -> std::result::Result<TupleLen, String>
     })
 }
 
+/// Decodes one tuple into the builders; an error names the column (by index) it is about.
 fn decode_tuple(
     tuple: &[u8],
     decoders: &[Decoder],
     builders: &mut [ColBuilder],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), (usize, String)> {
     let mut pos = 2;
-    for (decoder, builder) in decoders.iter().zip(builders.iter_mut()) {
+    for (column, (decoder, builder)) in decoders.iter().zip(builders.iter_mut()).enumerate() {
         let len = i32::from_be_bytes(tuple[pos..pos + 4].try_into().expect("4 bytes"));
         pos += 4;
         if len < 0 {
@@ -673,7 +679,7 @@ fn decode_tuple(
         }
         let value = &tuple[pos..pos + len as usize];
         pos += len as usize;
-        decode_value(decoder, value, builder)?;
+        decode_value(decoder, value, builder).map_err(|e| (column, e))?;
     }
     Ok(())
 }
