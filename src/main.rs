@@ -209,8 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_rows(result, format).await.map(|_| ())
         }
         Command::History(args) => {
-            let table = Table::open(&ctx.locate(&args.table).await?, &TimeTravel::Latest).await?;
-            let commits = table.history(args.limit).await?;
+            let commits = Table::history_of(&ctx.locate(&args.table).await?, args.limit).await?;
             print_records(
                 format,
                 &["version", "timestamp", "operation", "parameters", "metrics"],
@@ -219,12 +218,11 @@ async fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Describe(args) => {
-            let table = Table::open(
+            let d = Table::describe_at(
                 &ctx.locate(&args.table).await?,
                 &time_travel(&args.time_travel)?,
             )
             .await?;
-            let d = table.describe()?;
             print_report(format, &d, || describe_text(&d))
         }
         Command::Alter(args) => {

@@ -4,10 +4,17 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::commit_log::format_timestamp;
-use crate::error::Result;
+use deltalake::arrow::array::{Array, Int64Array, RecordBatch};
+use deltalake::kernel::engine::arrow_data::ArrowEngineData;
+use deltalake::kernel::{Metadata, Protocol, Snapshot, StructType};
+use futures::StreamExt;
+
+use crate::commit_log::{self, format_timestamp};
+use crate::error::{Error, ErrorKind, Result};
+use crate::location::TableLocation;
 use crate::schema_text::type_text;
-use crate::table::Table;
+use crate::table::{version_error, Table};
+use crate::time_travel::TimeTravel;
 
 /// One column.
 #[derive(Debug, Clone, Serialize)]
@@ -60,38 +67,131 @@ impl Table {
     /// Describes the loaded version.
     pub fn describe(&self) -> Result<TableDescription> {
         let state = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
-        let metadata = state.metadata();
-        let protocol = state.protocol();
-        let schema = state.schema();
         let files = state.log_data();
         let size_bytes = files.iter().map(|f| f.size().max(0) as u64).sum();
-        Ok(TableDescription {
-            location: self.location.url().to_string(),
-            version: self.version(),
-            id: metadata.id().to_string(),
-            name: metadata.name().map(str::to_string),
-            comment: metadata.description().map(str::to_string),
-            created_at: metadata
-                .created_time()
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|t| format_timestamp(&t)),
-            schema: schema
-                .fields()
-                .map(|f| ColumnDescription {
-                    name: f.name().clone(),
-                    type_text: type_text(f.data_type()),
-                    nullable: f.is_nullable(),
-                })
-                .collect(),
-            partition_columns: metadata.partition_columns().to_vec(),
-            properties: metadata.configuration().clone().into_iter().collect(),
-            min_reader_version: protocol.min_reader_version(),
-            min_writer_version: protocol.min_writer_version(),
-            reader_features: feature_names(protocol.reader_features()),
-            writer_features: feature_names(protocol.writer_features()),
-            num_files: files.num_files(),
-            size_bytes,
-        })
+        Ok(description(
+            &self.location,
+            self.version(),
+            state.metadata(),
+            state.protocol(),
+            &state.schema(),
+            (files.num_files(), size_bytes),
+        ))
+    }
+
+    /// Describes the table at `at` without loading it: only the protocol, the metadata and
+    /// each live file's path and size are read from the log, not the files' statistics, which
+    /// a full [`Table::open`] parses and which dominate opening a table of many files.
+    pub async fn describe_at(
+        location: &TableLocation,
+        at: &TimeTravel,
+    ) -> Result<TableDescription> {
+        let name = location.display_name();
+        let delta = Self::existing(location)?;
+        let log_store = delta.log_store();
+        let version = match at {
+            TimeTravel::Latest => None,
+            TimeTravel::Version(v) => Some(*v),
+            TimeTravel::AsOf(t) => {
+                Some(commit_log::version_as_of(log_store.as_ref(), name, *t).await?)
+            }
+        };
+        let snapshot = match Snapshot::try_new(log_store.as_ref(), version).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                return Err(match at {
+                    TimeTravel::Version(v) => {
+                        version_error(log_store.as_ref(), name, *v, err).await
+                    }
+                    _ => Error::from_delta(name, err),
+                });
+            }
+        };
+        let scan = snapshot
+            .scan_builder()
+            .with_skip_stats(true)
+            .build()
+            .map_err(|e| Error::from_delta(name, e))?;
+        let mut batches = scan.scan_metadata(log_store.engine(None));
+        let (mut num_files, mut size_bytes) = (0usize, 0u64);
+        while let Some(meta) = batches.next().await {
+            let meta = meta.map_err(|e| Error::from_delta(name, e))?;
+            let (data, selected) = meta.scan_files.into_parts();
+            let data = ArrowEngineData::try_from_engine_data(data)
+                .map_err(|e| Error::from_delta(name, e.into()))?;
+            let (count, size) =
+                live_file_sizes(data.record_batch(), &selected).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("the log of `{name}` lists files without sizes"),
+                    )
+                })?;
+            num_files += count;
+            size_bytes += size;
+        }
+        Ok(description(
+            location,
+            snapshot.version(),
+            snapshot.metadata(),
+            snapshot.protocol(),
+            &snapshot.schema(),
+            (num_files, size_bytes),
+        ))
+    }
+}
+
+/// The number and total size of the files one batch of scan metadata keeps (rows past the
+/// end of the selection vector are kept, as the kernel defines it).
+fn live_file_sizes(batch: &RecordBatch, selected: &[bool]) -> Option<(usize, u64)> {
+    let sizes = batch
+        .column_by_name("size")?
+        .as_any()
+        .downcast_ref::<Int64Array>()?;
+    let mut count = 0;
+    let mut total = 0u64;
+    for row in 0..batch.num_rows() {
+        if selected.get(row).copied().unwrap_or(true) {
+            count += 1;
+            total += sizes.value(row).max(0) as u64;
+        }
+    }
+    Some((count, total))
+}
+
+fn description(
+    location: &TableLocation,
+    version: u64,
+    metadata: &Metadata,
+    protocol: &Protocol,
+    schema: &StructType,
+    (num_files, size_bytes): (usize, u64),
+) -> TableDescription {
+    TableDescription {
+        location: location.url().to_string(),
+        version,
+        id: metadata.id().to_string(),
+        name: metadata.name().map(str::to_string),
+        comment: metadata.description().map(str::to_string),
+        created_at: metadata
+            .created_time()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| format_timestamp(&t)),
+        schema: schema
+            .fields()
+            .map(|f| ColumnDescription {
+                name: f.name().clone(),
+                type_text: type_text(f.data_type()),
+                nullable: f.is_nullable(),
+            })
+            .collect(),
+        partition_columns: metadata.partition_columns().to_vec(),
+        properties: metadata.configuration().clone().into_iter().collect(),
+        min_reader_version: protocol.min_reader_version(),
+        min_writer_version: protocol.min_writer_version(),
+        reader_features: feature_names(protocol.reader_features()),
+        writer_features: feature_names(protocol.writer_features()),
+        num_files,
+        size_bytes,
     }
 }
 

@@ -27,6 +27,7 @@ mod error;
 mod evolve;
 mod files;
 mod input;
+mod local_log;
 mod location;
 mod maintain;
 mod mapped;

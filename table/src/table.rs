@@ -1,9 +1,12 @@
 //! [`Table`]: one Delta table loaded at one version — the handle every operation starts from.
 
+use std::sync::Arc;
+
 use deltalake::{DeltaTable, DeltaTableBuilder};
 
 use crate::commit_log::{self, Commit};
 use crate::error::{Error, ErrorKind, Result};
+use crate::local_log::LocalStore;
 use crate::location::TableLocation;
 use crate::time_travel::TimeTravel;
 
@@ -19,32 +22,13 @@ impl Table {
     /// outside the table's history.
     pub async fn open(location: &TableLocation, at: &TimeTravel) -> Result<Self> {
         let name = location.display_name();
-        if location
-            .local_path()
-            .is_some_and(|p| !p.join("_delta_log").is_dir())
-        {
-            return Err(Error::not_found(format!("no Delta table at `{name}`")));
-        }
-        let mut delta = Self::unloaded(location)?;
+        let mut delta = Self::existing(location)?;
         match at {
             TimeTravel::Latest => delta.load().await,
             TimeTravel::Version(v) => match delta.load_version(*v).await {
                 Ok(()) => Ok(()),
-                // Only a failed load lists the log, to say which versions there are.
                 Err(err) => {
-                    let (first, last) =
-                        commit_log::commit_range(delta.log_store().as_ref(), name).await?;
-                    if *v > last {
-                        return Err(Error::not_found(format!(
-                            "table `{name}` has no version {v} (latest is {last})"
-                        )));
-                    }
-                    if *v < first {
-                        return Err(Error::not_found(format!(
-                            "version {v} of table `{name}` is no longer in the log (available: {first} to {last})"
-                        )));
-                    }
-                    Err(err)
+                    return Err(version_error(delta.log_store().as_ref(), name, *v, err).await);
                 }
             },
             TimeTravel::AsOf(t) => {
@@ -59,6 +43,21 @@ impl Table {
         })
     }
 
+    /// A `DeltaTable` handle for `location`, not loaded; a local directory without a
+    /// `_delta_log` is refused here, before anything is read.
+    pub(crate) fn existing(location: &TableLocation) -> Result<DeltaTable> {
+        if location
+            .local_path()
+            .is_some_and(|p| !p.join("_delta_log").is_dir())
+        {
+            return Err(Error::not_found(format!(
+                "no Delta table at `{}`",
+                location.display_name()
+            )));
+        }
+        Self::unloaded(location)
+    }
+
     /// Opens the latest version, or `None` when there is no table at `location` yet.
     pub async fn open_if_exists(location: &TableLocation) -> Result<Option<Self>> {
         match Self::open(location, &TimeTravel::Latest).await {
@@ -69,10 +68,18 @@ impl Table {
     }
 
     /// A `DeltaTable` handle for `location`, not loaded.
+    ///
+    /// A local table gets object_store's local store with a quicker listing of the log
+    /// (see [`LocalStore`]).
     pub(crate) fn unloaded(location: &TableLocation) -> Result<DeltaTable> {
-        DeltaTableBuilder::from_url(location.url().clone())
+        let mut builder = DeltaTableBuilder::from_url(location.url().clone())
             .map_err(|e| Error::from_delta(location.display_name(), e))?
-            .with_storage_options(location.storage_options().clone())
+            .with_storage_options(location.storage_options().clone());
+        if location.url().scheme() == "file" {
+            builder =
+                builder.with_storage_backend(Arc::new(LocalStore::new()), location.url().clone());
+        }
+        builder
             .build()
             .map_err(|e| Error::from_delta(location.display_name(), e))
     }
@@ -122,6 +129,13 @@ impl Table {
         commit_log::history(self.delta.log_store().as_ref(), self.name(), limit).await
     }
 
+    /// The commits of the table at `location`, newest first (at most `limit`), read from
+    /// the log without loading the table (no checkpoint, no file list).
+    pub async fn history_of(location: &TableLocation, limit: Option<usize>) -> Result<Vec<Commit>> {
+        let delta = Self::existing(location)?;
+        commit_log::history(delta.log_store().as_ref(), location.display_name(), limit).await
+    }
+
     /// The name used in messages.
     pub(crate) fn name(&self) -> &str {
         self.location.display_name()
@@ -162,5 +176,30 @@ impl Table {
             .map_err(|e| self.delta_error(e))?
             .snapshot()
             .arrow_schema())
+    }
+}
+
+/// The error for a version that could not be loaded: when it is outside the log, one that
+/// names the versions there are (only a failed load lists the log to say so).
+pub(crate) async fn version_error(
+    log_store: &dyn deltalake::logstore::LogStore,
+    name: &str,
+    v: u64,
+    err: deltalake::DeltaTableError,
+) -> Error {
+    let (first, last) = match commit_log::commit_range(log_store, name).await {
+        Ok(range) => range,
+        Err(e) => return e,
+    };
+    if v > last {
+        Error::not_found(format!(
+            "table `{name}` has no version {v} (latest is {last})"
+        ))
+    } else if v < first {
+        Error::not_found(format!(
+            "version {v} of table `{name}` is no longer in the log (available: {first} to {last})"
+        ))
+    } else {
+        Error::from_delta(name, err)
     }
 }
