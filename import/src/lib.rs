@@ -444,12 +444,15 @@ pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
 /// Runs one import: at most one commit.
 pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     check_options(opts)?;
+    // The connections the rows come on open while the target is read and the checks run.
+    let data_conns = (dialect(&opts.url)? == Dialect::Postgres)
+        .then(|| postgres::open_data_connections(&opts.url, &opts.source));
     let app = app_id(opts);
     let prev = previous(opts, &app).await?;
     let exists = prev.table.is_some();
     let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
-    if let Session::Postgres(s) = &mut prepared.session {
-        s.open_data_connections(&opts.url, &opts.source);
+    if let (Session::Postgres(s), Some(conns)) = (&mut prepared.session, data_conns) {
+        s.use_data_connections(conns);
     }
     let label = source_label(opts);
     let unchanged = |watermark: Option<String>| ImportReport {

@@ -165,15 +165,9 @@ impl PgSession {
             .unwrap_or(0))
     }
 
-    /// Starts opening the connections the rows will come on (two for a table, which may be
-    /// read in parallel; one for a query) while the run's checks go on.
-    pub(crate) fn open_data_connections(&mut self, url: &str, source: &Source) {
-        let n = match source {
-            Source::Table(_) => 2,
-            Source::Query(_) => 1,
-        };
-        let url = url.to_string();
-        self.data_conns = Some(tokio::spawn(async move { wire_connections(&url, n).await }));
+    /// Hands over the connections the rows will come on ([`open_data_connections`]).
+    pub(crate) fn use_data_connections(&mut self, conns: DataConnections) {
+        self.data_conns = Some(conns.0);
     }
 
     /// Streams `select` through binary COPY into batches of `schema` on `tx`.
@@ -227,15 +221,16 @@ impl PgSession {
             };
             match (conns, template) {
                 (Some(mut conns), template) => {
-                    let selects = match template {
-                        Some(t) => block_ranges(&t, &shrinking_bounds(blocks)),
-                        None => vec![select],
+                    // Block ranges select from the table itself; anything else reads the
+                    // run's view, which each connection then creates for itself.
+                    let (selects, view) = match template {
+                        Some(t) => (block_ranges(&t, &shrinking_bounds(blocks)), String::new()),
+                        None => (vec![select], format!("; {}", self.create_view)),
                     };
                     conns.truncate(selects.len());
                     let setup = format!(
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}; {}",
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}{view}",
                         quote_literal(&self.export_snapshot().await?),
-                        self.create_view
                     );
                     let queue = std::sync::Arc::new(RangeQueue {
                         selects,
@@ -348,6 +343,21 @@ pub(crate) struct CopyPlan {
     columns: Vec<ColType>,
     schema: SchemaRef,
     tx: tokio::sync::mpsc::Sender<tarn_table::Result<RecordBatch>>,
+}
+
+/// The connections a run's rows will come on, being opened.
+pub(crate) struct DataConnections(tokio::task::JoinHandle<Option<Vec<WireConn>>>);
+
+/// Starts opening the connections the rows will come on (two for a table, which may be
+/// read in parallel; one for a query), at the start of a run: they connect and
+/// authenticate while the main connection starts the snapshot and the checks run.
+pub(crate) fn open_data_connections(url: &str, source: &Source) -> DataConnections {
+    let n = match source {
+        Source::Table(_) => 2,
+        Source::Query(_) => 1,
+    };
+    let url = url.to_string();
+    DataConnections(tokio::spawn(async move { wire_connections(&url, n).await }))
 }
 
 /// `n` connections of Tarn's COPY client, opened at once; `None` when any cannot connect
