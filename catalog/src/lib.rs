@@ -16,6 +16,7 @@ mod error;
 mod model;
 mod names;
 mod pg_reads;
+mod pg_tokens;
 mod sharing;
 mod sql;
 mod sql_sharing;

@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{ConnectOptions, PgConnection, Row};
 use tokio::sync::Semaphore;
 
+use crate::pg_tokens::TokenMemory;
 use crate::sql::{ColumnValue, Columns};
 
 /// At most this many connections for the reads (PostgreSQL runs a process per connection;
@@ -33,6 +34,8 @@ pub(crate) struct PgReads {
     permits: Semaphore,
     /// [`TIMEOUT`], shorter in tests.
     timeout: Duration,
+    /// Tokens found, remembered while revocations can be heard (pg_tokens.rs).
+    pub(crate) tokens: std::sync::Arc<TokenMemory>,
 }
 
 impl PgReads {
@@ -43,6 +46,7 @@ impl PgReads {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(MAX_CONNECTIONS),
             timeout: TIMEOUT,
+            tokens: TokenMemory::new(url),
         })
     }
 

@@ -27,8 +27,8 @@ pub enum Dialect {
     Postgres,
 }
 
-/// Schema migrations, applied in order, each once. Both dialects share them today; a
-/// dialect-specific step goes in [`migration_sql`].
+/// Schema migrations, applied in order, each once: statements separated by `;`. A step
+/// that differs by dialect is rewritten in [`migration_statements`].
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS catalogs (
         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, comment TEXT, properties TEXT NOT NULL,
@@ -58,10 +58,30 @@ const MIGRATIONS: &[&str] = &[
         recipient_id TEXT NOT NULL, share_id TEXT NOT NULL, PRIMARY KEY (recipient_id, share_id));
      CREATE TABLE IF NOT EXISTS secrets (
         name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    // TOKENS_TRIGGER_STEP: PostgreSQL only (below).
+    "",
 ];
 
-fn migration_sql(_dialect: Dialect, step: usize) -> &'static str {
-    MIGRATIONS[step]
+/// The step that makes PostgreSQL notify `tarn_tokens` (pg_tokens.rs) whenever a
+/// token is revoked or changed, so servers drop the tokens they remember (pg_reads.rs).
+const TOKENS_TRIGGER_STEP: usize = 2;
+
+/// The statements of migration `step` on `dialect`.
+fn migration_statements(dialect: Dialect, step: usize) -> Vec<&'static str> {
+    match (step, dialect) {
+        (TOKENS_TRIGGER_STEP, Dialect::Sqlite) => Vec::new(),
+        // A PL/pgSQL body holds `;`: these are not split.
+        (TOKENS_TRIGGER_STEP, Dialect::Postgres) => vec![
+            "CREATE OR REPLACE FUNCTION tarn_tokens_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_notify('tarn_tokens', ''); RETURN NULL; END $$",
+            "CREATE TRIGGER tarn_tokens_changed AFTER UPDATE OR DELETE OR TRUNCATE ON tokens
+             FOR EACH STATEMENT EXECUTE PROCEDURE tarn_tokens_changed()",
+        ],
+        _ => MIGRATIONS[step]
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
+    }
 }
 
 /// The catalog in an SQL database.
@@ -185,10 +205,7 @@ impl SqlCatalogStore {
             .and_then(|r| r.try_get::<i64, _>("n"))
             .map_err(db)?;
         for step in applied as usize..MIGRATIONS.len() {
-            for statement in migration_sql(self.dialect, step)
-                .split(';')
-                .filter(|s| !s.trim().is_empty())
-            {
+            for statement in migration_statements(self.dialect, step) {
                 sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
             }
             sqlx::query("INSERT INTO tarn_migrations (version, applied_at) VALUES ($1, $2)")
@@ -703,10 +720,20 @@ impl CatalogStore for SqlCatalogStore {
             return reads.find_token(secret_hash);
         }
         let row = match &self.pg_reads {
-            Some(reads) => reads
-                .fetch_optional(FIND_TOKEN_SQL, &[secret_hash])
-                .await
-                .and_then(|r| r.map(|r| token_from_row(&r)).transpose()),
+            Some(reads) => {
+                let generation = match reads.tokens.recall(secret_hash) {
+                    Ok(token) => return Ok(token),
+                    Err(generation) => generation,
+                };
+                let found = reads
+                    .fetch_optional(FIND_TOKEN_SQL, &[secret_hash])
+                    .await
+                    .and_then(|r| r.map(|r| token_from_row(&r)).transpose());
+                if let Ok(Some(token)) = &found {
+                    reads.tokens.remember(secret_hash, token, generation);
+                }
+                found
+            }
             None => sqlx::query(FIND_TOKEN_SQL)
                 .bind(secret_hash)
                 .fetch_optional(&self.pool)
@@ -735,6 +762,10 @@ impl CatalogStore for SqlCatalogStore {
             .execute(&self.pool)
             .await
             .map_err(|e| Error::from_db(e, "token"))?;
+        // Other stores hear of it through the tokens trigger; this one forgets at once.
+        if let Some(reads) = &self.pg_reads {
+            reads.tokens.forget_all();
+        }
         if done.rows_affected() == 0 {
             return Err(not_found(format!("token `{id_or_name}` does not exist")));
         }
