@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use tarn_table::deltalake::arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    ListArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use tarn_table::deltalake::arrow::buffer::{NullBuffer, OffsetBuffer};
 use tarn_table::deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
@@ -197,32 +197,49 @@ impl ColBuilder {
         }
     }
 
-    /// The column built so far; the builder is left empty.
+    /// The column built so far; the builder is left empty, with room for as many values
+    /// (and string bytes) as it just held, so the next batch fills it without regrowing it
+    /// from nothing (an Arrow builder's `finish` leaves it with no capacity).
     pub fn finish(&mut self) -> ArrayRef {
+        macro_rules! again {
+            ($b:expr, $builder:ty) => {{
+                let a = $b.finish();
+                *$b = <$builder>::with_capacity(a.len());
+                a
+            }};
+        }
         match self {
-            ColBuilder::Int8(b) => Arc::new(b.finish()),
-            ColBuilder::Int16(b) => Arc::new(b.finish()),
-            ColBuilder::Int32(b) => Arc::new(b.finish()),
-            ColBuilder::Int64(b) => Arc::new(b.finish()),
-            ColBuilder::Float32(b) => Arc::new(b.finish()),
-            ColBuilder::Float64(b) => Arc::new(b.finish()),
+            ColBuilder::Int8(b) => Arc::new(again!(b, Int8Builder)),
+            ColBuilder::Int16(b) => Arc::new(again!(b, Int16Builder)),
+            ColBuilder::Int32(b) => Arc::new(again!(b, Int32Builder)),
+            ColBuilder::Int64(b) => Arc::new(again!(b, Int64Builder)),
+            ColBuilder::Float32(b) => Arc::new(again!(b, Float32Builder)),
+            ColBuilder::Float64(b) => Arc::new(again!(b, Float64Builder)),
             ColBuilder::Decimal(b, p, s) => Arc::new(
-                b.finish()
+                again!(b, Decimal128Builder)
                     .with_precision_and_scale(*p, *s)
                     .expect("valid precision and scale"),
             ),
-            ColBuilder::Utf8(b) => Arc::new(b.finish()),
-            ColBuilder::Bool(b) => Arc::new(b.finish()),
-            ColBuilder::Date(b) => Arc::new(b.finish()),
-            ColBuilder::Timestamp(b, utc) => {
+            ColBuilder::Utf8(b) => {
                 let a = b.finish();
+                *b = StringBuilder::with_capacity(a.len(), a.value_data().len());
+                Arc::new(a)
+            }
+            ColBuilder::Bool(b) => Arc::new(again!(b, BooleanBuilder)),
+            ColBuilder::Date(b) => Arc::new(again!(b, Date32Builder)),
+            ColBuilder::Timestamp(b, utc) => {
+                let a = again!(b, TimestampMicrosecondBuilder);
                 if *utc {
                     Arc::new(a.with_timezone("UTC"))
                 } else {
                     Arc::new(a)
                 }
             }
-            ColBuilder::Binary(b) => Arc::new(b.finish()),
+            ColBuilder::Binary(b) => {
+                let a = b.finish();
+                *b = BinaryBuilder::with_capacity(a.len(), a.value_data().len());
+                Arc::new(a)
+            }
             ColBuilder::List {
                 inner,
                 field,
