@@ -330,9 +330,28 @@ fn columns_json(table: &Table) -> Result<Vec<Value>, ApiError> {
 /// Each table's columns as of its latest version, kept until a newer commit appears: a
 /// request then costs one metadata lookup (is there a commit after the cached version?)
 /// instead of a replay of the log.
-#[derive(Debug, Default)]
+///
+/// At most [`MAX_OPENS`] tables are opened at once. Opening a table runs the Delta kernel,
+/// which parks its thread in tokio's blocking pool while its file reads run on other
+/// threads of the same pool; with 32 list-tables requests on a cold cache, each checking
+/// 16 tables at once, 512 opens took every thread of the pool and waited for reads that
+/// had no thread left to run on (the server stopped answering).
+#[derive(Debug)]
 pub struct ColumnsCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CachedColumns>>,
+    opens: tokio::sync::Semaphore,
+}
+
+/// See [`ColumnsCache`].
+const MAX_OPENS: usize = 16;
+
+impl Default for ColumnsCache {
+    fn default() -> Self {
+        Self {
+            entries: Default::default(),
+            opens: tokio::sync::Semaphore::new(MAX_OPENS),
+        }
+    }
 }
 
 /// A table's version and its columns at that version.
@@ -344,16 +363,14 @@ impl ColumnsCache {
         location: &TableLocation,
     ) -> Result<std::sync::Arc<Vec<Value>>, ApiError> {
         let key = location.url().to_string();
-        let cached = self.entries.lock().ok().and_then(|e| e.get(&key).cloned());
-        if let Some((version, columns)) = cached {
-            // Both lookups at once: on an object store each is a request.
-            let (still_there, newer) = futures::try_join!(
-                Table::has_commit(location, version),
-                Table::has_commit(location, version + 1)
-            )?;
-            if still_there && !newer {
-                return Ok(columns);
-            }
+        if let Some(columns) = self.current(location, &key).await? {
+            return Ok(columns);
+        }
+        // The semaphore is never closed: `acquire` cannot fail.
+        let _permit = self.opens.acquire().await.ok();
+        // Another request may have opened the table while this one waited.
+        if let Some(columns) = self.current(location, &key).await? {
+            return Ok(columns);
         }
         let table = Table::open(location, &TimeTravel::Latest).await?;
         let columns = std::sync::Arc::new(columns_json(&table)?);
@@ -361,6 +378,24 @@ impl ColumnsCache {
             entries.insert(key, (table.version(), columns.clone()));
         }
         Ok(columns)
+    }
+
+    /// The cached columns of the table at `location`, if no commit came after them.
+    async fn current(
+        &self,
+        location: &TableLocation,
+        key: &str,
+    ) -> Result<Option<std::sync::Arc<Vec<Value>>>, ApiError> {
+        let cached = self.entries.lock().ok().and_then(|e| e.get(key).cloned());
+        let Some((version, columns)) = cached else {
+            return Ok(None);
+        };
+        // Both lookups at once: on an object store each is a request.
+        let (still_there, newer) = futures::try_join!(
+            Table::has_commit(location, version),
+            Table::has_commit(location, version + 1)
+        )?;
+        Ok((still_there && !newer).then_some(columns))
     }
 }
 

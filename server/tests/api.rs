@@ -514,3 +514,59 @@ async fn columns_follow_the_latest_commit() {
         .collect();
     assert_eq!(names, ["id", "amount", "tags", "note"]);
 }
+
+/// Many list-tables requests on a cold columns cache all answer. Each request checks 16
+/// tables at once and opening a table parks a thread of tokio's blocking pool while its
+/// reads need other threads of that pool: 64 requests used to open 1,024 tables at once,
+/// take all 512 threads, and wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_list_tables_at_once_on_a_cold_cache_all_answer() {
+    let f = fixture(AuthMode::Disabled).await;
+    for i in 0..20 {
+        let (status, body) = call(
+            &f.state,
+            "POST",
+            &format!("{UC}/tables"),
+            None,
+            Some(managed(&format!("t{i:02}"))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // A new server state over the same catalog: nothing cached yet.
+    let cold = AppState::new(
+        f.state.store.clone(),
+        f.root.join("wh"),
+        vec![f.root.join("lake").to_string_lossy().to_string()],
+        AuthMode::Disabled,
+    )
+    .unwrap();
+    let requests: Vec<_> = (0..64)
+        .map(|_| {
+            let state = cold.clone();
+            tokio::spawn(async move {
+                call(
+                    &state,
+                    "GET",
+                    &format!("{UC}/tables?catalog_name=main&schema_name=shop"),
+                    None,
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        futures::future::join_all(requests),
+    )
+    .await
+    .expect("every request answers within 2 minutes");
+    for answer in answered {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let tables = body["tables"].as_array().unwrap();
+        assert_eq!(tables.len(), 20);
+        assert_eq!(tables[0]["columns"].as_array().unwrap().len(), 3, "{body}");
+    }
+}
