@@ -239,6 +239,10 @@ fn props_to_text(p: &BTreeMap<String, String>) -> String {
 }
 
 /// The reads `sqlite_reads` also makes (SQLite takes `$N` as the N-th parameter too).
+pub(crate) const LIST_TABLES_SQL: &str =
+    "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 ORDER BY name";
+pub(crate) const SCHEMA_EXISTS_SQL: &str =
+    "SELECT 1 FROM schemas WHERE catalog_name = $1 AND name = $2";
 pub(crate) const GET_TABLE_SQL: &str =
     "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 AND name = $3";
 pub(crate) const FIND_TOKEN_SQL: &str = "SELECT * FROM tokens WHERE secret_hash = $1";
@@ -645,16 +649,17 @@ impl CatalogStore for SqlCatalogStore {
     }
 
     async fn list_tables(&self, schema: &SchemaName) -> Result<Vec<TableInfo>> {
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.list_tables(schema);
+        }
         self.get_schema(schema).await?;
         let db = |e| Error::from_db(e, "table");
-        let rows = sqlx::query(
-            "SELECT * FROM tables WHERE catalog_name = $1 AND schema_name = $2 ORDER BY name",
-        )
-        .bind(&schema.catalog)
-        .bind(&schema.schema)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(LIST_TABLES_SQL)
+            .bind(&schema.catalog)
+            .bind(&schema.schema)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter()
             .map(table_from_row)
             .collect::<sqlx::Result<_>>()

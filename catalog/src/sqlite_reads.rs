@@ -1,5 +1,6 @@
-//! The reads a server makes on every request (the bearer token, the table asked for), on
-//! the embedded SQLite catalog, done on the calling thread with a plain SQLite connection.
+//! The reads a server makes on every request (the bearer token, the table asked for, the
+//! tables of a schema), on the embedded SQLite catalog, done on the calling thread with a
+//! plain SQLite connection.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own and talks to it over
 //! channels: every query costs several thread hand-offs, which on a 2-core machine took most
@@ -15,9 +16,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::model::{TableInfo, TokenInfo};
-use crate::names::TableName;
+use crate::names::{SchemaName, TableName};
 use crate::sql::{
     not_found, table_from_row, token_from_row, ColumnValue, Columns, FIND_TOKEN_SQL, GET_TABLE_SQL,
+    LIST_TABLES_SQL, SCHEMA_EXISTS_SQL,
 };
 
 /// Idle read-only connections kept for reuse (more are opened under load, then closed).
@@ -79,6 +81,25 @@ impl SqliteReads {
         .transpose()
         .map_err(|e| Error::from_db(e, "table"))?
         .ok_or_else(|| not_found(format!("table `{name}` does not exist")))
+    }
+
+    /// The tables of `schema`, by name (`NotFound` if the schema does not exist).
+    pub(crate) fn list_tables(&self, schema: &SchemaName) -> Result<Vec<TableInfo>> {
+        let (exists, rows) = self.with(|conn| {
+            let key = (&schema.catalog, &schema.schema);
+            let exists = conn.prepare_cached(SCHEMA_EXISTS_SQL)?.exists(key)?;
+            let mut tables = conn.prepare_cached(LIST_TABLES_SQL)?;
+            let rows = tables
+                .query_map(key, |row| Ok(table_from_row(row)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((exists, rows))
+        })?;
+        if !exists {
+            return Err(not_found(format!("schema `{schema}` does not exist")));
+        }
+        rows.into_iter()
+            .collect::<sqlx::Result<_>>()
+            .map_err(|e| Error::from_db(e, "table"))
     }
 
     pub(crate) fn find_token(&self, secret_hash: &str) -> Result<TokenInfo> {

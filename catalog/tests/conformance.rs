@@ -161,6 +161,14 @@ async fn conformance(store: Arc<dyn CatalogStore>) {
         .map(|t| t.name)
         .collect();
     assert_eq!(names, vec!["customers", "orders"]);
+    let missing: SchemaName = "main.nowhere".parse().unwrap();
+    let err = store.list_tables(&missing).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.message().contains("`main.nowhere`"),
+        "{}",
+        err.message()
+    );
 
     // Non-empty parents are kept unless forced.
     assert_eq!(
