@@ -83,6 +83,21 @@ def timed(runs: int, fn: Callable[[], None]) -> list[float]:
     return out
 
 
+def timed_in_turn(runs: int, first: Callable[[], None], second: Callable[[], None]) -> tuple[list[float], list[float]]:
+    """Like `timed` for two systems, their runs taken in turn (a warm-up each, then first,
+    second, first, ...), so that a machine that speeds up or slows down during the workload
+    (another process, the source database's background work) weighs on both alike."""
+    first()
+    second()
+    out: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, times in ((first, out[0]), (second, out[1])):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return out
+
+
 def summary(times: list[float]) -> str:
     return f"{statistics.median(times):7.3f} s  ({min(times):.3f}-{max(times):.3f})"
 
@@ -112,6 +127,9 @@ def workload_import(tarn: pathlib.Path, rows: int, runs: int, work: pathlib.Path
                  timestamptz '2026-01-01' + g * interval '1 second' AS created_at
           FROM generate_series(1, {rows}) g;
         ANALYZE {table};""")
+    # As a table that has been in production a while: hint bits set and the visibility map
+    # up to date, so no run pays for the first reads of freshly written rows.
+    psql(url, f"VACUUM {table}")
     results = []
     peak_kib = [0]
 
@@ -135,8 +153,7 @@ def workload_import(tarn: pathlib.Path, rows: int, runs: int, work: pathlib.Path
         out = work / "duckdb.parquet"
         con.execute(f"COPY (SELECT * FROM pg.public.{table}) TO '{out}' (FORMAT parquet)")
 
-    tarn_times = timed(runs, tarn_run)
-    duck_times = timed(runs, duckdb_run)
+    tarn_times, duck_times = timed_in_turn(runs, tarn_run, duckdb_run)
     psql(url, f"DROP TABLE {table}")
     results.append({"workload": f"import {rows:,} rows from PostgreSQL", "system": "tarn import",
                     "times": tarn_times, "note": f"peak RSS {peak_kib[0] / 1024:.0f} MiB"})
