@@ -22,7 +22,8 @@ Workloads (--only NAME to run one):
            (orders joined with users, as in `tarn quickstart`): `tarn query` vs DuckDB
            `delta_scan` and polars `scan_delta`.
   import   N rows from the local PostgreSQL into a new table: `tarn import` vs DuckDB's
-           postgres extension copying the same table to Parquet (no transaction log).
+           postgres extension copying the same table to Parquet (no transaction log). The
+           table is vacuumed first; the two systems' runs are taken in turn.
   server   get-table and list-tables against `tarn serve` (SQLite, then PostgreSQL catalog)
            with 32 connections from `wrk`: requests/s and latency (skipped without wrk).
 
