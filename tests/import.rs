@@ -550,7 +550,8 @@ async fn postgres_query_sources_and_named_targets() {
     let g = ["--warehouse", wh.as_str()];
     json_out(&[&g[..], &["catalog", "create", "main"]].concat());
     json_out(&[&g[..], &["schema", "create", "main.shop"]].concat());
-    let query = format!("SELECT id, amount FROM {src} WHERE amount > 5");
+    // A trailing line comment, as pasted from an editor, ends nothing else.
+    let query = format!("SELECT id, amount FROM {src} WHERE amount > 5 -- the larger ones");
     let args = [
         &g[..],
         &[

@@ -280,8 +280,8 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
     let (view, quote): (String, fn(&str) -> String);
     match dialect(&opts.url)? {
         Dialect::Postgres => {
-            let mut s = postgres::PgSession::open(&opts.url, &opts.source).await?;
-            let cols = s.columns(opts.timestamp_ntz, &opts.exclude).await?;
+            let s = postgres::PgSession::open(&opts.url, &opts.source).await?;
+            let cols = s.columns(opts.timestamp_ntz, &opts.exclude)?;
             mapped = cols.iter().map(|(c, _)| c.clone()).collect();
             decoders = Decoders::Postgres(cols.into_iter().map(|(_, d)| d).collect());
             session = Session::Postgres(s);

@@ -261,6 +261,7 @@ impl WireConn {
     }
 
     /// Runs `sql` (one or more statements, no rows expected) to completion.
+    #[cfg(test)]
     pub(crate) fn execute(&mut self, sql: &str) -> WireResult<()> {
         self.query(sql)?;
         let mut failure = None;

@@ -4,7 +4,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Connection, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
@@ -15,6 +15,39 @@ use crate::{db_error, one_line, Error, Result, Source, BATCH_ROWS};
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
+
+/// The run's snapshot, exported for the data connections, and the size in blocks of the
+/// table the view reads, when it reads one table directly and the server scans a ctid range
+/// by itself (TID range scans, PostgreSQL 14) rather than filtering a whole scan per range.
+const SHARE_SQL: &str = "SELECT pg_export_snapshot() AS snapshot, COALESCE((\
+    SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::text \
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+    JOIN pg_class c ON c.oid = d.refobjid \
+    WHERE r.ev_class = 'pg_temp.tarn_import_source'::regclass \
+      AND c.relkind = 'r' \
+      AND current_setting('server_version_num')::int >= 140000 LIMIT 1), '0') AS blocks";
+
+/// The view's columns and their types (all as text).
+const COLUMNS_SQL: &str = "SELECT a.attname::text AS name, \
+        format_type(a.atttypid, a.atttypmod) AS type_text, \
+        t.typname::text AS typname, t.typtype::text AS typtype, a.atttypmod::text AS typmod, \
+        COALESCE(e.typname::text, '') AS elem, COALESCE(e.typtype::text, '') AS elemtype \
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+    LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+    WHERE a.attrelid = 'pg_temp.tarn_import_source'::regclass AND a.attnum > 0 \
+      AND NOT a.attisdropped ORDER BY a.attnum";
+
+/// A column of the run's view, as the catalog describes it.
+struct SourceColumn {
+    name: String,
+    type_text: String,
+    typname: String,
+    typtype: String,
+    typmod: i32,
+    /// The element type of an array (empty otherwise).
+    elem: String,
+    elemtype: String,
+}
 
 /// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -54,19 +87,23 @@ pub(crate) struct PgSession {
     create_view: String,
     /// The data connections being opened, if [`PgSession::open_data_connections`] ran.
     data_conns: Option<tokio::task::JoinHandle<Option<Vec<WireConn>>>>,
+    /// The view's columns.
+    columns: Vec<SourceColumn>,
+    /// The run's snapshot, exported.
+    snapshot: String,
+    /// The size of the table the view reads (0: not one table, or not known).
+    blocks: u64,
 }
 
 impl PgSession {
-    /// Connects, starts the snapshot and exposes `source` as the run's view.
+    /// Connects, starts the snapshot, exposes `source` as the run's view and reads what the
+    /// run needs to know of it, all in one round trip: the view's columns, the snapshot
+    /// exported for the data connections, and the size of the table behind it.
     pub(crate) async fn open(url: &str, source: &Source) -> Result<Self> {
         let redacted = crate::redact(url);
         let mut conn = PgConnection::connect(url)
             .await
             .map_err(|e| db_error(&format!("cannot connect to {redacted}"), e))?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("cannot start a snapshot", e))?;
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();
@@ -74,63 +111,79 @@ impl PgSession {
             }
             Source::Query(q) => q.trim().trim_end_matches(';').to_string(),
         };
-        let create_view = format!("CREATE TEMP VIEW {VIEW} AS {body}");
-        sqlx::raw_sql(&create_view)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| match source {
-                Source::Table(name) => db_error(&format!("source table `{name}`"), e),
-                Source::Query(_) => db_error("--query", e),
-            })?;
+        // Ends with a line break: a query ending in a `--` comment must not swallow what
+        // follows it in the same message.
+        let create_view = format!("CREATE TEMP VIEW {VIEW} AS {body}\n");
+        // One simple-protocol message: the statements run in turn, and the first that fails
+        // (in practice the view, over an unknown table or a bad query) ends the rest.
+        let rows = sqlx::raw_sql(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; {create_view}; {SHARE_SQL}; {COLUMNS_SQL}"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| match source {
+            Source::Table(name) => db_error(&format!("source table `{name}`"), e),
+            Source::Query(_) => db_error("--query", e),
+        })?;
+        let text = |row: &PgRow, c: &str| row.try_get::<String, _>(c).unwrap_or_default();
+        let (mut snapshot, mut blocks, mut columns) = (String::new(), 0, Vec::new());
+        for row in &rows {
+            if row.try_column("snapshot").is_ok() {
+                snapshot = text(row, "snapshot");
+                blocks = text(row, "blocks").parse().unwrap_or(0);
+            } else {
+                columns.push(SourceColumn {
+                    name: text(row, "name"),
+                    type_text: text(row, "type_text"),
+                    typname: text(row, "typname"),
+                    typtype: text(row, "typtype"),
+                    typmod: text(row, "typmod").parse().unwrap_or(-1),
+                    elem: text(row, "elem"),
+                    elemtype: text(row, "elemtype"),
+                });
+            }
+        }
+        if snapshot.is_empty() {
+            return Err(Error("could not share the source's snapshot".into()));
+        }
         Ok(Self {
             conn,
             create_view,
             data_conns: None,
+            columns,
+            snapshot,
+            blocks,
         })
     }
 
     /// The view's columns, mapped (refusing what cannot be carried faithfully).
-    pub(crate) async fn columns(
-        &mut self,
+    pub(crate) fn columns(
+        &self,
         timestamp_ntz: bool,
         exclude: &[String],
     ) -> Result<Vec<(Column, Decoder)>> {
-        let rows = sqlx::query(
-            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type_text, \
-                    t.typname::text AS typname, t.typtype::text AS typtype, a.atttypmod AS typmod, \
-                    COALESCE(e.typname::text, '') AS elem, COALESCE(e.typtype::text, '') AS elemtype \
-             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
-             WHERE a.attrelid = 'pg_temp.tarn_import_source'::regclass AND a.attnum > 0 \
-               AND NOT a.attisdropped ORDER BY a.attnum",
-        )
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| db_error("cannot read the source's columns", e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let get = |c: &str| row.try_get::<String, _>(c).unwrap_or_default();
-            let name = get("name");
+        for c in &self.columns {
+            let name = c.name.clone();
             if exclude.iter().any(|x| x == &name) {
                 continue;
             }
-            let type_text = get("type_text");
-            let typmod: i32 = row.try_get("typmod").unwrap_or(-1);
-            let mapped = if !get("elem").is_empty() {
-                map_scalar(&get("elem"), &get("elemtype"), typmod, timestamp_ntz)
+            let mapped = if !c.elem.is_empty() {
+                map_scalar(&c.elem, &c.elemtype, c.typmod, timestamp_ntz)
                     .map(|(t, d)| (ColType::List(Box::new(t)), Decoder::Array(Box::new(d))))
             } else {
-                map_scalar(&get("typname"), &get("typtype"), typmod, timestamp_ntz)
+                map_scalar(&c.typname, &c.typtype, c.typmod, timestamp_ntz)
             };
             let Some((col_type, decoder)) = mapped else {
                 return Err(Error(format!(
-                    "column `{name}` has type {type_text}, which Tarn cannot import faithfully: skip it with --exclude-column {name}, or cast it in --query (e.g. {name}::text)"
+                    "column `{name}` has type {}, which Tarn cannot import faithfully: skip it with --exclude-column {name}, or cast it in --query (e.g. {name}::text)",
+                    c.type_text
                 )));
             };
             out.push((
                 Column {
                     name,
-                    source_type: type_text,
+                    source_type: c.type_text.clone(),
                     col_type,
                 },
                 decoder,
@@ -190,23 +243,7 @@ impl PgSession {
     ) -> Result<u64> {
         let fail = |m: String| tarn_table::Error::invalid(m);
         let result = async {
-            // The table's size, and whether the server scans a ctid range by itself (TID
-            // range scans, PostgreSQL 14) rather than filtering a whole scan per range.
-            let blocks: u64 = match &ranged {
-                Some(_) => self
-                    .scalar(
-                        "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::text \
-                         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
-                         JOIN pg_class c ON c.oid = d.refobjid \
-                         WHERE r.ev_class = 'pg_temp.tarn_import_source'::regclass \
-                           AND c.relkind = 'r' \
-                           AND current_setting('server_version_num')::int >= 140000 LIMIT 1",
-                    )
-                    .await?
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(0),
-                None => 0,
-            };
+            let blocks = if ranged.is_some() { self.blocks } else { 0 };
             let template = ranged.filter(|_| blocks >= PARALLEL_MIN_BLOCKS);
             let plan = CopyPlan {
                 decoders,
@@ -230,7 +267,7 @@ impl PgSession {
                     conns.truncate(selects.len());
                     let setup = format!(
                         "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}{view}",
-                        quote_literal(&self.export_snapshot().await?),
+                        quote_literal(&self.snapshot),
                     );
                     let queue = std::sync::Arc::new(RangeQueue {
                         selects,
@@ -238,7 +275,9 @@ impl PgSession {
                     });
                     let streams = conns.into_iter().map(|conn| {
                         let (plan, setup, queue) = (plan.clone(), setup.clone(), queue.clone());
-                        tokio::task::spawn_blocking(move || wire_stream(conn, &setup, &queue, &plan))
+                        tokio::task::spawn_blocking(move || {
+                            wire_stream(conn, &setup, &queue, &plan)
+                        })
                     });
                     let mut rows = 0;
                     for done in futures::future::join_all(streams).await {
@@ -249,7 +288,7 @@ impl PgSession {
                 (None, None) => copy_stream(&mut self.conn, &select, &plan).await,
                 (None, Some(template)) => {
                     let halves = block_ranges(&template, &[blocks / 2]);
-                    let snapshot = self.export_snapshot().await?;
+                    let snapshot = self.snapshot.clone();
                     let mut second = PgConnection::connect(url)
                         .await
                         .map_err(|e| db_error("cannot open a second connection", e))?;
@@ -275,13 +314,6 @@ impl PgSession {
         }
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
         result
-    }
-
-    /// Exports this run's snapshot for other connections.
-    async fn export_snapshot(&mut self) -> Result<String> {
-        self.scalar("SELECT pg_export_snapshot()")
-            .await?
-            .ok_or_else(|| Error("could not share the snapshot".into()))
     }
 
     /// Ends the snapshot (nothing was written at the source).
@@ -377,21 +409,17 @@ async fn wire_connections(url: &str, n: usize) -> Option<Vec<WireConn>> {
 }
 
 /// Binary COPYs of the selects in `queue`, taken in turn, on a connection of Tarn's own
-/// client, after `setup` (which joins the run's snapshot and creates the run's view on this
-/// connection); received and decoded on this (blocking) thread.
+/// client; `setup` (which joins the run's snapshot and creates the run's view on this
+/// connection) goes in the same message as the first COPY, saving a round trip: if it fails,
+/// the server runs nothing after it. Received and decoded on this (blocking) thread.
 fn wire_stream(
     mut conn: WireConn,
     setup: &str,
     queue: &RangeQueue,
     plan: &CopyPlan,
 ) -> Result<u64> {
-    conn.execute(setup).map_err(|e| {
-        Error(format!(
-            "cannot share the snapshot: {}",
-            one_line(&e.to_string())
-        ))
-    })?;
     let mut copy = CopyDecoder::new(plan);
+    let mut first = true;
     loop {
         let i = queue
             .next
@@ -400,9 +428,13 @@ fn wire_stream(
             return copy.finish();
         };
         copy.start_copy()?;
-        match conn.copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"), |m| {
-            copy.feed(m)
-        }) {
+        let statement = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
+        let sql = if std::mem::take(&mut first) {
+            format!("{setup}; {statement}")
+        } else {
+            statement
+        };
+        match conn.copy_out(&sql, |m| copy.feed(m)) {
             Ok(()) => {}
             Err(CopyError::Sink(e)) => return Err(e),
             Err(CopyError::Wire(e)) => {
