@@ -534,6 +534,76 @@ async fn postgres_a_failure_while_rows_stream_changes_nothing() {
 }
 
 #[tokio::test]
+async fn postgres_imported_files_are_laid_out_for_readers() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_layout");
+    pg(
+        &url,
+        &format!(
+            "CREATE TABLE {src} AS SELECT g::bigint AS id, 'customer_' || (g % 100) AS customer,
+                 timestamptz '2026-01-01' + g * interval '1 second' AS created_at
+             FROM generate_series(1, 300000) g;"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("layout");
+    let target = target.to_str().unwrap();
+    let report = json_out(&[
+        "import",
+        &url,
+        "--source",
+        &src,
+        "--into",
+        target,
+        "--mode",
+        "overwrite",
+        "--no-progress",
+    ]);
+    assert_eq!(report["rows_read"], 300_000);
+    use tarn_table::deltalake::parquet::basic::Encoding;
+    use tarn_table::deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let files: Vec<_> = std::fs::read_dir(target)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let meta = SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap())
+        .unwrap()
+        .metadata()
+        .clone();
+    // Row groups of 131,072 rows: written as they fill, and readable in parallel.
+    let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(groups, vec![131_072, 131_072, 37_856]);
+    // Mostly distinct columns are written plain; the others keep a dictionary.
+    for group in meta.row_groups() {
+        for column in group.columns() {
+            let name = column.column_descr().name().to_string();
+            let dictionary = column
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY));
+            assert_eq!(
+                dictionary,
+                name == "customer",
+                "{name}: {:?}",
+                column.encodings().collect::<Vec<_>>()
+            );
+        }
+    }
+    // Whatever the layout, the rows are the source's.
+    let got = rows(
+        target,
+        "SELECT COUNT(*) AS n, SUM(id) AS s, COUNT(DISTINCT customer) AS c FROM t",
+    );
+    assert_eq!(
+        got,
+        json!([{"n": 300_000, "s": 45_000_150_000i64, "c": 100}])
+    );
+    pg(&url, &format!("DROP TABLE {src};")).await;
+}
+
+#[tokio::test]
 async fn postgres_query_sources_and_named_targets() {
     let Some(url) = pg_url() else { return };
     let src = unique("imp_q");

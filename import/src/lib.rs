@@ -26,6 +26,10 @@ pub use types::{ColType, Column};
 /// Rows per Arrow batch read from the source.
 pub const BATCH_ROWS: usize = 16_384;
 
+/// Rows per Parquet row group of the files an import writes: eight batches, about what
+/// DuckDB writes (122,880).
+const ROW_GROUP_ROWS: usize = 8 * BATCH_ROWS;
+
 /// The commitInfo key where a run records what it imported.
 const COMMIT_KEY: &str = "tarnImport";
 
@@ -558,6 +562,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         progress: opts.progress.clone(),
         app_transaction: Some((app.clone(), prev.run.unwrap_or(0) + 1)),
         commit_info,
+        ..WriteOptions::default()
     };
     let upsert = exists && !opts.key.is_empty();
     let (table, report, rows_read) = if upsert {
@@ -581,10 +586,26 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         let (table, report) = Table::write(&opts.target, vec![input], options).await?;
         (table, report, read)
     } else {
-        let input = InputSource::batches(label.clone(), schema, rx);
         // The reader feeds the writer through a channel of two batches: bounded memory.
-        let (read, written) =
-            tokio::join!(reader, Table::write(&opts.target, vec![input], options));
+        let write = async {
+            let mut rx = rx;
+            let mut options = options;
+            // Row groups are written out as they fill, while the rows still stream in
+            // (rather than all at the end), and readers can split the file between threads.
+            options.row_group_rows = Some(ROW_GROUP_ROWS);
+            // The first batch shows which columns are mostly distinct: those are written
+            // without trying a dictionary in every row group.
+            let input = match rx.recv().await {
+                Some(Ok(first)) => {
+                    options.plain_columns = tarn_table::mostly_distinct_columns(&first);
+                    InputSource::batches_after(label.clone(), schema, first, rx)
+                }
+                Some(Err(e)) => return Err(e),
+                None => InputSource::batches(label.clone(), schema, rx),
+            };
+            Table::write(&opts.target, vec![input], options).await
+        };
+        let (read, written) = tokio::join!(reader, write);
         let (table, report) = written?;
         (table, report, read?)
     };

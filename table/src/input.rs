@@ -78,6 +78,8 @@ type BatchReceiver = tokio::sync::mpsc::Receiver<Result<RecordBatch>>;
 #[derive(Debug)]
 struct BatchFeed {
     schema: SchemaRef,
+    /// A batch taken from the channel already (to look at it), read before the channel.
+    first: Option<RecordBatch>,
     rx: Mutex<Option<BatchReceiver>>,
 }
 
@@ -115,9 +117,25 @@ impl InputSource {
             _spool: None,
             feed: Some(BatchFeed {
                 schema,
+                first: None,
                 rx: Mutex::new(Some(rx)),
             }),
         }
+    }
+
+    /// [`Self::batches`] whose first batch was taken from the channel already (e.g. to
+    /// choose [`crate::WriteOptions::plain_columns`] from it): `first` comes before the rest.
+    pub fn batches_after(
+        label: impl Into<String>,
+        schema: SchemaRef,
+        first: RecordBatch,
+        rx: BatchReceiver,
+    ) -> Self {
+        let mut source = Self::batches(label, schema, rx);
+        if let Some(feed) = &mut source.feed {
+            feed.first = Some(first);
+        }
+        source
     }
 
     /// Standard input in `format`, spooled to a temporary file so it can be read in batches.
@@ -228,7 +246,8 @@ impl InputSource {
                 .ok()
                 .and_then(|mut rx| rx.take())
                 .ok_or_else(|| self.error("this input stream was already read"))?;
-            while let Some(batch) = rx.blocking_recv() {
+            let mut first = feed.first.clone().map(Ok);
+            while let Some(batch) = first.take().or_else(|| rx.blocking_recv()) {
                 let batch = batch?;
                 progress
                     .rows

@@ -52,6 +52,6 @@ pub use query::{QueryResult, QueryTable};
 pub use schema_text::{parse_columns, parse_type, type_text};
 pub use table::Table;
 pub use time_travel::TimeTravel;
-pub use write::{WriteMode, WriteOptions, WriteReport};
+pub use write::{mostly_distinct_columns, WriteMode, WriteOptions, WriteReport};
 
 pub use deltalake;

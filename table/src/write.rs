@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
@@ -11,7 +12,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::{SchemaMode, WriteBuilder};
 use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 
@@ -52,9 +53,28 @@ pub struct WriteOptions {
     pub app_transaction: Option<(String, i64)>,
     /// Extra keys for the commit's `commitInfo` (e.g. an importer's watermark).
     pub commit_info: serde_json::Map<String, serde_json::Value>,
+    /// Rows per Parquet row group in the new files (`None`: the Parquet writer's 1Mi).
+    /// Smaller groups are written out as they fill instead of all at the end, and let
+    /// readers split a file between threads.
+    pub row_group_rows: Option<usize>,
+    /// Columns written without dictionary encoding: those whose values are mostly distinct
+    /// (see [`mostly_distinct_columns`]), where a dictionary would be tried and given up.
+    pub plain_columns: Vec<String>,
 }
 
 impl WriteOptions {
+    /// [`writer_properties`] with this write's row groups and plain columns.
+    fn writer_properties(&self) -> WriterProperties {
+        let mut builder = writer_properties_builder();
+        if let Some(rows) = self.row_group_rows {
+            builder = builder.set_max_row_group_row_count(Some(rows.max(1)));
+        }
+        for column in &self.plain_columns {
+            builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
+        }
+        builder.build()
+    }
+
     fn commit_properties(&self) -> CommitProperties {
         let mut props = crate::commit::commit_properties().with_metadata(self.commit_info.clone());
         if let Some((app_id, version)) = &self.app_transaction {
@@ -283,7 +303,7 @@ async fn write_plan(
             WriteMode::Overwrite => SaveMode::Overwrite,
         })
         .with_commit_properties(options.commit_properties())
-        .with_writer_properties(writer_properties());
+        .with_writer_properties(options.writer_properties());
     if options.merge_schema {
         builder = builder.with_schema_mode(SchemaMode::Merge);
     }
@@ -340,7 +360,7 @@ async fn upsert(
         .with_target_alias("target")
         .with_merge_schema(options.merge_schema)
         .with_commit_properties(options.commit_properties())
-        .with_writer_properties(writer_properties())
+        .with_writer_properties(options.writer_properties())
         .when_matched_update(|mut update| {
             for c in input_columns {
                 update = update.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str());
@@ -374,12 +394,51 @@ async fn upsert(
 /// (docs/performance.md). Columns of up to a few thousand distinct strings still get a
 /// dictionary.
 pub(crate) fn writer_properties() -> WriterProperties {
+    writer_properties_builder().build()
+}
+
+/// See [`writer_properties`].
+fn writer_properties_builder() -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_created_by(format!("tarn {} (delta-rs)", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
         .set_dictionary_page_size_limit(DICTIONARY_PAGE_SIZE_LIMIT)
-        .build()
 }
+
+/// The columns of `sample` (the first rows of a write) whose values are mostly distinct:
+/// more than half of its rows, in a sample of at least [`MIN_SAMPLE_ROWS`]. Parquet's
+/// writer would build a dictionary for each of them in every row group and fall back to
+/// plain encoding once the dictionary outgrew its page; [`WriteOptions::plain_columns`]
+/// skips that work. Booleans and nested columns are left alone.
+pub fn mostly_distinct_columns(sample: &RecordBatch) -> Vec<String> {
+    use deltalake::datafusion::common::hash_utils::{create_hashes, RandomState};
+    let rows = sample.num_rows();
+    if rows < MIN_SAMPLE_ROWS {
+        return Vec::new();
+    }
+    let state = RandomState::default();
+    let mut hashes = vec![0u64; rows];
+    let mut distinct = std::collections::HashSet::with_capacity(rows);
+    let mut out = Vec::new();
+    for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+        if field.data_type().is_nested() || field.data_type() == &DataType::Boolean {
+            continue;
+        }
+        hashes.iter_mut().for_each(|h| *h = 0);
+        if create_hashes([column], &state, &mut hashes).is_err() {
+            continue;
+        }
+        distinct.clear();
+        distinct.extend(hashes.iter().copied());
+        if distinct.len() * 2 > rows {
+            out.push(field.name().clone());
+        }
+    }
+    out
+}
+
+/// See [`mostly_distinct_columns`].
+const MIN_SAMPLE_ROWS: usize = 1024;
 
 /// See [`writer_properties`].
 const DICTIONARY_PAGE_SIZE_LIMIT: usize = 256 * 1024;
