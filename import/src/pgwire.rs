@@ -127,6 +127,9 @@ impl Write for Socket {
     }
 }
 
+/// The longest message PostgreSQL sends (its `MaxAllocSize`).
+const MAX_MESSAGE: usize = (1 << 30) - 1;
+
 /// One connection, used from one (blocking) thread.
 pub(crate) struct WireConn {
     socket: Socket,
@@ -319,6 +322,14 @@ impl WireConn {
             return Err(WireError::Io("malformed message from the source".into()));
         }
         let len = len as usize;
+        // As libpq: only these types of message may be long (and none over PostgreSQL's
+        // 1 GiB allocation limit). Anything else is not PostgreSQL talking, e.g. another
+        // service on the port, whose first bytes must not be taken for a length to read.
+        if (len > 30_000 && !b"TDdVENA".contains(&tag)) || len > MAX_MESSAGE {
+            return Err(WireError::Io(
+                "the source sent a malformed message: is it a PostgreSQL server?".into(),
+            ));
+        }
         self.fill(1 + len)?;
         let body = self.start + 5..self.start + 1 + len;
         self.start += 1 + len;
@@ -624,6 +635,30 @@ mod tests {
             Err(WireError::Connect(m)) => assert!(m.contains("tarn_no_such_database"), "{m}"),
             _ => panic!("an unknown database is a connect error"),
         }
+    }
+
+    #[test]
+    fn a_server_that_is_not_postgresql_is_refused_at_its_first_bytes() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut startup = [0u8; 512];
+            let _ = socket.read(&mut startup);
+            // "HTTP" read as a PostgreSQL message: type 'H', length 1,414,811,695.
+            socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        });
+        let target = Target::from_url(&format!("postgres://app@127.0.0.1:{port}/shop")).unwrap();
+        let err = WireConn::connect(&target)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("is it a PostgreSQL server?"), "{err}");
+        server.join().unwrap();
     }
 
     #[test]
