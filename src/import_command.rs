@@ -69,6 +69,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
         timestamp_ntz: args.timestamp_ntz,
         exclude: args.exclude_columns.clone(),
         progress: Some(progress.clone()),
+        connect_timeout: Duration::from_secs(args.connect_timeout),
     };
     if args.dry_run {
         let plan = tarn_import::dry_run(&opts)

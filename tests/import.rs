@@ -533,6 +533,41 @@ async fn postgres_a_failure_while_rows_stream_changes_nothing() {
     pg(&url, &format!("DROP TABLE {src};")).await;
 }
 
+/// A server that accepts connections and never says a word: a MySQL client waits for the
+/// greeting, a PostgreSQL client for the answer to its start-up message.
+#[test]
+fn a_source_that_never_answers_times_out_with_one_line() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming() {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    for scheme in ["mysql", "postgres"] {
+        let url = format!("{scheme}://app@127.0.0.1:{port}/shop");
+        let out = tarn()
+            .args(["import", &url, "--source", "orders", "--into"])
+            .arg(&target)
+            .args(["--mode", "overwrite", "--connect-timeout", "1"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!out.status.success(), "{scheme}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "error: cannot connect to {scheme}://***@127.0.0.1:{port}/shop: no answer within 1 s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)"
+            )
+        );
+        assert!(!target.exists(), "{scheme}: nothing is created");
+    }
+}
+
 #[tokio::test]
 async fn postgres_imported_files_are_laid_out_for_readers() {
     let Some(url) = pg_url() else { return };

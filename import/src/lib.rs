@@ -95,7 +95,12 @@ pub struct ImportOptions {
     pub exclude: Vec<String>,
     /// Counters for a progress display.
     pub progress: Option<Arc<Progress>>,
+    /// How long connecting and logging in to the source may take.
+    pub connect_timeout: std::time::Duration,
 }
+
+/// The default of [`ImportOptions::connect_timeout`].
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a run did (or, dry, would do).
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +151,24 @@ pub fn redact(url: &str) -> String {
 }
 
 /// A database error for users: what was being done, and the server's own message.
+/// A connection to `url`, given up after `timeout`: a server that accepts and never
+/// answers (or speaks another protocol that waits for the client) would hang a run.
+pub(crate) async fn connect_within<T>(
+    url: &str,
+    timeout: std::time::Duration,
+    connecting: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(db_error(&format!("cannot connect to {}", redact(url)), e)),
+        Err(_) => Err(Error(format!(
+            "cannot connect to {}: no answer within {} s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)",
+            redact(url),
+            timeout.as_secs_f64()
+        ))),
+    }
+}
+
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
     let message = match &e {
         sqlx::Error::Database(d) => d.message().to_string(),
@@ -284,7 +307,8 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
     let (view, quote): (String, fn(&str) -> String);
     match dialect(&opts.url)? {
         Dialect::Postgres => {
-            let s = postgres::PgSession::open(&opts.url, &opts.source).await?;
+            let s =
+                postgres::PgSession::open(&opts.url, &opts.source, opts.connect_timeout).await?;
             let cols = s.columns(opts.timestamp_ntz, &opts.exclude)?;
             mapped = cols.iter().map(|(c, _)| c.clone()).collect();
             decoders = Decoders::Postgres(cols.into_iter().map(|(_, d)| d).collect());
@@ -293,7 +317,8 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
             quote = postgres::quote_ident;
         }
         Dialect::MySql => {
-            let mut s = mysql::MySqlSession::open(&opts.url, &opts.source).await?;
+            let mut s =
+                mysql::MySqlSession::open(&opts.url, &opts.source, opts.connect_timeout).await?;
             let cols = s.columns(opts.timestamp_ntz, &opts.exclude).await?;
             mapped = cols.iter().map(|(c, _)| c.clone()).collect();
             decoders = Decoders::MySql(cols.into_iter().map(|(_, d)| d).collect());
@@ -450,7 +475,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     check_options(opts)?;
     // The connections the rows come on open while the target is read and the checks run.
     let data_conns = (dialect(&opts.url)? == Dialect::Postgres)
-        .then(|| postgres::open_data_connections(&opts.url, &opts.source));
+        .then(|| postgres::open_data_connections(&opts.url, &opts.source, opts.connect_timeout));
     let app = app_id(opts);
     let prev = previous(opts, &app).await?;
     let exists = prev.table.is_some();

@@ -37,15 +37,18 @@ pub(crate) struct MySqlSession {
 }
 
 impl MySqlSession {
-    pub(crate) async fn open(url: &str, source: &Source) -> Result<Self> {
-        let redacted = crate::redact(url);
+    pub(crate) async fn open(
+        url: &str,
+        source: &Source,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
+        let given = url;
         let url = match url.strip_prefix("mariadb://") {
             Some(rest) => format!("mysql://{rest}"),
             None => url.to_string(),
         };
-        let mut conn = MySqlConnection::connect(&url)
-            .await
-            .map_err(|e| db_error(&format!("cannot connect to {redacted}"), e))?;
+        let mut conn =
+            crate::connect_within(given, timeout, MySqlConnection::connect(&url)).await?;
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();

@@ -10,7 +10,7 @@
 //! sqlx for the data too.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::str::FromStr;
 
@@ -114,6 +114,20 @@ impl Read for Socket {
     }
 }
 
+impl Socket {
+    /// Bounds every read and write from now on (`None`: wait as long as it takes).
+    fn set_timeouts(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s
+                .set_read_timeout(timeout)
+                .and_then(|()| s.set_write_timeout(timeout)),
+            Socket::Unix(s) => s
+                .set_read_timeout(timeout)
+                .and_then(|()| s.set_write_timeout(timeout)),
+        }
+    }
+}
+
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
@@ -145,8 +159,9 @@ struct Message {
 }
 
 impl WireConn {
-    /// Connects and authenticates; every failure is a [`WireError::Connect`].
-    pub(crate) fn connect(target: &Target) -> WireResult<WireConn> {
+    /// Connects and authenticates within `timeout`; every failure is a
+    /// [`WireError::Connect`]. Later reads wait as long as a query takes.
+    pub(crate) fn connect(target: &Target, timeout: std::time::Duration) -> WireResult<WireConn> {
         let connect_error = |e: WireError| WireError::Connect(e.to_string());
         let socket = match &target.socket {
             Some(path) => Socket::Unix(
@@ -154,14 +169,31 @@ impl WireConn {
                     .map_err(|e| WireError::Connect(format!("cannot connect to {path}: {e}")))?,
             ),
             None => {
-                let stream =
-                    TcpStream::connect((target.host.as_str(), target.port)).map_err(|e| {
-                        WireError::Connect(format!("cannot connect to {}: {e}", target.host))
-                    })?;
+                let cannot = |e: std::io::Error| {
+                    WireError::Connect(format!("cannot connect to {}: {e}", target.host))
+                };
+                let mut last = None;
+                let mut stream = None;
+                for addr in (target.host.as_str(), target.port)
+                    .to_socket_addrs()
+                    .map_err(cannot)?
+                {
+                    match TcpStream::connect_timeout(&addr, timeout) {
+                        Ok(s) => {
+                            stream = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let stream = stream.ok_or_else(|| {
+                    cannot(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()))
+                })?;
                 let _ = stream.set_nodelay(true);
                 Socket::Tcp(stream)
             }
         };
+        socket.set_timeouts(Some(timeout)).map_err(io_error)?;
         let mut conn = WireConn {
             socket,
             buf: vec![0; READ_BUFFER],
@@ -169,6 +201,7 @@ impl WireConn {
             end: 0,
         };
         conn.startup(target).map_err(connect_error)?;
+        conn.socket.set_timeouts(None).map_err(io_error)?;
         Ok(conn)
     }
 
@@ -554,7 +587,7 @@ mod tests {
     #[test]
     fn copies_rows_and_reports_errors_from_a_real_server() {
         let Some(target) = test_target() else { return };
-        let mut conn = WireConn::connect(&target).unwrap();
+        let mut conn = WireConn::connect(&target, std::time::Duration::from_secs(10)).unwrap();
         conn.execute("BEGIN; CREATE TEMP TABLE wire_rows (n int, t text)")
             .unwrap();
         conn.execute(
@@ -599,7 +632,7 @@ mod tests {
         drop(conn);
 
         // The server's errors, before and during a COPY, carry its message.
-        let mut conn = WireConn::connect(&target).unwrap();
+        let mut conn = WireConn::connect(&target, std::time::Duration::from_secs(10)).unwrap();
         let err = conn
             .execute("SELECT * FROM wire_no_such_table")
             .unwrap_err();
@@ -626,12 +659,12 @@ mod tests {
         closed.host = "127.0.0.1".into();
         closed.port = 1;
         assert!(matches!(
-            WireConn::connect(&closed),
+            WireConn::connect(&closed, std::time::Duration::from_secs(10)),
             Err(WireError::Connect(_))
         ));
         let mut unknown = target.clone();
         unknown.database = Some("tarn_no_such_database".into());
-        match WireConn::connect(&unknown) {
+        match WireConn::connect(&unknown, std::time::Duration::from_secs(10)) {
             Err(WireError::Connect(m)) => assert!(m.contains("tarn_no_such_database"), "{m}"),
             _ => panic!("an unknown database is a connect error"),
         }
@@ -653,7 +686,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(300));
         });
         let target = Target::from_url(&format!("postgres://app@127.0.0.1:{port}/shop")).unwrap();
-        let err = WireConn::connect(&target)
+        let err = WireConn::connect(&target, std::time::Duration::from_secs(10))
             .err()
             .expect("refused")
             .to_string();

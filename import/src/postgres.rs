@@ -93,17 +93,20 @@ pub(crate) struct PgSession {
     snapshot: String,
     /// The size of the table the view reads (0: not one table, or not known).
     blocks: u64,
+    /// How long connecting may take.
+    connect_timeout: std::time::Duration,
 }
 
 impl PgSession {
     /// Connects, starts the snapshot, exposes `source` as the run's view and reads what the
     /// run needs to know of it, all in one round trip: the view's columns, the snapshot
     /// exported for the data connections, and the size of the table behind it.
-    pub(crate) async fn open(url: &str, source: &Source) -> Result<Self> {
-        let redacted = crate::redact(url);
-        let mut conn = PgConnection::connect(url)
-            .await
-            .map_err(|e| db_error(&format!("cannot connect to {redacted}"), e))?;
+    pub(crate) async fn open(
+        url: &str,
+        source: &Source,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
+        let mut conn = crate::connect_within(url, timeout, PgConnection::connect(url)).await?;
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();
@@ -153,6 +156,7 @@ impl PgSession {
             columns,
             snapshot,
             blocks,
+            connect_timeout: timeout,
         })
     }
 
@@ -289,9 +293,12 @@ impl PgSession {
                 (None, Some(template)) => {
                     let halves = block_ranges(&template, &[blocks / 2]);
                     let snapshot = self.snapshot.clone();
-                    let mut second = PgConnection::connect(url)
-                        .await
-                        .map_err(|e| db_error("cannot open a second connection", e))?;
+                    let mut second = crate::connect_within(
+                        url,
+                        self.connect_timeout,
+                        PgConnection::connect(url),
+                    )
+                    .await?;
                     sqlx::raw_sql(&format!(
                         "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
                         quote_literal(&snapshot)
@@ -383,23 +390,33 @@ pub(crate) struct DataConnections(tokio::task::JoinHandle<Option<Vec<WireConn>>>
 /// Starts opening the connections the rows will come on (two for a table, which may be
 /// read in parallel; one for a query), at the start of a run: they connect and
 /// authenticate while the main connection starts the snapshot and the checks run.
-pub(crate) fn open_data_connections(url: &str, source: &Source) -> DataConnections {
+pub(crate) fn open_data_connections(
+    url: &str,
+    source: &Source,
+    timeout: std::time::Duration,
+) -> DataConnections {
     let n = match source {
         Source::Table(_) => 2,
         Source::Query(_) => 1,
     };
     let url = url.to_string();
-    DataConnections(tokio::spawn(async move { wire_connections(&url, n).await }))
+    DataConnections(tokio::spawn(async move {
+        wire_connections(&url, n, timeout).await
+    }))
 }
 
 /// `n` connections of Tarn's COPY client, opened at once; `None` when any cannot connect
 /// (sqlx then carries the data: it knows TLS, and authentication methods this client does
 /// not).
-async fn wire_connections(url: &str, n: usize) -> Option<Vec<WireConn>> {
+async fn wire_connections(
+    url: &str,
+    n: usize,
+    timeout: std::time::Duration,
+) -> Option<Vec<WireConn>> {
     let target = Target::from_url(url)?;
     let opening = (0..n).map(|_| {
         let target = target.clone();
-        tokio::task::spawn_blocking(move || WireConn::connect(&target))
+        tokio::task::spawn_blocking(move || WireConn::connect(&target, timeout))
     });
     let mut conns = Vec::with_capacity(n);
     for opened in futures::future::join_all(opening).await {
