@@ -568,6 +568,69 @@ fn a_source_that_never_answers_times_out_with_one_line() {
     }
 }
 
+/// Another service on the port: an HTTP server, and each database's port given to the
+/// other's scheme.
+#[test]
+fn a_source_that_speaks_another_protocol_is_named_so() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = socket.read(&mut [0u8; 512]);
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let mut cases = vec![
+        (
+            format!("postgres://app@127.0.0.1:{http}/shop"),
+            "PostgreSQL's",
+        ),
+        (format!("mysql://app@127.0.0.1:{http}/shop"), "MySQL's"),
+    ];
+    if let Some(port) = pg_url().and_then(|u| url_port(&u, 5432)) {
+        cases.push((format!("mysql://app@127.0.0.1:{port}/shop"), "MySQL's"));
+    }
+    if let Some(port) = mysql_url().and_then(|u| url_port(&u, 3306)) {
+        cases.push((
+            format!("postgres://app@127.0.0.1:{port}/shop"),
+            "PostgreSQL's",
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    for (url, protocol) in cases {
+        let out = tarn()
+            .args(["import", &url, "--source", "orders", "--into"])
+            .arg(&target)
+            .args(["--mode", "overwrite", "--connect-timeout", "5"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let shown = url.replace("app@", "***@");
+        assert!(
+            err == format!("error: cannot connect to {shown}: the server there does not speak {protocol} protocol (is the port right?)")
+                // A MySQL client waits for the server to speak first, and PostgreSQL waits
+                // for the client: only the timeout tells.
+                || (protocol == "MySQL's" && err.contains("no answer within 5 s")),
+            "{url}: {err}"
+        );
+        assert!(!target.exists(), "{url}: nothing is created");
+    }
+}
+
+/// The port of a database URL (`default` when it names none).
+fn url_port(url: &str, default: u16) -> Option<u16> {
+    let host = url.split('@').nth(1)?.split('/').next()?;
+    Some(match host.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok()?,
+        None => default,
+    })
+}
+
 #[tokio::test]
 async fn postgres_imported_files_are_laid_out_for_readers() {
     let Some(url) = pg_url() else { return };

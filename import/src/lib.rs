@@ -160,6 +160,13 @@ pub(crate) async fn connect_within<T>(
 ) -> Result<T> {
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
+        // Bytes that make no sense in the handshake, or a server that hangs up in the
+        // middle of it: something else listens there (the driver's own words name its
+        // internals, e.g. "expected to read 1414811696 bytes", which is "HTTP").
+        Ok(Err(sqlx::Error::Protocol(_))) => Err(not_the_protocol(url)),
+        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(not_the_protocol(url))
+        }
         Ok(Err(e)) => Err(db_error(&format!("cannot connect to {}", redact(url)), e)),
         Err(_) => Err(Error(format!(
             "cannot connect to {}: no answer within {} s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)",
@@ -167,6 +174,17 @@ pub(crate) async fn connect_within<T>(
             timeout.as_secs_f64()
         ))),
     }
+}
+
+fn not_the_protocol(url: &str) -> Error {
+    let protocol = match dialect(url) {
+        Ok(Dialect::MySql) => "MySQL's",
+        _ => "PostgreSQL's",
+    };
+    Error(format!(
+        "cannot connect to {}: the server there does not speak {protocol} protocol (is the port right?)",
+        redact(url)
+    ))
 }
 
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
