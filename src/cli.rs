@@ -764,7 +764,7 @@ pub struct ImportArgs {
     pub exclude_columns: Vec<String>,
     /// Give up connecting (and logging in) to the source after this many seconds. Once
     /// connected, queries take as long as they take.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = tarn_import::CONNECT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
     /// Show the mapped schema, the row estimate and the watermark; import nothing.
     #[arg(long)]

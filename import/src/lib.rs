@@ -150,7 +150,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A database error for users: what was being done, and the server's own message.
 /// A connection to `url`, given up after `timeout`: a server that accepts and never
 /// answers (or speaks another protocol that waits for the client) would hang a run.
 pub(crate) async fn connect_within<T>(
@@ -176,6 +175,7 @@ pub(crate) async fn connect_within<T>(
     }
 }
 
+/// The error for a server at `url` that answers in another protocol.
 fn not_the_protocol(url: &str) -> Error {
     let protocol = match dialect(url) {
         Ok(Dialect::MySql) => "MySQL's",
@@ -187,6 +187,7 @@ fn not_the_protocol(url: &str) -> Error {
     ))
 }
 
+/// A database error for users: what was being done, and the server's own message.
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
     let message = match &e {
         sqlx::Error::Database(d) => d.message().to_string(),
