@@ -1,12 +1,13 @@
 //! The catalog commands: catalogs, schemas, table names, tokens, and `tarn serve`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::json;
 use tarn_catalog::{
     hash_token, new_token_secret, NewCatalog, NewSchema, SchemaName, Scope, TableName,
 };
-use tarn_server::{AllowedLocations, AppState, AuthMode};
+use tarn_server::{AllowedLocations, AppState, AuthMode, ServerLimits};
 
 use crate::cli::{
     CatalogCommand, OutputFormat, RegisterArgs, SchemaCommand, ScopeArg, ServeArgs, TableCommand,
@@ -245,6 +246,7 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
             "tarn serve uses a local catalog (--warehouse/--catalog), not --server".into(),
         ));
     }
+    let limits = server_limits(&args);
     let store = ctx.store().await?;
     let auth = if args.no_auth {
         AuthMode::Disabled
@@ -292,7 +294,63 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
     std::mem::drop(out);
-    tarn_server::serve(listener, state)
+    tarn_server::serve_with(listener, state, limits)
         .await
         .map_err(|e| Failure(format!("server error: {e}")))
+}
+
+/// The connection limits of `tarn serve`, with `--max-connections` lowered to what the
+/// process's open-file limit allows (after raising that limit as far as it may go).
+fn server_limits(args: &ServeArgs) -> ServerLimits {
+    let mut max_connections = args.max_connections as usize;
+    if let Some(files) = raise_open_file_limit() {
+        // Table files, the catalog database and logs need descriptors too.
+        let room = files.saturating_sub(FILES_KEPT_FOR_THE_SERVER).max(1);
+        if (room as usize) < max_connections {
+            eprintln!(
+                "note: serving at most {room} connections, not {max_connections}: the open-file limit is {files} (raise it with `ulimit -n`)"
+            );
+            max_connections = room as usize;
+        }
+    }
+    ServerLimits {
+        max_connections,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        body_read_timeout: Duration::from_secs(args.body_read_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    }
+}
+
+/// File descriptors `tarn serve` keeps for everything but client connections.
+const FILES_KEPT_FOR_THE_SERVER: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one and returns it (`None` where unknown).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is 32 bits on some targets
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn raise_open_file_limit() -> Option<u64> {
+    None
 }

@@ -44,6 +44,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
     }
 
+    /// 408 REQUEST_TIMEOUT: the client did not send its request in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", message)
+    }
+
     /// 500 INTERNAL: logs `cause` under a fresh error id and answers with the id only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();

@@ -9,16 +9,19 @@
 //! let store = tarn_catalog::open_store("/tmp/wh/catalog.db").await?;
 //! let state = tarn_server::AppState::new(Arc::new(store), "/tmp/wh".into(), vec![], tarn_server::AuthMode::Disabled)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! axum::serve(listener, tarn_server::app(state)).await?;
+//! tarn_server::serve(listener, state).await?;
 //! # Ok(()) }
 //! ```
 
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod hosts;
+pub mod limits;
+mod listen;
 pub mod locations;
 mod openapi;
-mod predicate;
+pub mod predicate;
 pub mod sharing;
 pub mod signing;
 mod unity;
@@ -36,6 +39,8 @@ use tarn_table::TableLocation;
 pub use auth::AuthMode;
 pub use client::RemoteCatalogStore;
 pub use error::ApiError;
+pub use hosts::AllowedHosts;
+pub use limits::{ServerLimits, TableOpens, MAX_TABLE_OPENS};
 pub use locations::AllowedLocations;
 
 /// Requests larger than this are refused with 413.
@@ -58,6 +63,11 @@ pub struct AppState {
     secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Tables' columns, until their next commit.
     pub(crate) columns: Arc<unity::ColumnsCache>,
+    /// The bound on tables opened at once, shared by every protocol.
+    pub(crate) opens: Arc<TableOpens>,
+    /// When set, only requests whose `Host` names this server are answered (see
+    /// [`hosts`]); [`serve`] sets it for a server without tokens.
+    pub(crate) hosts: Option<Arc<AllowedHosts>>,
     /// Object-store options (endpoint, region, ...) for every table location the server
     /// reads or registers: `tarn --storage-option KEY=VALUE serve`.
     storage_options: Arc<Vec<(String, String)>>,
@@ -91,6 +101,8 @@ impl AppState {
             public_url: None,
             secret: Arc::new(tokio::sync::OnceCell::new()),
             columns: Arc::new(unity::ColumnsCache::default()),
+            opens: Arc::new(TableOpens::default()),
+            hosts: None,
             storage_options: Arc::new(Vec::new()),
         })
     }
@@ -121,6 +133,12 @@ impl AppState {
         }
         self.public_url = url.map(|u| u.trim_end_matches('/').to_string());
         Ok(self)
+    }
+
+    /// Answers only requests whose `Host` is one of `hosts` (DNS-rebinding protection).
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.hosts = Some(Arc::new(hosts));
+        self
     }
 
     /// The key that signs Delta Sharing file URLs: kept in the catalog, so it survives
@@ -157,16 +175,36 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hosts::check_host,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves [`app`] on `listener` until Ctrl-C or SIGTERM, then finishes the requests in flight.
+/// Serves [`app`] on `listener` with the default [`ServerLimits`] until Ctrl-C or SIGTERM,
+/// then finishes the requests in flight.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    serve_with(listener, state, ServerLimits::default()).await
+}
+
+/// Serves [`app`] on `listener` within `limits` until Ctrl-C or SIGTERM, then stops
+/// accepting and finishes the requests in flight. A server without tokens answers only
+/// requests addressed to it by name (see [`hosts`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    let state = if state.auth == AuthMode::Disabled && state.hosts.is_none() {
+        let hosts = AllowedHosts::for_server(listener.local_addr()?, state.public_url.as_deref());
+        state.with_allowed_hosts(hosts)
+    } else {
+        state
+    };
+    listen::serve_connections(listener, app(state), limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,9 @@
 //! Which storage locations the server may register or serve: only under the roots it was
 //! given. Local paths are resolved (`..`, symlinks) before the check, so no escape works.
+//! A URL is under a root when every part that names a bucket or container is the same —
+//! scheme, user part (the Azure container in `abfss://container@account…`), host (the S3
+//! or GCS bucket, the Azure account or `az://` container) and port — and its path continues
+//! the root's path at a `/`, with no `.`/`..` segment (even percent-encoded).
 
 use std::path::PathBuf;
 
@@ -72,20 +76,103 @@ impl AllowedLocations {
             };
             return self.local.iter().any(|root| real.starts_with(root));
         }
-        if location.path().split('/').any(|s| s == ".." || s == ".") {
+        if !plain_path(location) {
             return false;
         }
-        self.remote.iter().any(|root| {
-            root.scheme() == location.scheme()
-                && root.host_str() == location.host_str()
-                && location.path().starts_with(root.path())
-        })
+        self.remote
+            .iter()
+            .any(|root| same_container(root, location) && location.path().starts_with(root.path()))
     }
 
-    /// The local roots, for messages.
+    /// The roots, for messages (without any password a URL holds).
     pub fn describe(&self) -> String {
         let mut all: Vec<String> = self.local.iter().map(|p| p.display().to_string()).collect();
-        all.extend(self.remote.iter().map(|u| u.to_string()));
+        all.extend(self.remote.iter().map(|u| {
+            let mut shown = u.clone();
+            if shown.password().is_some() {
+                let _ = shown.set_password(Some("***"));
+            }
+            shown.to_string()
+        }));
         all.join(", ")
+    }
+}
+
+/// Whether `a` and `b` name the same bucket or container: scheme, user part, password,
+/// host (case-insensitively, as DNS names are) and port.
+fn same_container(a: &Url, b: &Url) -> bool {
+    let host = |u: &Url| u.host_str().map(str::to_ascii_lowercase);
+    a.scheme().eq_ignore_ascii_case(b.scheme())
+        && a.username() == b.username()
+        && a.password() == b.password()
+        && host(a) == host(b)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A location path an object store reads as written: no query or fragment, and no segment
+/// that is `.` or `..` or holds a `/` or a backslash once percent-decoded.
+fn plain_path(location: &Url) -> bool {
+    location.query().is_none()
+        && location.fragment().is_none()
+        && location.path().split('/').all(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            decoded != "." && decoded != ".." && !decoded.contains(['/', '\\'])
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(root: &str) -> AllowedLocations {
+        AllowedLocations::new(&[root.to_string()]).unwrap()
+    }
+
+    fn url(u: &str) -> Url {
+        Url::parse(u).unwrap()
+    }
+
+    #[test]
+    fn azure_containers_in_the_user_part_are_compared() {
+        let a = allowed("abfss://lake@acct.dfs.core.windows.net/data");
+        assert!(a.allows(&url("abfss://lake@acct.dfs.core.windows.net/data/t/")));
+        assert!(a.allows(&url("abfss://lake@ACCT.dfs.core.windows.net/data/t/")));
+        for bad in [
+            "abfss://other@acct.dfs.core.windows.net/data/t/",
+            "abfss://acct.dfs.core.windows.net/data/t/",
+            "abfss://lake@other.dfs.core.windows.net/data/t/",
+            "abfs://lake@acct.dfs.core.windows.net/data/t/",
+            "abfss://lake@acct.dfs.core.windows.net:8443/data/t/",
+            "abfss://lake:pw@acct.dfs.core.windows.net/data/t/",
+            "abfss://lake@acct.dfs.core.windows.net/database/t/",
+            "abfss://lake@acct.dfs.core.windows.net/data/../other/",
+            "abfss://lake@acct.dfs.core.windows.net/data/%2e%2e/other/",
+            "abfss://lake@acct.dfs.core.windows.net/data/a%2F..%2F..%2Fother/",
+            "abfss://lake@acct.dfs.core.windows.net/data/t/?x=1",
+        ] {
+            assert!(!a.allows(&url(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn buckets_and_prefixes_end_on_a_component_boundary() {
+        let a = allowed("s3://bucket/lake");
+        assert!(a.allows(&url("s3://bucket/lake/t/")));
+        for bad in [
+            "s3://bucket/lakehouse/t/",
+            "s3://bucket2/lake/t/",
+            "s3://user@bucket/lake/t/",
+            "s3://bucket:9000/lake/t/",
+            "gs://bucket/lake/t/",
+        ] {
+            assert!(!a.allows(&url(bad)), "{bad}");
+        }
+        let a = allowed("az://container/lake/");
+        assert!(a.allows(&url("az://container/lake/t/")));
+        assert!(!a.allows(&url("az://container2/lake/t/")));
+        assert!(!a.allows(&url("az://other@container/lake/t/")));
+        let a = allowed("gs://bucket");
+        assert!(a.allows(&url("gs://bucket/anything/t/")));
+        assert!(!a.allows(&url("gs://bucketx/anything/t/")));
     }
 }

@@ -8,6 +8,7 @@
 //! so nothing reveals what exists.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -16,14 +17,16 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tarn_catalog::{hash_token, RecipientInfo, SharedTable, SharingStore, TableInfo};
 use tarn_table::{parse_timestamp, DataFile, Table, TableLocation, TimeTravel};
 
+use crate::limits::TableOpens;
 use crate::signing::{self, FileTicket, TicketError};
 use crate::AppState;
 
@@ -376,10 +379,13 @@ async fn list_all_tables(
 // ---- tables ------------------------------------------------------------------------------
 
 /// A shared table resolved for a request.
+#[derive(Clone)]
 struct Resolved {
     shared: SharedTable,
     location: TableLocation,
     label: String,
+    /// The server-wide bound on tables being opened.
+    opens: Arc<TableOpens>,
 }
 
 async fn resolve(
@@ -416,13 +422,15 @@ async fn resolve(
         shared,
         location,
         label,
+        opens: state.opens.clone(),
     })
 }
 
 impl Resolved {
     /// The latest version, or a clear 404 if the data is gone.
     async fn latest(&self) -> Result<Table> {
-        Table::open(&self.location, &TimeTravel::Latest)
+        self.opens
+            .open(&self.location, &TimeTravel::Latest)
             .await
             .map_err(|e| match e.kind() {
                 tarn_table::ErrorKind::NotFound => {
@@ -455,7 +463,10 @@ impl Resolved {
         if v as u64 == latest.version() {
             return Ok(latest.clone());
         }
-        Ok(Table::open(&self.location, &TimeTravel::Version(v as u64)).await?)
+        Ok(self
+            .opens
+            .open(&self.location, &TimeTravel::Version(v as u64))
+            .await?)
     }
 
     /// The version current at `text`, or 400 naming the time range of the history.
@@ -572,24 +583,99 @@ impl Accepted {
     }
 }
 
-fn ndjson(lines: Vec<Value>, version: u64, format: Format) -> Response {
-    let mut body = String::new();
-    for line in lines {
-        body.push_str(&line.to_string());
-        body.push('\n');
-    }
-    let mut response = body.into_response();
+/// Whether the client asked for an `endStreamAction` line at the end of query and changes
+/// answers (`delta-sharing-capabilities: includeendstreamaction=true`).
+fn wants_end_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CAPABILITIES)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|value| {
+            value.split(';').any(|part| {
+                part.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("includeendstreamaction")
+                        && v.trim().eq_ignore_ascii_case("true")
+                })
+            })
+        })
+}
+
+fn ndjson_headers(response: &mut Response, version: u64, format: Format, end_stream: bool) {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
     headers.insert(TABLE_VERSION, HeaderValue::from(version));
     headers.insert(
         CAPABILITIES,
-        HeaderValue::from_static(match format {
-            Format::Parquet => "responseformat=parquet",
-            Format::Delta => "responseformat=delta",
+        HeaderValue::from_static(match (format, end_stream) {
+            (Format::Parquet, false) => "responseformat=parquet",
+            (Format::Delta, false) => "responseformat=delta",
+            (Format::Parquet, true) => "responseformat=parquet;includeendstreamaction=true",
+            (Format::Delta, true) => "responseformat=delta;includeendstreamaction=true",
         }),
     );
+}
+
+fn ndjson(lines: Vec<Value>, version: u64, format: Format) -> Response {
+    let mut response = encode_lines(&lines).into_response();
+    ndjson_headers(&mut response, version, format, false);
     response
+}
+
+fn encode_lines(lines: &[Value]) -> Bytes {
+    let mut body = Vec::with_capacity(lines.len() * 256);
+    for line in lines {
+        // Writing a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, line);
+        body.push(b'\n');
+    }
+    Bytes::from(body)
+}
+
+/// Lines of an answer after its head, made while the answer is sent.
+type LineStream = futures::stream::BoxStream<'static, Result<Vec<Value>>>;
+
+/// An NDJSON answer sent as it is made: `head` (checked before the `200`), then `rest`,
+/// pulled only as fast as the client reads, so no answer is ever held whole in memory. An
+/// error after the `200` ends the answer with an `endStreamAction` carrying `errorMessage`
+/// and then breaks the connection, so no client takes a cut-off answer for a whole one.
+fn ndjson_stream(
+    head: Vec<Value>,
+    rest: LineStream,
+    version: u64,
+    format: Format,
+    end_stream: bool,
+) -> Response {
+    let head = futures::stream::once(async move { Ok(head) });
+    let body = head.chain(rest).flat_map(|lines| {
+        let chunks: futures::stream::BoxStream<'static, std::io::Result<Bytes>> = match lines {
+            Ok(lines) if lines.is_empty() => futures::stream::empty().boxed(),
+            Ok(lines) => futures::stream::once(async move { Ok(encode_lines(&lines)) }).boxed(),
+            Err(e) => {
+                let line = encode_lines(&[json!({"endStreamAction": {"errorMessage": e.message}})]);
+                let message = e.message;
+                futures::stream::once(async move { Ok(line) })
+                    .chain(futures::stream::once(async move {
+                        // Let the server send what it holds before the connection is broken.
+                        tokio::task::yield_now().await;
+                        Err(std::io::Error::other(message))
+                    }))
+                    .boxed()
+            }
+        };
+        chunks
+    });
+    let mut response = Body::from_stream(body).into_response();
+    ndjson_headers(&mut response, version, format, end_stream);
+    response
+}
+
+/// The last line of a paged (or `includeendstreamaction`) answer: where the next page
+/// starts, if there is one, and when the answer's file URLs expire.
+fn end_stream_line(next_page_token: Option<String>, url_expiry: i64) -> Value {
+    let mut end = json!({ "minUrlExpirationTimestamp": url_expiry });
+    if let Some(token) = next_page_token {
+        end["nextPageToken"] = json!(token);
+    }
+    json!({ "endStreamAction": end })
 }
 
 /// What a version of the table looks like to a reader.
@@ -674,21 +760,22 @@ async fn table_metadata(
 }
 
 /// Signs file URLs for one request.
-struct Signer<'a> {
+#[derive(Clone)]
+struct Signer {
     secret: Vec<u8>,
     base: String,
-    shared_table: &'a str,
-    recipient: &'a str,
+    shared_table: String,
+    recipient: String,
     expires_at: i64,
 }
 
-impl Signer<'_> {
+impl Signer {
     fn url(&self, path: &str) -> String {
         let token = signing::sign(
             &self.secret,
             &FileTicket {
-                shared_table: self.shared_table.into(),
-                recipient: self.recipient.into(),
+                shared_table: self.shared_table.clone(),
+                recipient: self.recipient.clone(),
                 path: path.into(),
                 expires_at: self.expires_at,
             },
@@ -697,12 +784,12 @@ impl Signer<'_> {
     }
 }
 
-async fn signer<'a>(
+async fn signer(
     state: &AppState,
     headers: &HeaderMap,
-    resolved: &'a Resolved,
-    recipient: &'a RecipientInfo,
-) -> Result<Signer<'a>> {
+    resolved: &Resolved,
+    recipient: &RecipientInfo,
+) -> Result<Signer> {
     let secret = state.sharing_secret().await?;
     let base = match &state.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
@@ -726,8 +813,8 @@ async fn signer<'a>(
     Ok(Signer {
         secret,
         base,
-        shared_table: &resolved.shared.id,
-        recipient: &recipient.id,
+        shared_table: resolved.shared.id.clone(),
+        recipient: recipient.id.clone(),
         expires_at: now_ms() + URL_TTL_MS,
     })
 }
@@ -801,8 +888,9 @@ fn file_line(
     json!({ key: line })
 }
 
-/// The query body. Fields not listed (`predicateHints`, which the protocol makes optional to
-/// honour; `maxFiles`/`pageToken` paging, answered with all files at once) are ignored.
+/// The query body. `predicateHints` (SQL text, which the protocol makes optional to honour)
+/// and fields for features this server does not offer (refresh tokens, asynchronous
+/// queries) are ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct QueryBody {
@@ -820,7 +908,132 @@ struct QueryBody {
     ending_version: Option<i64>,
     #[serde(default)]
     max_files: Option<i64>,
+    #[serde(default)]
+    page_token: Option<String>,
 }
+
+impl QueryBody {
+    /// What makes one query's pages one answer: a page token only continues a query with
+    /// the same parameters (`maxFiles` may change from page to page).
+    fn fingerprint(&self) -> String {
+        fingerprint(&json!([
+            "query",
+            self.json_predicate_hints,
+            self.limit_hint,
+            self.version,
+            self.timestamp,
+            self.starting_version,
+            self.ending_version,
+        ]))
+    }
+}
+
+// ---- pages -------------------------------------------------------------------------------
+
+/// How long a `nextPageToken` stays valid.
+pub const PAGE_TOKEN_TTL_MS: i64 = URL_TTL_MS;
+
+/// The purpose page tokens are sealed for (see [`signing::seal`]).
+const PAGE_TOKEN: &str = "delta-sharing-page";
+
+/// Where the next page of a query or changes answer starts. Sealed with the URL-signing key,
+/// so a client can neither forge one nor reuse one for another table, recipient or query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+struct PageToken {
+    /// The shared table.
+    t: String,
+    /// The recipient.
+    r: String,
+    /// The query's [`fingerprint`].
+    q: String,
+    /// A snapshot: its version. History: the commit to resume at.
+    v: u64,
+    /// History: the first and last versions of the range.
+    #[serde(default)]
+    s: u64,
+    #[serde(default)]
+    e: u64,
+    /// History: how many actions of commit `v` were sent already.
+    #[serde(default)]
+    i: usize,
+    /// A snapshot: the path of the last file sent (files go out sorted by path).
+    #[serde(default)]
+    a: String,
+    /// Expiry, ms since the epoch.
+    x: i64,
+}
+
+impl PageToken {
+    fn new(signer: &Signer, query: &str) -> Self {
+        Self {
+            t: signer.shared_table.clone(),
+            r: signer.recipient.clone(),
+            q: query.to_string(),
+            x: now_ms() + PAGE_TOKEN_TTL_MS,
+            ..Self::default()
+        }
+    }
+
+    fn seal(&self, secret: &[u8]) -> String {
+        signing::seal(
+            secret,
+            PAGE_TOKEN,
+            &serde_json::to_value(self).unwrap_or_default(),
+        )
+    }
+
+    /// The token a request sent, checked against the table, recipient and query it is for.
+    async fn open(
+        state: &AppState,
+        token: Option<&str>,
+        r: &Resolved,
+        recipient: &RecipientInfo,
+        query: &str,
+    ) -> Result<Option<Self>> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let secret = state.sharing_secret().await?;
+        let page: PageToken = signing::unseal(&secret, PAGE_TOKEN, token)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or_else(|| {
+                SharingError::invalid(
+                    "malformed pageToken: pass the nextPageToken of the previous page unchanged",
+                )
+            })?;
+        if page.x <= now_ms() {
+            return Err(SharingError::invalid(
+                "this pageToken has expired: run the query again from its first page",
+            ));
+        }
+        if page.t != r.shared.id || page.r != recipient.id || page.q != query {
+            return Err(SharingError::invalid(
+                "this pageToken belongs to another query: send the same parameters as for the first page, or start again without pageToken",
+            ));
+        }
+        Ok(Some(page))
+    }
+}
+
+/// A short, stable digest of a query's parameters.
+fn fingerprint(params: &Value) -> String {
+    let digest = Sha256::digest(params.to_string().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn max_files_param(text: Option<&str>) -> Result<Option<i64>> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(SharingError::invalid(format!(
+                "maxFiles must be a positive integer, not `{t}`"
+            ))),
+        },
+    }
+}
+
+// ---- query -------------------------------------------------------------------------------
 
 async fn query_table(
     State(state): State<AppState>,
@@ -836,7 +1049,6 @@ async fn query_table(
         serde_json::from_slice(&body)
             .map_err(|e| SharingError::invalid(format!("malformed query body: {e}")))?
     };
-    let r = resolve(&state, &recipient, &share, &schema, &table).await?;
     let chosen = [
         q.version.is_some(),
         q.timestamp.is_some(),
@@ -861,56 +1073,67 @@ async fn query_table(
     if q.max_files.is_some_and(|m| m <= 0) {
         return Err(SharingError::invalid("maxFiles must be positive"));
     }
+    // Reading the hint is CPU work on a text of up to a MiB: not on the async threads.
+    let hint = q
+        .json_predicate_hints
+        .clone()
+        .filter(|h| !h.trim().is_empty());
+    let predicate = match hint {
+        None => None,
+        Some(text) => tokio::task::spawn_blocking(move || crate::predicate::parse_hint(&text))
+            .await
+            .map_err(SharingError::internal)?
+            .map_err(SharingError::invalid)?,
+    };
+    let r = resolve(&state, &recipient, &share, &schema, &table).await?;
+    let query = q.fingerprint();
+    let page = PageToken::open(&state, q.page_token.as_deref(), &r, &recipient, &query).await?;
+    let end_stream = wants_end_stream(&headers);
     let latest = r.latest().await?;
     if let Some(start) = q.starting_version {
         r.require_history("startingVersion")?;
         let format = accepted.choose(&latest, &r.label, &[])?;
-        return history_query(
+        let walk = HistoryWalk::start(
             &state,
             &headers,
             &recipient,
-            &r,
-            &latest,
-            start,
-            q.ending_version,
+            r,
+            latest,
+            Feed::DataChanges,
+            (start, q.ending_version),
+            Paging {
+                max_files: q.max_files,
+                page,
+                query,
+                end_stream,
+            },
             format,
         )
-        .await;
+        .await?;
+        return Ok(walk.into_response());
     }
-    let snapshot = match (&q.version, &q.timestamp) {
-        (Some(v), _) => {
+    let snapshot = match (&page, &q.version, &q.timestamp) {
+        // Every page of a query reads the version its first page read.
+        (Some(page), _, _) => r.at_version(&latest, page.v as i64).await?,
+        (None, Some(v), _) => {
             r.require_history("reading an older version")?;
             r.at_version(&latest, *v).await?
         }
-        (None, Some(t)) => {
+        (None, None, Some(t)) => {
             r.require_history("reading an older version")?;
             r.at_timestamp(&latest, t).await?
         }
-        (None, None) => latest.clone(),
+        (None, None, None) => latest.clone(),
     };
+    drop(latest);
     let time_travel = q.version.is_some() || q.timestamp.is_some();
-    let mut files = snapshot.data_files()?;
+    let files = snapshot.data_files()?;
     let format = accepted.choose(&snapshot, &r.label, &files)?;
-    let all_files = files.clone();
-    if let Some(hints) = q
-        .json_predicate_hints
-        .as_deref()
-        .filter(|h| !h.trim().is_empty())
-    {
-        let partition_columns = snapshot.partition_columns()?;
-        match serde_json::from_str::<Value>(hints) {
-            Ok(predicate) => files.retain(|f| {
-                crate::predicate::may_match(&predicate, &partition_columns, &f.partition_values)
-            }),
-            // Hints are best-effort by the protocol: an unreadable one prunes nothing.
-            Err(e) => tracing::debug!("ignoring unreadable jsonPredicateHints: {e}"),
-        }
-    }
-    if let Some(limit) = q.limit_hint {
-        files = limit_files(files, limit as u64);
-    }
-    let signer = signer(&state, &headers, &r, &recipient).await?;
     let version = snapshot.version();
+    let head = vec![
+        protocol_line(&snapshot, format)?,
+        metadata_line(&snapshot, format, Some(version), Some(&files))?,
+    ];
     let stamp = if time_travel {
         Some(Stamp {
             version,
@@ -919,14 +1142,74 @@ async fn query_table(
     } else {
         None
     };
-    let mut lines = vec![
-        protocol_line(&snapshot, format)?,
-        metadata_line(&snapshot, format, Some(version), Some(&all_files))?,
-    ];
-    for file in &files {
-        lines.push(file_line("file", file, &signer, format, stamp));
-    }
-    Ok(ndjson(lines, version, format))
+    let partition_columns = snapshot.partition_columns()?;
+    drop(snapshot);
+    let paged = q.max_files.is_some() || page.is_some();
+    let after = page.as_ref().map(|p| p.a.clone());
+    let limit = q.limit_hint.map(|l| l as u64);
+    // Pruning, sorting and limiting run over every file of the version: CPU work, not on
+    // the async threads.
+    let files = tokio::task::spawn_blocking(move || {
+        let mut files = match &predicate {
+            Some(p) => {
+                crate::predicate::filter(p, &partition_columns, files, |f| &f.partition_values)
+            }
+            None => files,
+        };
+        if paged {
+            files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        }
+        if let Some(limit) = limit {
+            files = limit_files(files, limit);
+        }
+        if let Some(after) = after {
+            files.retain(|f| f.path > after);
+        }
+        files
+    })
+    .await
+    .map_err(SharingError::internal)?;
+    let signer = signer(&state, &headers, &r, &recipient).await?;
+    let mut files = files;
+    let next_page = match q.max_files {
+        Some(max) if files.len() > max as usize => {
+            files.truncate(max as usize);
+            let mut next = PageToken::new(&signer, &query);
+            next.v = version;
+            next.a = files.last().map(|f| f.path.clone()).unwrap_or_default();
+            Some(next.seal(&signer.secret))
+        }
+        _ => None,
+    };
+    let last = (q.max_files.is_some() || end_stream)
+        .then(|| end_stream_line(next_page, signer.expires_at));
+    let rest = file_lines(files, signer, format, stamp, last);
+    Ok(ndjson_stream(head, rest, version, format, end_stream))
+}
+
+/// The lines of `files`, made in chunks as the answer is sent, then `last` if any.
+fn file_lines(
+    files: Vec<DataFile>,
+    signer: Signer,
+    format: Format,
+    stamp: Option<Stamp>,
+    mut last: Option<Value>,
+) -> LineStream {
+    const CHUNK: usize = 256;
+    let mut files = files.into_iter();
+    let chunks = std::iter::from_fn(move || {
+        let lines: Vec<Value> = files
+            .by_ref()
+            .take(CHUNK)
+            .map(|f| file_line("file", &f, &signer, format, stamp))
+            .collect();
+        if lines.is_empty() {
+            last.take().map(|l| Ok(vec![l]))
+        } else {
+            Some(Ok(lines))
+        }
+    });
+    futures::stream::iter(chunks).boxed()
 }
 
 /// The first files whose recorded row counts reach `limit` (all of them if a count is missing).
@@ -1004,50 +1287,197 @@ async fn version_span(
     Ok((start as u64, end as u64))
 }
 
-/// `startingVersion` (and `endingVersion`) queries: the files added and removed by each
-/// commit in the range, with metadata lines where the schema changed.
-#[allow(clippy::too_many_arguments)]
-async fn history_query(
-    state: &AppState,
-    headers: &HeaderMap,
-    recipient: &RecipientInfo,
-    r: &Resolved,
-    latest: &Table,
-    start: i64,
-    end: Option<i64>,
+/// What a history answer lists for each commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// A query with `startingVersion`: the files each commit added and removed, with a
+    /// metadata line where the schema changed.
+    DataChanges,
+    /// The change data feed: `cdf` files where a commit wrote change data, else its added
+    /// files as inserts and removed files as deletes.
+    ChangeData,
+}
+
+/// How a query or changes answer is paged.
+struct Paging {
+    /// At most this many files per answer (`maxFiles`).
+    max_files: Option<i64>,
+    /// Where this page starts (`pageToken`).
+    page: Option<PageToken>,
+    /// The query's [`fingerprint`], for the next page's token.
+    query: String,
+    /// Whether the client asked for an `endStreamAction` line.
+    end_stream: bool,
+}
+
+/// A history answer being sent: the commits of a version range read one at a time, as the
+/// client takes the lines.
+struct HistoryWalk {
+    resolved: Resolved,
+    latest: Table,
+    signer: Signer,
     format: Format,
-) -> Result<Response> {
-    let (start, end) = version_span(r, latest, start, end).await?;
-    let at_start = r.at_version(latest, start as i64).await?;
-    let signer = signer(state, headers, r, recipient).await?;
-    let mut lines = vec![
-        protocol_line(&at_start, format)?,
-        metadata_line(&at_start, format, Some(start), None)?,
-    ];
-    for version in start..=end {
-        let (commit, actions) = latest.commit_with_actions(version).await?;
+    feed: Feed,
+    /// The range asked for.
+    start: u64,
+    end: u64,
+    /// The next commit to read, and how many of its actions were sent already.
+    version: u64,
+    skip: usize,
+    /// Files this page may still hold (`None`: not paged).
+    room: Option<usize>,
+    query: String,
+    /// Whether to end with an `endStreamAction` line.
+    end_line: bool,
+    done: bool,
+}
+
+/// A history answer: its head lines, checked before the `200`, and the walk for the rest.
+struct HistoryAnswer {
+    head: Vec<Value>,
+    walk: HistoryWalk,
+    end_stream: bool,
+}
+
+impl HistoryWalk {
+    /// Checks the range (from the request, or from its page token) and makes the head.
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        state: &AppState,
+        headers: &HeaderMap,
+        recipient: &RecipientInfo,
+        r: Resolved,
+        latest: Table,
+        feed: Feed,
+        (start, end): (i64, Option<i64>),
+        paging: Paging,
+        format: Format,
+    ) -> Result<HistoryAnswer> {
+        let (start, end, version, skip) = match &paging.page {
+            Some(page) => {
+                // The rest of the range must still be in the log.
+                version_span(&r, &latest, page.v as i64, Some(page.e as i64)).await?;
+                (page.s, page.e, page.v, page.i)
+            }
+            None => {
+                let (start, end) = version_span(&r, &latest, start, end).await?;
+                (start, end, start, 0)
+            }
+        };
+        let at_start = r.at_version(&latest, start as i64).await?;
+        let head = vec![
+            protocol_line(&at_start, format)?,
+            metadata_line(&at_start, format, Some(start), None)?,
+        ];
+        drop(at_start);
+        let signer = signer(state, headers, &r, recipient).await?;
+        Ok(HistoryAnswer {
+            head,
+            end_stream: paging.end_stream,
+            walk: HistoryWalk {
+                resolved: r,
+                latest,
+                signer,
+                format,
+                feed,
+                start,
+                end,
+                version,
+                skip,
+                room: paging.max_files.map(|m| m as usize),
+                query: paging.query,
+                end_line: paging.max_files.is_some() || paging.end_stream,
+                done: false,
+            },
+        })
+    }
+
+    /// The lines of the next commit (possibly none), or `None` when the answer is complete.
+    async fn next_lines(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.version > self.end {
+            self.done = true;
+            return Ok(self
+                .end_line
+                .then(|| vec![end_stream_line(None, self.signer.expires_at)]));
+        }
+        let version = self.version;
+        let (commit, actions) = self.latest.commit_with_actions(version).await?;
         let stamp = Stamp {
             version,
             timestamp: commit.timestamp.timestamp_millis(),
         };
-        for action in &actions {
-            if version > start && action.get("metaData").is_some() {
-                let at = r.at_version(latest, version as i64).await?;
-                lines.push(metadata_line(&at, format, Some(version), None)?);
+        let has_cdc =
+            self.feed == Feed::ChangeData && actions.iter().any(|a| a.get("cdc").is_some());
+        let mut lines = Vec::new();
+        for (index, action) in actions.iter().enumerate().skip(self.skip) {
+            if self.feed == Feed::DataChanges
+                && version > self.start
+                && action.get("metaData").is_some()
+            {
+                let at = self
+                    .resolved
+                    .at_version(&self.latest, version as i64)
+                    .await?;
+                lines.push(metadata_line(&at, self.format, Some(version), None)?);
+                continue;
             }
-            for kind in ["add", "remove"] {
-                let Some(a) = action.get(kind) else { continue };
-                if a.get("dataChange").and_then(Value::as_bool) == Some(false) {
-                    continue;
+            let (kind, a) = if has_cdc {
+                match action.get("cdc") {
+                    Some(a) => ("cdf", a),
+                    None => continue,
                 }
-                if let Some(file) = file_from_action(a) {
-                    check_servable(&file, &r.label, format)?;
-                    lines.push(file_line(kind, &file, &signer, format, Some(stamp)));
-                }
+            } else if let Some(a) = action.get("add") {
+                ("add", a)
+            } else if let Some(a) = action.get("remove") {
+                ("remove", a)
+            } else {
+                continue;
+            };
+            if kind != "cdf" && a.get("dataChange").and_then(Value::as_bool) == Some(false) {
+                continue;
             }
+            let Some(file) = file_from_action(a) else {
+                continue;
+            };
+            check_servable(&file, &self.resolved.label, self.format)?;
+            if let Some(room) = self.room.as_mut() {
+                if *room == 0 {
+                    let mut next = PageToken::new(&self.signer, &self.query);
+                    (next.s, next.e, next.v, next.i) = (self.start, self.end, version, index);
+                    let token = next.seal(&self.signer.secret);
+                    lines.push(end_stream_line(Some(token), self.signer.expires_at));
+                    self.done = true;
+                    return Ok(Some(lines));
+                }
+                *room -= 1;
+            }
+            lines.push(file_line(
+                kind,
+                &file,
+                &self.signer,
+                self.format,
+                Some(stamp),
+            ));
         }
+        self.version += 1;
+        self.skip = 0;
+        Ok(Some(lines))
     }
-    Ok(ndjson(lines, start, format))
+}
+
+impl IntoResponse for HistoryAnswer {
+    fn into_response(self) -> Response {
+        let version = self.walk.start;
+        let format = self.walk.format;
+        let rest = futures::stream::try_unfold(self.walk, |mut walk| async move {
+            Ok(walk.next_lines().await?.map(|lines| (lines, walk)))
+        })
+        .boxed();
+        ndjson_stream(self.head, rest, version, format, self.end_stream)
+    }
 }
 
 fn check_servable(file: &DataFile, label: &str, format: Format) -> Result<()> {
@@ -1072,6 +1502,21 @@ struct ChangesParams {
     starting_timestamp: Option<String>,
     ending_timestamp: Option<String>,
     include_historical_metadata: Option<String>,
+    max_files: Option<String>,
+    page_token: Option<String>,
+}
+
+impl ChangesParams {
+    /// See [`QueryBody::fingerprint`].
+    fn fingerprint(&self) -> String {
+        fingerprint(&json!([
+            "changes",
+            self.starting_version,
+            self.ending_version,
+            self.starting_timestamp,
+            self.ending_timestamp,
+        ]))
+    }
 }
 
 fn version_param(name: &str, text: Option<&str>) -> Result<Option<i64>> {
@@ -1083,7 +1528,8 @@ fn version_param(name: &str, text: Option<&str>) -> Result<Option<i64>> {
 }
 
 /// The change data feed between two versions (or times): `cdf` files where a commit wrote
-/// change data, else its added files as inserts and removed files as deletes.
+/// change data, else its added files as inserts and removed files as deletes. Sent as it is
+/// read, one commit at a time; paged with `maxFiles` and `pageToken`.
 async fn table_changes(
     State(state): State<AppState>,
     Recipient(recipient): Recipient,
@@ -1092,8 +1538,12 @@ async fn table_changes(
     Query(params): Query<ChangesParams>,
 ) -> Result<Response> {
     let accepted = Accepted::from_headers(&headers)?;
+    let max_files = max_files_param(params.max_files.as_deref())?;
     let r = resolve(&state, &recipient, &share, &schema, &table).await?;
     r.require_history("reading the change data feed")?;
+    let query = params.fingerprint();
+    let page =
+        PageToken::open(&state, params.page_token.as_deref(), &r, &recipient, &query).await?;
     let latest = r.latest().await?;
     let format = accepted.choose(&latest, &r.label, &[])?;
     let cdf_enabled = latest
@@ -1108,6 +1558,34 @@ async fn table_changes(
         )));
     }
     let _ = params.include_historical_metadata;
+    // A later page takes its range from its token.
+    let (start, end) = if page.is_some() {
+        (0, None)
+    } else {
+        changes_range(&latest, &params).await?
+    };
+    let answer = HistoryWalk::start(
+        &state,
+        &headers,
+        &recipient,
+        r,
+        latest,
+        Feed::ChangeData,
+        (start, end),
+        Paging {
+            max_files,
+            page,
+            query,
+            end_stream: wants_end_stream(&headers),
+        },
+        format,
+    )
+    .await?;
+    Ok(answer.into_response())
+}
+
+/// The versions a changes request asks for, from versions or times.
+async fn changes_range(latest: &Table, params: &ChangesParams) -> Result<(i64, Option<i64>)> {
     let start = match (
         version_param("startingVersion", params.starting_version.as_deref())?,
         params.starting_timestamp.as_deref(),
@@ -1148,43 +1626,7 @@ async fn table_changes(
             ))
         }
     };
-    let (start, end) = version_span(&r, &latest, start, end).await?;
-    let at_start = r.at_version(&latest, start as i64).await?;
-    let signer = signer(&state, &headers, &r, &recipient).await?;
-    let mut lines = vec![
-        protocol_line(&at_start, format)?,
-        metadata_line(&at_start, format, Some(start), None)?,
-    ];
-    for version in start..=end {
-        let (commit, actions) = latest.commit_with_actions(version).await?;
-        let stamp = Stamp {
-            version,
-            timestamp: commit.timestamp.timestamp_millis(),
-        };
-        let has_cdc = actions.iter().any(|a| a.get("cdc").is_some());
-        for action in &actions {
-            let (kind, a) = if has_cdc {
-                match action.get("cdc") {
-                    Some(a) => ("cdf", a),
-                    None => continue,
-                }
-            } else if let Some(a) = action.get("add") {
-                ("add", a)
-            } else if let Some(a) = action.get("remove") {
-                ("remove", a)
-            } else {
-                continue;
-            };
-            if kind != "cdf" && a.get("dataChange").and_then(Value::as_bool) == Some(false) {
-                continue;
-            }
-            if let Some(file) = file_from_action(a) {
-                check_servable(&file, &r.label, format)?;
-                lines.push(file_line(kind, &file, &signer, format, Some(stamp)));
-            }
-        }
-    }
-    Ok(ndjson(lines, start, format))
+    Ok((start, end))
 }
 
 // ---- files -------------------------------------------------------------------------------
@@ -1260,7 +1702,19 @@ async fn serve_file(
         .await
         .map_err(|_| denied())?;
     let location = state.location(&info.storage_location)?;
-    let file = Table::open_file(&location, &ticket.path).await?;
+    let file = Table::open_file(&location, &ticket.path)
+        .await
+        .map_err(|e| {
+            if e.kind() == tarn_table::ErrorKind::NotFound {
+                // A vacuumed file, or a link out of the table's directory: worth a look.
+                tracing::warn!(
+                    table = %format!("{}.{}.{}", shared.share_name, shared.schema_name, shared.name),
+                    "refused a file URL: {}",
+                    e.message()
+                );
+            }
+            SharingError::from(e)
+        })?;
     let size = file.size;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let range = match requested_range(range_header, size) {

@@ -74,6 +74,28 @@ pub fn verify(secret: &[u8], token: &str, now_ms: i64) -> Result<FileTicket, Tic
     })
 }
 
+/// Seals `body` into a URL-safe token that only a holder of `secret` can have made, for
+/// `purpose` (a token sealed for one purpose never opens for another, nor as a file URL).
+pub fn seal(secret: &[u8], purpose: &str, body: &serde_json::Value) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(body.to_string());
+    let signature = URL_SAFE_NO_PAD.encode(
+        mac(secret, &format!("{purpose}.{payload}"))
+            .finalize()
+            .into_bytes(),
+    );
+    format!("{payload}.{signature}")
+}
+
+/// The body of a token [`seal`]ed with `secret` for `purpose`; `None` for anything else.
+pub fn unseal(secret: &[u8], purpose: &str, token: &str) -> Option<serde_json::Value> {
+    let (payload, signature) = token.split_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    mac(secret, &format!("{purpose}.{payload}"))
+        .verify_slice(&signature)
+        .ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +132,18 @@ mod tests {
         assert_eq!(verify(b"secret", payload, 0), Err(TicketError::Invalid));
         assert_eq!(verify(b"secret", "", 0), Err(TicketError::Invalid));
         assert_eq!(verify(b"secret", "a.b.c", 0), Err(TicketError::Invalid));
+    }
+
+    #[test]
+    fn a_sealed_token_opens_only_for_its_purpose_and_secret() {
+        let body = serde_json::json!({"v": 3});
+        let token = seal(b"secret", "page", &body);
+        assert_eq!(unseal(b"secret", "page", &token), Some(body));
+        assert_eq!(unseal(b"secret", "other", &token), None);
+        assert_eq!(unseal(b"other", "page", &token), None);
+        // A file URL's token is not a page token, nor the other way round.
+        let file = sign(b"secret", &ticket());
+        assert_eq!(unseal(b"secret", "page", &file), None);
+        assert_eq!(verify(b"secret", &token, 0), Err(TicketError::Invalid));
     }
 }

@@ -17,6 +17,7 @@ use tarn_table::deltalake::kernel::{DataType, PrimitiveType};
 use tarn_table::{CreateOptions, Table, TableLocation, TimeTravel};
 
 use crate::error::ApiError;
+use crate::limits::TableOpens;
 use crate::warehouse;
 use crate::AppState;
 
@@ -329,29 +330,11 @@ fn columns_json(table: &Table) -> Result<Vec<Value>, ApiError> {
 
 /// Each table's columns as of its latest version, kept until a newer commit appears: a
 /// request then costs one metadata lookup (is there a commit after the cached version?)
-/// instead of a replay of the log.
-///
-/// At most [`MAX_OPENS`] tables are opened at once. Opening a table runs the Delta kernel,
-/// which parks its thread in tokio's blocking pool while its file reads run on other
-/// threads of the same pool; with 32 list-tables requests on a cold cache, each checking
-/// 16 tables at once, 512 opens took every thread of the pool and waited for reads that
-/// had no thread left to run on (the server stopped answering).
-#[derive(Debug)]
+/// instead of a replay of the log. Tables are opened under the server-wide bound
+/// ([`crate::limits::MAX_TABLE_OPENS`]).
+#[derive(Debug, Default)]
 pub struct ColumnsCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CachedColumns>>,
-    opens: tokio::sync::Semaphore,
-}
-
-/// See [`ColumnsCache`].
-const MAX_OPENS: usize = 16;
-
-impl Default for ColumnsCache {
-    fn default() -> Self {
-        Self {
-            entries: Default::default(),
-            opens: tokio::sync::Semaphore::new(MAX_OPENS),
-        }
-    }
 }
 
 /// A table's version and its columns at that version.
@@ -360,14 +343,14 @@ type CachedColumns = (u64, std::sync::Arc<Vec<Value>>);
 impl ColumnsCache {
     async fn columns(
         &self,
+        opens: &TableOpens,
         location: &TableLocation,
     ) -> Result<std::sync::Arc<Vec<Value>>, ApiError> {
         let key = location.url().to_string();
         if let Some(columns) = self.current(location, &key).await? {
             return Ok(columns);
         }
-        // The semaphore is never closed: `acquire` cannot fail.
-        let _permit = self.opens.acquire().await.ok();
+        let _permit = opens.permit().await;
         // Another request may have opened the table while this one waited.
         if let Some(columns) = self.current(location, &key).await? {
             return Ok(columns);
@@ -401,7 +384,7 @@ impl ColumnsCache {
 
 async fn table_json(s: &AppState, t: &TableInfo) -> Value {
     let columns = match s.location(&t.storage_location) {
-        Ok(location) => match s.columns.columns(&location).await {
+        Ok(location) => match s.columns.columns(&s.opens, &location).await {
             Ok(columns) => columns.as_ref().clone(),
             Err(e) => {
                 tracing::warn!(table = %t.full_name(), "cannot read the table's schema: {}", e.message());
@@ -527,6 +510,8 @@ async fn create_table(
                 comment: body.comment,
                 properties: body.properties.into_iter().collect(),
             };
+            // Creating runs the Delta kernel like opening does: under the same bound.
+            let _permit = s.opens.permit().await;
             warehouse::create_managed_table(
                 s.store.as_ref(),
                 &s.warehouse,
@@ -542,6 +527,7 @@ async fn create_table(
                 .storage_location
                 .ok_or_else(|| ApiError::invalid("an EXTERNAL table needs storage_location"))?;
             let location = s.location(&location)?;
+            let _permit = s.opens.permit().await;
             warehouse::register_external_table(
                 s.store.as_ref(),
                 &s.allowed,

@@ -465,9 +465,13 @@ async fn serves_over_a_real_socket() {
     tokio::spawn(tarn_server::serve(listener, f.state.clone()));
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Without tokens, the Host must name the server (see hosts.rs).
     stream
         .write_all(
-            b"GET /api/2.1/unity-catalog/catalogs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            format!(
+                "GET /api/2.1/unity-catalog/catalogs HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await
         .unwrap();

@@ -1,9 +1,14 @@
 //! A table version as data files plus its raw log: what a server needs to hand a table to
 //! readers that fetch the Parquet files themselves (Delta Sharing). Paths are relative to
-//! the table root; reading one goes through [`Table::read_file`] and never leaves the root.
+//! the table root; reading one goes through [`Table::open_file`] and never leaves the root:
+//! no `..`, no absolute path, and on a local table no symbolic link that leads out of the
+//! table's directory (the file is opened first, then where it really is gets checked, so a
+//! link swapped in between cannot win).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deltalake::Path as StorePath;
@@ -181,10 +186,26 @@ impl Table {
 
     /// Opens `path` (relative to the table root at `location`) for reading, without loading
     /// the table: one metadata request for its size. Paths that could leave the root are
-    /// refused.
+    /// refused, and so is a local file that is really elsewhere (reached through a symbolic
+    /// link), inside `_delta_log`, or not a regular file: all as `NotFound`, with a message
+    /// saying why.
     pub async fn open_file(location: &TableLocation, path: &str) -> Result<TableFile> {
         if !is_table_relative(path) {
             return Err(Error::invalid(format!("`{path}` is not a data file path")));
+        }
+        if let Some(root) = location.local_path() {
+            let relative = path.to_string();
+            let (file, size) =
+                tokio::task::spawn_blocking(move || open_local_file(&root, &relative))
+                    .await
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Internal, format!("cannot open `{path}`: {e}"))
+                    })??;
+            return Ok(TableFile {
+                source: Source::Local(Arc::new(file)),
+                label: path.to_string(),
+                size,
+            });
         }
         let store = Self::unloaded(location)?.log_store().object_store(None);
         let file = store_path(path);
@@ -192,22 +213,110 @@ impl Table {
             .await
             .map_err(|e| read_error(path, e))?;
         Ok(TableFile {
-            store,
-            file,
+            source: Source::Store { store, file },
             label: path.to_string(),
             size: meta.size,
         })
     }
 }
 
+/// Opens `relative` under the local table directory `root` and checks that what was opened
+/// is a regular file inside `root` (outside `_delta_log`); returns it with its size.
+fn open_local_file(root: &Path, relative: &str) -> Result<(std::fs::File, u64)> {
+    let no_file = || Error::not_found(format!("no file `{relative}` in the table"));
+    let real_root = root.canonicalize().map_err(|_| no_file())?;
+    let candidate = root.join(relative);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A FIFO planted in the table's directory must not block the open.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = match options.open(&candidate) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_file()),
+        Err(e) => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("cannot open `{relative}`: {e}"),
+            ))
+        }
+    };
+    let real = real_path(&file, &candidate).map_err(|_| no_file())?;
+    if !real.starts_with(&real_root) || real.starts_with(real_root.join("_delta_log")) {
+        return Err(Error::not_found(format!(
+            "`{relative}` is not a file of the table: it leads outside the table's directory (through a symbolic link), and is not served"
+        )));
+    }
+    let meta = file.metadata().map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot read `{relative}`: {e}"),
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(Error::not_found(format!(
+            "`{relative}` is not a regular file of the table, and is not served"
+        )));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Where the file opened as `file` (from `path`) really is: from the open descriptor where
+/// the system tells (Linux), so a link swapped after the open changes nothing.
+fn real_path(file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            return Ok(real);
+        }
+    }
+    let _ = file;
+    path.canonicalize()
+}
+
+/// Reads `len` bytes at `offset` of `file`.
+fn read_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; len];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut buf, offset)?;
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file.try_clone()?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut buf)?;
+    }
+    Ok(buf)
+}
+
+/// Where a [`TableFile`]'s bytes come from.
+enum Source {
+    /// A table on an object store (or one reached through object_store's local store).
+    Store {
+        store: deltalake::logstore::ObjectStoreRef,
+        file: StorePath,
+    },
+    /// A local table's file, opened (and checked) once.
+    Local(Arc<std::fs::File>),
+}
+
 /// A data file of a table, opened by [`Table::open_file`].
 pub struct TableFile {
-    store: deltalake::logstore::ObjectStoreRef,
-    file: StorePath,
+    source: Source,
     label: String,
     /// Its size in bytes.
     pub size: u64,
 }
+
+/// How much of a local file one read takes.
+const LOCAL_READ_CHUNK: u64 = 1 << 20;
 
 impl TableFile {
     /// Streams bytes `range` of the file.
@@ -215,19 +324,46 @@ impl TableFile {
         &self,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
-        let options = object_store::GetOptions {
-            range: Some(object_store::GetRange::Bounded(range)),
-            ..Default::default()
-        };
-        let result = self
-            .store
-            .get_opts(&self.file, options)
-            .await
-            .map_err(|e| read_error(&self.label, e))?;
         let label = self.label.clone();
-        Ok(Box::pin(
-            result.into_stream().map_err(move |e| read_error(&label, e)),
-        ))
+        match &self.source {
+            Source::Store { store, file } => {
+                let options = object_store::GetOptions {
+                    range: Some(object_store::GetRange::Bounded(range)),
+                    ..Default::default()
+                };
+                let result = store
+                    .get_opts(file, options)
+                    .await
+                    .map_err(|e| read_error(&self.label, e))?;
+                Ok(Box::pin(
+                    result.into_stream().map_err(move |e| read_error(&label, e)),
+                ))
+            }
+            Source::Local(file) => {
+                let file = file.clone();
+                Ok(Box::pin(futures::stream::try_unfold(range, move |range| {
+                    let (file, label) = (file.clone(), label.clone());
+                    async move {
+                        if range.start >= range.end {
+                            return Ok(None);
+                        }
+                        let len = (range.end - range.start).min(LOCAL_READ_CHUNK);
+                        let offset = range.start;
+                        let bytes = tokio::task::spawn_blocking(move || {
+                            read_at(&file, offset, len as usize)
+                        })
+                        .await
+                        .map_err(|e| {
+                            Error::new(ErrorKind::Internal, format!("cannot read `{label}`: {e}"))
+                        })?
+                        .map_err(|e| {
+                            Error::new(ErrorKind::Internal, format!("cannot read `{label}`: {e}"))
+                        })?;
+                        Ok(Some((bytes::Bytes::from(bytes), offset + len..range.end)))
+                    }
+                })))
+            }
+        }
     }
 }
 

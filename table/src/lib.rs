@@ -49,7 +49,7 @@ pub use location::TableLocation;
 pub use maintain::{OptimizeReport, RestoreReport, VacuumReport};
 pub use mutate::MutationReport;
 pub use query::{QueryResult, QueryTable};
-pub use schema_text::{parse_columns, parse_type, type_text};
+pub use schema_text::{parse_columns, parse_type, type_text, MAX_TYPE_NESTING};
 pub use table::Table;
 pub use time_travel::TimeTravel;
 pub use write::{mostly_distinct_columns, WriteMode, WriteOptions, WriteReport};

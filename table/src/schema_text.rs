@@ -5,6 +5,28 @@ use deltalake::kernel::{ArrayType, DataType, MapType, PrimitiveType, StructField
 
 use crate::error::{Error, Result};
 
+/// How deeply type text may nest (`array<array<…>>`, `struct<a:map<…>>`): the levels of
+/// `<…>`. Deeper text is refused with an error instead of being parsed, so no schema — from
+/// a command line or an HTTP request — can exhaust the parser's stack. Real schemas nest a
+/// few levels; Spark's own parser gives up long before this.
+pub const MAX_TYPE_NESTING: usize = 64;
+
+/// How much of a bad input an error message quotes.
+const QUOTE_CHARS: usize = 60;
+
+/// `text` for an error message: at most [`QUOTE_CHARS`] characters, on one line.
+fn quoted(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(QUOTE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(QUOTE_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Parses a comma-separated column list: `name type [not null] [comment '...']`.
 ///
 /// ```
@@ -23,7 +45,8 @@ pub fn parse_columns(text: &str) -> Result<Vec<StructField>> {
         let part = part.trim();
         if part.is_empty() {
             return Err(Error::invalid(format!(
-                "empty column definition in schema `{text}`"
+                "empty column definition in schema `{}`",
+                quoted(text)
             )));
         }
         let field = parse_column(part)?;
@@ -33,7 +56,7 @@ pub fn parse_columns(text: &str) -> Result<Vec<StructField>> {
         {
             return Err(Error::invalid(format!(
                 "column `{}` is defined twice",
-                field.name()
+                quoted(field.name())
             )));
         }
         fields.push(field);
@@ -45,6 +68,7 @@ fn parse_column(part: &str) -> Result<StructField> {
     let (name, rest) = take_name(part)?;
     let rest = rest.trim();
     if rest.is_empty() {
+        let name = quoted(&name);
         return Err(Error::invalid(format!(
             "column `{name}` has no type (write `{name} string`, `{name} bigint`, ...)"
         )));
@@ -59,7 +83,7 @@ fn parse_column(part: &str) -> Result<StructField> {
         (rest, true)
     };
     let data_type = parse_type(type_text.trim())
-        .map_err(|e| Error::invalid(format!("column `{name}`: {}", e.message())))?;
+        .map_err(|e| Error::invalid(format!("column `{}`: {}", quoted(&name), e.message())))?;
     Ok(StructField::new(name, data_type, nullable))
 }
 
@@ -68,23 +92,44 @@ fn take_name(part: &str) -> Result<(String, &str)> {
     if let Some(rest) = part.strip_prefix('`') {
         let end = rest
             .find('`')
-            .ok_or_else(|| Error::invalid(format!("unclosed backtick in `{part}`")))?;
+            .ok_or_else(|| Error::invalid(format!("unclosed backtick in `{}`", quoted(part))))?;
         return Ok((rest[..end].to_string(), &rest[end + 1..]));
     }
     let end = part.find(char::is_whitespace).unwrap_or(part.len());
     let name = &part[..end];
     if !name.chars().all(|c| c.is_alphanumeric() || c == '_') || name.is_empty() {
         return Err(Error::invalid(format!(
-            "invalid column name `{name}` (use letters, digits and _, or quote it in backticks)"
+            "invalid column name `{}` (use letters, digits and _, or quote it in backticks)",
+            quoted(name)
         )));
     }
     Ok((name.to_string(), &part[end..]))
 }
 
 /// Parses one Spark/Delta type: `bigint`, `decimal(12,2)`, `array<string>`,
-/// `map<string,int>`, `struct<a:int,b:string>`...
+/// `map<string,int>`, `struct<a:int,b:string>`... Text nested deeper than
+/// [`MAX_TYPE_NESTING`] levels is an error.
+///
+/// ```
+/// assert!(tarn_table::parse_type("array<map<string,decimal(12,2)>>").is_ok());
+/// let deep = format!("{}int{}", "array<".repeat(100), ">".repeat(100));
+/// assert!(tarn_table::parse_type(&deep).unwrap_err().message().contains("nests deeper than 64"));
+/// ```
 pub fn parse_type(text: &str) -> Result<DataType> {
+    parse_nested_type(text, 0)
+}
+
+/// [`parse_type`] for text found `depth` levels of `<…>` down.
+fn parse_nested_type(text: &str, depth: usize) -> Result<DataType> {
+    if depth > MAX_TYPE_NESTING {
+        return Err(Error::invalid(format!(
+            "type `{}` nests deeper than {MAX_TYPE_NESTING} levels of `<…>`",
+            quoted(text.trim())
+        )));
+    }
+    let parse_type = |inner: &str| parse_nested_type(inner, depth + 1);
     let t = text.trim().to_ascii_lowercase();
+    let shown = quoted(text.trim());
     let primitive = match t.as_str() {
         "string" | "varchar" | "text" => Some(DataType::STRING),
         "bigint" | "long" | "int64" => Some(DataType::LONG),
@@ -108,18 +153,18 @@ pub fn parse_type(text: &str) -> Result<DataType> {
     {
         let (p, s) = args
             .split_once(',')
-            .ok_or_else(|| Error::invalid(format!("`{text}`: write decimal(precision,scale)")))?;
+            .ok_or_else(|| Error::invalid(format!("`{shown}`: write decimal(precision,scale)")))?;
         let p: u8 = p
             .trim()
             .parse()
-            .map_err(|_| Error::invalid(format!("`{text}`: bad precision")))?;
+            .map_err(|_| Error::invalid(format!("`{shown}`: bad precision")))?;
         let s: u8 = s
             .trim()
             .parse()
-            .map_err(|_| Error::invalid(format!("`{text}`: bad scale")))?;
+            .map_err(|_| Error::invalid(format!("`{shown}`: bad scale")))?;
         return DataType::decimal(p, s).map_err(|_| {
             Error::invalid(format!(
-                "`{text}`: precision must be 1..=38 and scale at most the precision"
+                "`{shown}`: precision must be 1..=38 and scale at most the precision"
             ))
         });
     }
@@ -136,7 +181,7 @@ pub fn parse_type(text: &str) -> Result<DataType> {
         let parts = split_top_level(inner, ',')?;
         if parts.len() != 2 {
             return Err(Error::invalid(format!(
-                "`{text}`: write map<key_type,value_type>"
+                "`{shown}`: write map<key_type,value_type>"
             )));
         }
         return Ok(DataType::Map(Box::new(MapType::new(
@@ -150,21 +195,21 @@ pub fn parse_type(text: &str) -> Result<DataType> {
         for part in split_top_level(inner, ',')? {
             let (name, ty) = part
                 .split_once(':')
-                .ok_or_else(|| Error::invalid(format!("`{text}`: write struct<name:type,...>")))?;
+                .ok_or_else(|| Error::invalid(format!("`{shown}`: write struct<name:type,...>")))?;
             let name = name.trim().trim_matches('`');
             if name.is_empty() {
                 return Err(Error::invalid(format!(
-                    "`{text}`: a struct field has no name"
+                    "`{shown}`: a struct field has no name"
                 )));
             }
             fields.push(StructField::new(name, parse_type(ty)?, true));
         }
-        let st =
-            StructType::try_new(fields).map_err(|e| Error::invalid(format!("`{text}`: {e}")))?;
+        let st = StructType::try_new(fields)
+            .map_err(|e| Error::invalid(format!("`{shown}`: {}", quoted(&e.to_string()))))?;
         return Ok(DataType::Struct(Box::new(st)));
     }
     Err(Error::invalid(format!(
-        "unknown type `{text}` (known: boolean, tinyint, smallint, int, bigint, float, double, decimal(p,s), string, binary, date, timestamp, timestamp_ntz, array<T>, map<K,V>, struct<name:T,...>)"
+        "unknown type `{shown}` (known: boolean, tinyint, smallint, int, bigint, float, double, decimal(p,s), string, binary, date, timestamp, timestamp_ntz, array<T>, map<K,V>, struct<name:T,...>)"
     )))
 }
 
@@ -228,7 +273,10 @@ fn split_top_level(text: &str, sep: char) -> Result<Vec<&str>> {
             '>' | ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(Error::invalid(format!("unbalanced `{c}` in `{text}`")));
+                    return Err(Error::invalid(format!(
+                        "unbalanced `{c}` in `{}`",
+                        quoted(text)
+                    )));
                 }
             }
             c if c == sep && depth == 0 => {
@@ -239,7 +287,10 @@ fn split_top_level(text: &str, sep: char) -> Result<Vec<&str>> {
         }
     }
     if depth != 0 {
-        return Err(Error::invalid(format!("unbalanced brackets in `{text}`")));
+        return Err(Error::invalid(format!(
+            "unbalanced brackets in `{}`",
+            quoted(text)
+        )));
     }
     parts.push(&text[start..]);
     Ok(parts)

@@ -1,0 +1,79 @@
+//! The bounds that keep clients from taking the whole server: how many tables are opened at
+//! once (for every protocol), how many connections are served at once, and how long a
+//! connection may take to send a request or sit idle. See `docs/server.md` ("Limits").
+
+use std::time::Duration;
+
+use tarn_table::{Table, TableLocation, TimeTravel};
+use tokio::sync::Semaphore;
+
+/// How many tables the whole server opens at once, for Unity Catalog and Delta Sharing
+/// requests alike. Opening a table runs the Delta kernel, which parks its thread in tokio's
+/// blocking pool while its file reads run on other threads of the same pool: with 512 opens
+/// at once (32 list-tables requests on a cold cache, each checking 16 tables; or a few
+/// hundred Delta Sharing queries) every thread of the pool was parked, waiting for reads
+/// that had no thread left to run on, and the server stopped answering for good.
+pub const MAX_TABLE_OPENS: usize = 16;
+
+/// The server-wide bound on tables being opened ([`MAX_TABLE_OPENS`]).
+#[derive(Debug)]
+pub struct TableOpens {
+    permits: Semaphore,
+}
+
+impl Default for TableOpens {
+    fn default() -> Self {
+        Self {
+            permits: Semaphore::new(MAX_TABLE_OPENS),
+        }
+    }
+}
+
+impl TableOpens {
+    /// Opens the table at `location` as of `at`, waiting while [`MAX_TABLE_OPENS`] other
+    /// opens are running.
+    pub async fn open(
+        &self,
+        location: &TableLocation,
+        at: &TimeTravel,
+    ) -> Result<Table, tarn_table::Error> {
+        let _permit = self.permit().await;
+        Table::open(location, at).await
+    }
+
+    /// Waits for the right to open a table; it lasts until the permit is dropped.
+    pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed: `acquire` cannot fail.
+        self.permits.acquire().await.ok()
+    }
+}
+
+/// How `tarn serve` treats connections. Every bound has a default (see
+/// [`ServerLimits::default`]) and a `tarn serve` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once. Further clients wait in the listen backlog until one
+    /// ends (they are not refused).
+    pub max_connections: usize,
+    /// How long a client has to send a request's line and headers, counted from the first
+    /// byte of the request. A slower client is disconnected (it gets `408`).
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a request's body once its headers are in (`408`
+    /// after it).
+    pub body_read_timeout: Duration,
+    /// How long a connection may stay open without a request in flight: after an answer,
+    /// before the next request starts (keep-alive), and from connecting to the first byte.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    /// 1,000 connections; 30 s for headers, 60 s for a body, 60 s idle.
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
