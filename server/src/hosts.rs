@@ -63,7 +63,7 @@ impl AllowedHosts {
     /// Whether a request addressed to `host` (its `Host` header) is for this server.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        self.names.iter().any(|n| *n == host)
+        self.names.contains(&host)
     }
 
     /// The names, for messages.
