@@ -141,11 +141,22 @@ pub async fn drop(
     ctx: &Context,
     format: OutputFormat,
 ) -> Result<()> {
-    let store = ctx.store().await?;
     let n: TableName = name.parse()?;
-    let info =
-        tarn_server::warehouse::drop_table(store.as_ref(), &n, purge && !keep_data_always).await?;
     let purged = purge && !keep_data_always;
+    // With --server, the server deletes the files (under its own warehouse): this machine
+    // never deletes a path a remote catalog names.
+    let info = match ctx.remote() {
+        Some(remote) => remote.drop_table(&n, purged).await?,
+        None if purged => {
+            let store = ctx.store().await?;
+            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse_dir()?, &n, true)
+                .await?
+        }
+        None => {
+            let store = ctx.store().await?;
+            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse, &n, false).await?
+        }
+    };
     print_report(
         format,
         &json!({"dropped": name, "purged": purged, "location": info.storage_location}),
@@ -246,6 +257,15 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         ));
     }
     let store = ctx.store().await?;
+    // Drops and creates a crash interrupted are finished before the first request.
+    let finished =
+        tarn_server::warehouse::finish_pending(store.as_ref(), &ctx.warehouse_dir()?).await?;
+    if !finished.is_empty() {
+        eprintln!(
+            "note: finished {} table step(s) a crash had interrupted",
+            finished.len()
+        );
+    }
     let auth = if args.no_auth {
         AuthMode::Disabled
     } else {
