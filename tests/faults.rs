@@ -403,7 +403,7 @@ impl Drop for FreshDatabase {
     }
 }
 
-/// `tarn serve` on a PostgreSQL catalog, killed with SIGKILL three times while four
+/// `tarn serve` on a PostgreSQL catalog, killed with SIGKILL five times while four
 /// clients create, write and list tables through it, and started again each time: every
 /// create it acknowledged is there with its table, every table directory in the warehouse
 /// has its name, and no row is left half-made.
@@ -428,7 +428,7 @@ fn serve_killed_under_load_on_postgres_keeps_every_acknowledged_create_and_no_or
     let client = dir.path().join("client");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let started = Instant::now();
-    for round in 0..3 {
+    for round in 0..5 {
         let mut served = Served::start(&local, &[]);
         let remote: Vec<String> = vec![
             "--warehouse".into(),
