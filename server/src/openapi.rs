@@ -30,7 +30,7 @@ pub async fn document() -> Json<Value> {
                 "post": {"summary": "Create a MANAGED table or register an EXTERNAL one (write)", "responses": ok("TableInfo")}},
             "/api/2.1/unity-catalog/tables/{full_name}": {
                 "get": {"summary": "Get a table with its current columns", "responses": ok("TableInfo")},
-                "delete": {"summary": "Unregister a table (write); data is kept", "responses": ok("Empty")}},
+                "delete": {"summary": "Unregister a table (write); data is kept unless purge=true, which also deletes a MANAGED table's files at its managed location under the server's warehouse", "parameters": [{"name": "purge", "in": "query", "schema": {"type": "boolean"}}], "responses": ok("Empty")}},
             "/api/2.1/unity-catalog/temporary-table-credentials": {"post": {"summary": "Credentials for a table", "responses": ok("TemporaryCredentials")}},
             "/api/2.1/unity-catalog/temporary-path-credentials": {"post": {"summary": "Credentials for a path", "responses": ok("TemporaryCredentials")}},
             "/api/2.0/settings/types/default_namespace_ws/names/default": {"get": {"summary": "Default schema setting", "responses": {"200": {"description": "OK"}}}}
