@@ -1060,6 +1060,7 @@ fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn numeric(digits: &[i16], weight: i16, negative: bool, dscale: i16) -> Vec<u8> {
         let mut v = Vec::new();
@@ -1230,6 +1231,24 @@ mod tests {
         v
     }
 
+    /// i64 values, half of them within 2^51 of either end.
+    fn edge_i64() -> impl proptest::strategy::Strategy<Value = i64> {
+        proptest::prop_oneof![
+            proptest::prelude::any::<i64>(),
+            (i64::MAX - (1 << 51))..=i64::MAX,
+            i64::MIN..=(i64::MIN + (1 << 51)),
+        ]
+    }
+
+    /// i32 values, half of them within 2^24 of either end.
+    fn edge_i32() -> impl proptest::strategy::Strategy<Value = i32> {
+        proptest::prop_oneof![
+            proptest::prelude::any::<i32>(),
+            (i32::MAX - (1 << 24))..=i32::MAX,
+            i32::MIN..=(i32::MIN + (1 << 24)),
+        ]
+    }
+
     proptest::proptest! {
         // A fixed budget, so CI time is bounded; no regression files in the tree.
         #![proptest_config(proptest::prelude::ProptestConfig {
@@ -1238,10 +1257,16 @@ mod tests {
             ..proptest::prelude::ProptestConfig::default()
         })]
 
-        /// Any bytes, as any type's value: a value or an error, never a panic.
+        /// Any bytes, as any type's value: a value or an error, never a panic. Half the
+        /// cases are 4- and 8-byte integers near the ends of their range, where epochs
+        /// shift and overflow.
         #[test]
         fn any_bytes_decode_to_a_value_or_an_error(
-            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            bytes in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+                edge_i64().prop_map(|v| v.to_be_bytes().to_vec()),
+                edge_i32().prop_map(|v| v.to_be_bytes().to_vec()),
+            ],
             which in 0usize..32,
         ) {
             let pairs = decoders();
@@ -1273,11 +1298,18 @@ mod tests {
             }
         }
 
-        /// Numerics with any digits, weight, sign and scale: exact or an error.
+        /// Numerics with any digits, weight, sign and scale: exact or an error. Digits
+        /// and weights are drawn mostly where sums reach the ends of an i128.
         #[test]
         fn any_numeric_is_exact_or_an_error(
-            digits in proptest::collection::vec(proptest::prelude::any::<i16>(), 0..12),
-            weight in proptest::prelude::any::<i16>(),
+            digits in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<i16>(),
+                    proptest::sample::select(vec![0i16, 1, 9999, 5000, -1, -9999, i16::MAX, i16::MIN]),
+                ],
+                0..14,
+            ),
+            weight in proptest::prop_oneof![proptest::prelude::any::<i16>(), -4i16..12],
             sign in proptest::prop_oneof![
                 proptest::strategy::Just(0u16),
                 proptest::strategy::Just(0x4000u16),
@@ -1347,6 +1379,28 @@ mod tests {
                 let _ = copy.finish();
             }
         }
+    }
+
+    #[test]
+    fn numerics_at_the_ends_of_an_i128_are_errors_not_panics() {
+        // (i128::MAX - 7) / 10 at scale 1, then 0.9: the sum passes i128::MAX by 2.
+        let mut v = numeric(
+            &[17, 141, 1834, 6046, 9231, 7316, 8730, 3715, 8841, 572, 9000],
+            9,
+            false,
+            1,
+        );
+        assert!(numeric_to_i128(&v, 1).is_err());
+        // Negative digits summing to exactly i128::MIN, then negated.
+        v = numeric(
+            &[
+                -170, -1411, -8346, -469, -2317, -3168, -7303, -7158, -8410, -5728,
+            ],
+            9,
+            true,
+            0,
+        );
+        assert!(numeric_to_i128(&v, 0).is_err());
     }
 
     #[test]
