@@ -1419,3 +1419,67 @@ async fn postgres_timestamps_beyond_what_delta_holds_are_refused_clearly() {
     }
     pg(&url, &format!("DROP TABLE {src}")).await;
 }
+
+#[tokio::test]
+async fn a_catalog_url_s_passwords_never_reach_the_server_log() {
+    let Some(url) = pg_url() else { return };
+    let db = unique("tarn_secret_catalog");
+    pg(&url, &format!("CREATE DATABASE {db}")).await;
+    let mut catalog = url::Url::parse(&url).unwrap();
+    catalog.set_path(&db);
+    catalog.set_password(Some("Us3rinfoSecret")).unwrap();
+    catalog
+        .query_pairs_mut()
+        .append_pair("sslpassword", "SslPassSecret")
+        .append_pair("pass", "PassSecret")
+        .append_pair("password", "Qu3rySecret");
+    let catalog = catalog.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().to_string_lossy().to_string();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("tarn"))
+        .args(["--warehouse", &wh, "--catalog", &catalog])
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-auth"])
+        .env("TARN_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The banner: the catalog is open (its connections made, its URL parsed).
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    assert!(banner.contains("tarn serving"), "{banner}");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut shown = banner + &String::from_utf8_lossy(&out.stderr);
+    // And a catalog that cannot be opened: the error line.
+    let mut dead = url::Url::parse(&catalog).unwrap();
+    dead.set_port(Some(1)).unwrap();
+    let out = tarn()
+        .env("TARN_LOG", "debug")
+        .args([
+            "--warehouse",
+            &wh,
+            "--catalog",
+            dead.as_str(),
+            "table",
+            "list",
+            "main.x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    shown.push_str(&String::from_utf8_lossy(&out.stderr));
+    for secret in [
+        "Us3rinfoSecret",
+        "SslPassSecret",
+        "PassSecret",
+        "Qu3rySecret",
+    ] {
+        assert!(!shown.contains(secret), "`{secret}` was shown:\n{shown}");
+    }
+    pg(&url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
