@@ -803,12 +803,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tables_imported_before_keep_their_application_id() {
+        let opts = |url: &str| ImportOptions {
+            url: url.into(),
+            source: Source::Table("orders".into()),
+            target: TableLocation::parse("/tmp/unused").unwrap(),
+            key: vec![],
+            cursor: None,
+            mode: Some(Mode::Append),
+            merge_schema: false,
+            timestamp_ntz: false,
+            exclude: vec![],
+            progress: None,
+            connect_timeout: CONNECT_TIMEOUT,
+        };
+        // Without a secret in the query, the id is what earlier versions made.
+        for url in [
+            "postgres://app:pw@db/shop",
+            "postgres://db/shop?sslmode=require",
+            "mysql://root@db:3306/shop",
+        ] {
+            let o = opts(url);
+            assert_eq!(app_id(&o), app_id_of(&legacy_redact(url), &o), "{url}");
+        }
+        // With one, the id no longer depends on it; the old one is still found (previous).
+        let (a, b) = (
+            opts("postgres://db/shop?password=one"),
+            opts("postgres://db/shop?password=two"),
+        );
+        assert_eq!(app_id(&a), app_id(&b));
+        assert_ne!(app_id(&a), app_id_of(&legacy_redact(&a.url), &a));
+    }
+
+    #[test]
     fn urls_are_redacted_and_dialects_recognised() {
         assert_eq!(
             redact("postgres://app:pw@db/shop"),
             "postgres://***@db/shop"
         );
         assert_eq!(redact("mysql://db/shop"), "mysql://db/shop");
+        assert_eq!(
+            redact("postgres://app@db/shop?sslmode=require&password=pw"),
+            "postgres://***@db/shop?sslmode=require&password=***"
+        );
         assert_eq!(dialect("postgresql://x/y"), Ok(Dialect::Postgres));
         assert_eq!(dialect("mariadb://x/y"), Ok(Dialect::MySql));
         assert!(dialect("sqlite://x").is_err());
