@@ -232,9 +232,19 @@ pub async fn token(command: TokenCommand, ctx: &Context, format: OutputFormat) -
 }
 
 pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn")
     });
+    // sqlx warns about a URL parameter it does not know with the parameter's value, which
+    // may be a password (`?sslpassword=`): never logged, whatever TARN_LOG says.
+    for quiet in [
+        "sqlx_postgres::options::parse=error",
+        "sqlx_mysql::options::parse=error",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

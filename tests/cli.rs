@@ -494,6 +494,70 @@ fn as_of_uses_commit_times_from_the_log_even_after_a_copy() {
     }
 }
 
+/// Sets the time commit `version` of `table` records (`commitInfo.timestamp`, in ms), as a
+/// writer with a wrong clock would have.
+fn set_commit_time(table: &str, version: u64, millis: i64) {
+    let path = Path::new(table)
+        .join("_delta_log")
+        .join(format!("{version:020}.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut action: Value = serde_json::from_str(line).unwrap();
+            if let Some(ts) = action.pointer_mut("/commitInfo/timestamp") {
+                *ts = Value::from(millis);
+            }
+            action.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn as_of_goes_by_monotonic_adjusted_commit_times_when_clocks_go_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = orders_table(dir.path());
+    for i in 1..=3 {
+        let f = write_file(
+            dir.path(),
+            &format!("{i}.csv"),
+            &format!("id,customer,amount,created_at\n{i},c,1.00,2026-01-01T00:00:00Z\n"),
+        );
+        json(&["write", &t, f.to_str().unwrap()]);
+    }
+    // Writers whose clocks disagree: version 2 records a time before version 1's.
+    // 2026-01-01T00:00:00Z = 1767225600000 ms.
+    let t0 = 1_767_225_600_000i64;
+    for (version, offset) in [(0, 0), (1, 10_000), (2, 5_000), (3, 20_000)] {
+        set_commit_time(&t, version, t0 + offset);
+    }
+    // The protocol's adjusted times: 0 s, 10 s, 10.001 s (pushed past version 1), 20 s.
+    for (at, version) in [
+        ("2026-01-01T00:00:00Z", 0),
+        // Version 2's recorded 5 s is not its time: it came after version 1 (10 s).
+        ("2026-01-01T00:00:05Z", 0),
+        ("2026-01-01T00:00:07Z", 0),
+        ("2026-01-01T00:00:10Z", 1),
+        ("2026-01-01T00:00:10.001Z", 2),
+        ("2026-01-01T00:00:19Z", 2),
+        ("2026-01-01T00:00:20Z", 3),
+        ("2027-01-01T00:00:00Z", 3),
+    ] {
+        assert_eq!(
+            json(&["describe", &t, "--as-of", at])["version"],
+            version,
+            "as of {at}"
+        );
+        assert_eq!(count(&t, &["--as-of", at]), version, "rows as of {at}");
+    }
+    let err = fails(&["query", "SELECT 1", "--table", &t, "--as-of", "2025-12-31"]);
+    assert!(
+        err.contains("did not exist yet") && err.contains("2026-01-01T00:00:20.000Z"),
+        "{err}"
+    );
+}
+
 #[test]
 fn schema_evolution_needs_merge_schema_and_refuses_lossy_types() {
     let dir = tempfile::tempdir().unwrap();

@@ -222,7 +222,7 @@ impl SqlCatalogStore {
                 sqlite_reads = SqliteReads::new(path).map(std::sync::Arc::new);
                 (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
-        let redacted = redact(url);
+        let redacted = tarn_secrets::redact_url(url);
         // On PostgreSQL the per-request reads have up to 8 connections of their own
         // (pg_reads.rs): a server opens at most 16 (docs/server.md).
         // A connection that died while idle (PostgreSQL restarted) is found by the ping
@@ -412,13 +412,6 @@ impl SqlCatalogStore {
                 .map_err(db)?;
         }
         tx.commit().await.map_err(db)
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
     }
 }
 
