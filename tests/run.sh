@@ -73,6 +73,45 @@ if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && ! port
     || fail "could not prepare MariaDB (root without password, database test)"
 fi
 
+# --- A PostgreSQL role that may only connect over TLS (tests/tls.rs) -----------------------
+# As root, idempotently: role `tarn_tls` (LOGIN, no password), and pg_hba lines before all
+# the others so that it gets in over TLS only:
+#   hostssl all tarn_tls 127.0.0.1/32 trust    host all tarn_tls 127.0.0.1/32 reject
+# (and the same for ::1/128), then SELECT pg_reload_conf(). The old pg_hba.conf is kept
+# next to it as pg_hba.conf.before-tarn-tls. Each change is printed. Not root, or no psql:
+# the TLS tests skip and say how to set this up.
+if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
+  pg_admin="${TARN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+  if [[ "$(id -u)" != 0 ]] || ! command -v psql >/dev/null; then
+    echo "==> not root (or no psql): the TLS-only PostgreSQL role is not set up; tests/tls.rs will skip"
+  elif ! hba="$(psql "$pg_admin" -Atc 'SHOW hba_file' 2>/dev/null)" || [[ ! -w "$hba" ]]; then
+    echo "==> cannot read or write PostgreSQL's pg_hba.conf via $pg_admin: tests/tls.rs will skip"
+  else
+    if [[ "$(psql "$pg_admin" -Atc "SELECT count(*) FROM pg_roles WHERE rolname = 'tarn_tls'")" == 0 ]]; then
+      psql "$pg_admin" -qc "CREATE ROLE tarn_tls LOGIN" >/dev/null || fail "CREATE ROLE tarn_tls"
+      echo "==> created the PostgreSQL role tarn_tls (LOGIN, no password) for tests/tls.rs"
+    fi
+    if ! grep -Eq '^hostssl[[:space:]]+all[[:space:]]+tarn_tls[[:space:]]' "$hba"; then
+      cp "$hba" "$hba.before-tarn-tls"
+      tmp="$(mktemp)"
+      awk '
+        !done && /^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]/ {
+          print "# tarn tests/run.sh: the role tarn_tls may only connect over TLS (tests/tls.rs)"
+          print "hostssl all tarn_tls 127.0.0.1/32 trust"
+          print "hostssl all tarn_tls ::1/128 trust"
+          print "host    all tarn_tls 127.0.0.1/32 reject"
+          print "host    all tarn_tls ::1/128 reject"
+          done = 1
+        }
+        { print }
+      ' "$hba" >"$tmp"
+      cat "$tmp" >"$hba" && rm -f "$tmp"
+      psql "$pg_admin" -Atc "SELECT pg_reload_conf()" >/dev/null || fail "SELECT pg_reload_conf()"
+      echo "==> $hba: added 'hostssl all tarn_tls ... trust' and 'host all tarn_tls ... reject' before the other lines (old file: $hba.before-tarn-tls); configuration reloaded"
+    fi
+  fi
+fi
+
 # --- Rust ---------------------------------------------------------------------------------
 step "cargo build --bins"
 cargo build --bins || fail "cargo build --bins"

@@ -31,6 +31,19 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// The `ssl-mode` a URL asks for, as written (`PREFERRED` when it names none).
+pub(crate) fn ssl_mode(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .filter(|(k, _)| k == "ssl-mode" || k == "sslmode")
+                .map(|(_, v)| v.to_uppercase())
+                .last()
+        })
+        .unwrap_or_else(|| "PREFERRED".into())
+}
+
 pub(crate) struct MySqlSession {
     conn: MySqlConnection,
     from: String,

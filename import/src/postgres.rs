@@ -11,7 +11,7 @@ use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
 use crate::pgwire::{CopyError, Target, WireConn};
 use crate::types::{finish_batch, ColBuilder, ColType, Column};
-use crate::{db_error, one_line, Error, Result, Source, BATCH_ROWS};
+use crate::{db_error, one_line, redact, Error, Result, Source, BATCH_ROWS};
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
@@ -83,6 +83,9 @@ pub(crate) fn quote_literal(text: &str) -> String {
 /// An open session: connection inside the run's snapshot transaction.
 pub(crate) struct PgSession {
     conn: PgConnection,
+    /// How the run's sqlx connections reach the server (TLS included): kept for the
+    /// second connection of a fallback COPY, and for the tunnel `conn` goes through.
+    route: tarn_pgtls::Route,
     /// The statement that created the run's view (repeated on the data connections).
     create_view: String,
     /// The data connections being opened, if [`PgSession::open_data_connections`] ran.
@@ -106,7 +109,7 @@ impl PgSession {
         source: &Source,
         timeout: std::time::Duration,
     ) -> Result<Self> {
-        let mut conn = crate::connect_within(url, timeout, PgConnection::connect(url)).await?;
+        let (route, mut conn) = connect_first(url, timeout).await?;
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();
@@ -151,6 +154,7 @@ impl PgSession {
         }
         Ok(Self {
             conn,
+            route,
             create_view,
             data_conns: None,
             columns,
@@ -296,7 +300,7 @@ impl PgSession {
                     let mut second = crate::connect_within(
                         url,
                         self.connect_timeout,
-                        PgConnection::connect(url),
+                        PgConnection::connect_with(&self.route.options()),
                     )
                     .await?;
                     sqlx::raw_sql(&format!(
@@ -326,6 +330,30 @@ impl PgSession {
     /// Ends the snapshot (nothing was written at the source).
     pub(crate) async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+    }
+}
+
+/// The run's first connection, and the route every later sqlx connection of the run takes
+/// (tarn-pgtls: `sslmode` and `sslrootcert` as libpq reads them; TLS through a local tunnel,
+/// as sqlx cannot be given Tarn's TLS configuration).
+async fn connect_first(
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<(tarn_pgtls::Route, PgConnection)> {
+    // The TLS set-up of each connection gets a second more than the whole connection, so
+    // that a server that never answers is reported as such (by `connect_within`).
+    let connecting =
+        tarn_pgtls::Route::connect(url, timeout + std::time::Duration::from_secs(1), |route| {
+            let options = route.options();
+            async move { PgConnection::connect_with(&options).await }
+        });
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(tarn_pgtls::ConnectError::Tls(e))) => {
+            Err(Error(format!("cannot connect to {}: {e}", redact(url))))
+        }
+        Ok(Err(tarn_pgtls::ConnectError::Sql(e))) => Err(crate::connect_error(url, e)),
+        Err(_) => Err(crate::no_answer(url, timeout)),
     }
 }
 
@@ -405,9 +433,9 @@ pub(crate) fn open_data_connections(
     }))
 }
 
-/// `n` connections of Tarn's COPY client, opened at once; `None` when any cannot connect
-/// (sqlx then carries the data: it knows TLS, and authentication methods this client does
-/// not).
+/// `n` connections of Tarn's COPY client, opened at once, with the URL's TLS settings;
+/// `None` when any cannot connect (sqlx then carries the data, over the run's route: it
+/// knows authentication methods this client does not).
 async fn wire_connections(
     url: &str,
     n: usize,
