@@ -543,6 +543,122 @@ fn sslmode_require_refuses_a_server_without_tls() {
     );
 }
 
+/// The PostgreSQL catalog as the TLS-only role: the CLI's `--catalog` and `tarn serve`
+/// work with `sslmode=require`, every backend they open has `pg_stat_ssl.ssl`, and the
+/// clear or a wrong host name are refused in one line.
+#[tokio::test]
+async fn the_postgresql_catalog_works_as_a_tls_only_role() {
+    let Some(admin_url) = admin_url() else { return };
+    let db = unique("tarn_tls_catalog");
+    let Some(role) = tls_role(&admin_url, "127.0.0.1", &db).await else {
+        return;
+    };
+    run_sql(&admin_url, &format!("CREATE DATABASE {db} OWNER tarn_tls")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let wh = wh.to_str().unwrap();
+    let catalog = format!("{role}?sslmode=require");
+    let local = |args: &[&str]| {
+        let mut all = vec!["--warehouse", wh, "--catalog", catalog.as_str()];
+        all.extend(args);
+        json_out(&all)
+    };
+    local(&["catalog", "create", "main"]);
+    let token = local(&["token", "create", "admin", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut server = StdCommand::new(tarn_bin())
+        .args([
+            "--warehouse",
+            wh,
+            "--catalog",
+            &catalog,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+    }
+    let url = format!(
+        "http://{}",
+        line.split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
+    let remote = |args: &[&str]| {
+        let mut all = vec![
+            "--warehouse",
+            wh,
+            "--server",
+            url.as_str(),
+            "--token",
+            token.as_str(),
+        ];
+        all.extend(args);
+        json_out(&all)
+    };
+    remote(&["schema", "create", "main.shop"]);
+    let schemas = remote(&["schema", "list", "main"]);
+    assert!(schemas.to_string().contains("shop"), "{schemas}");
+    let catalogs = remote(&["catalog", "list"]);
+    assert!(catalogs.to_string().contains("main"), "{catalogs}");
+
+    let mut watcher = admin(&admin_url).await;
+    let serving = backends(&mut watcher, Some(&db)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(!serving.is_empty(), "the server holds connections");
+    assert!(serving.iter().all(|b| b.ssl), "{serving:?}");
+
+    let err = fails(&[
+        "--warehouse",
+        wh,
+        "--catalog",
+        &format!("{role}?sslmode=disable"),
+        "catalog",
+        "list",
+    ]);
+    assert!(err.contains("no encryption"), "{err}");
+    let err = fails(&[
+        "--warehouse",
+        wh,
+        "--catalog",
+        &format!("{role}?sslmode=verify-full&sslrootcert={SNAKEOIL}"),
+        "catalog",
+        "list",
+    ]);
+    assert!(err.contains("is for localhost, not 127.0.0.1"), "{err}");
+    // verify-ca accepts the certificate whatever its name.
+    let listed = local(&["catalog", "list"]);
+    assert!(listed.to_string().contains("main"), "{listed}");
+    let verified = json_out(&[
+        "--warehouse",
+        wh,
+        "--catalog",
+        &format!("{role}?sslmode=verify-ca&sslrootcert={SNAKEOIL}"),
+        "catalog",
+        "list",
+    ]);
+    assert!(verified.to_string().contains("main"), "{verified}");
+
+    drop(watcher);
+    run_sql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
 /// MySQL's `ssl-mode=REQUIRED` against a server without TLS (the local MariaDB, unless
 /// `tests/run.sh` turned TLS on): one line, never in the clear.
 #[tokio::test]

@@ -93,6 +93,9 @@ pub struct SqlCatalogStore {
     sqlite_reads: Option<std::sync::Arc<SqliteReads>>,
     /// The per-request reads, without sqlx's pool, for PostgreSQL.
     pg_reads: Option<std::sync::Arc<PgReads>>,
+    /// How connections reach PostgreSQL (`sslmode`, `sslrootcert`: tarn-pgtls), and the TLS
+    /// tunnel they go through, kept as long as the store.
+    _pg_route: Option<std::sync::Arc<tarn_pgtls::Route>>,
 }
 
 /// Opens (and migrates) the catalog at `url`: `postgres://...`, `sqlite://PATH`, or a plain
@@ -132,33 +135,52 @@ impl SqlCatalogStore {
                 (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
         let redacted = redact(url);
+        let cannot_open = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot open the catalog at `{redacted}`: {e}"),
+            )
+        };
         // On PostgreSQL the per-request reads have up to 8 connections of their own
         // (pg_reads.rs): a server opens at most 16 (docs/server.md).
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 8 })
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(&conn_url)
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot open the catalog at `{redacted}`: {e}"),
-                )
-            })?;
-        let pg_reads = match dialect {
-            Dialect::Postgres => Some(std::sync::Arc::new(PgReads::new(url).map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot open the catalog at `{redacted}`: {e}"),
-                )
-            })?)),
-            Dialect::Sqlite => None,
+        let pool_options = || {
+            AnyPoolOptions::new()
+                .max_connections(if dialect == Dialect::Sqlite { 4 } else { 8 })
+                .acquire_timeout(std::time::Duration::from_secs(10))
+        };
+        let (pool, pg_route) = match dialect {
+            // Every connection (the pool's, the reads', the token listener's) takes the
+            // route the first one settled, TLS as the URL says.
+            Dialect::Postgres => {
+                let (route, pool) =
+                    tarn_pgtls::Route::connect(url, std::time::Duration::from_secs(10), |route| {
+                        let (options, url) = (pool_options(), route.url());
+                        async move { options.connect(&url).await }
+                    })
+                    .await
+                    .map_err(|e| cannot_open(&e))?;
+                (pool, Some(std::sync::Arc::new(route)))
+            }
+            Dialect::Sqlite => (
+                pool_options()
+                    .connect(&conn_url)
+                    .await
+                    .map_err(|e| cannot_open(&e))?,
+                None,
+            ),
+        };
+        let pg_reads = match &pg_route {
+            Some(route) => Some(std::sync::Arc::new(
+                PgReads::new(&route.url()).map_err(|e| cannot_open(&e))?,
+            )),
+            None => None,
         };
         let store = Self {
             pool,
             dialect,
             sqlite_reads,
             pg_reads,
+            _pg_route: pg_route,
         };
         store.migrate().await?;
         Ok(store)
