@@ -315,6 +315,7 @@ impl PgSession {
                         copy_stream(&mut second, &halves[1], &plan),
                     );
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut second).await;
+                    let _ = second.close().await;
                     Ok(a? + b?)
                 }
             }
@@ -323,13 +324,15 @@ impl PgSession {
         if let Err(e) = &result {
             let _ = tx.send(Err(fail(e.0.clone()))).await;
         }
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        self.close().await;
         result
     }
 
-    /// Ends the snapshot (nothing was written at the source).
+    /// Ends the snapshot (nothing was written at the source) and the connection, which says
+    /// goodbye (under TLS, a connection merely dropped makes the server log an error).
     pub(crate) async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
     }
 }
 

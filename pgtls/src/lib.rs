@@ -143,6 +143,8 @@ pub struct PgTls {
 struct Settings {
     mode: SslMode,
     check: Check,
+    /// A client certificate is presented.
+    client_certificate: bool,
     /// Where the trusted CAs come from, for messages (a file, or "the system's CAs").
     roots: Option<String>,
     host: String,
@@ -238,13 +240,15 @@ impl PgTls {
             (_, None) => Check::Nothing,
         };
         let tls_possible = !local && mode != SslMode::Disable;
+        let mut client_certificate = false;
         let (config, server_name, roots) = if tls_possible {
             let roots = match &root_file {
                 Some(_) if system => Some(config::Roots::System),
                 Some(path) => Some(config::Roots::File(path.clone())),
                 None => None,
             };
-            let client = client_certificate(&parsed)?;
+            let client = client_certificate_files(&parsed)?;
+            client_certificate = client.is_some();
             let config = config::client_config(check, roots.as_ref(), client)?;
             let server_name = ServerName::try_from(host.clone())
                 .map_err(|_| Error(format!("`{host}` is not a host name TLS can check")))?;
@@ -257,6 +261,7 @@ impl PgTls {
                 inner: Arc::new(Settings {
                     mode,
                     check,
+                    client_certificate,
                     roots,
                     host,
                     port,
@@ -322,7 +327,7 @@ impl PgTls {
 }
 
 /// `sslcert` and `sslkey` (or libpq's defaults, when both files exist).
-fn client_certificate(url: &url::Url) -> Result<Option<(PathBuf, PathBuf)>> {
+fn client_certificate_files(url: &url::Url) -> Result<Option<(PathBuf, PathBuf)>> {
     let cert = setting(url, SSLCERT_KEYS, "PGSSLCERT").map(PathBuf::from);
     let key = setting(url, SSLKEY_KEYS, "PGSSLKEY").map(PathBuf::from);
     match (cert, key) {
@@ -422,33 +427,45 @@ impl Route {
         attempt: Attempt,
         timeout: Duration,
     ) -> Result<Route> {
+        // TLS attempts connect here first, so that what TLS refuses is worded by us (and
+        // `prefer` learns whether the server offers TLS).
         let upstream = match attempt {
             Attempt::Plain => None,
             _ => match tls.dial(attempt, timeout).await? {
                 // `prefer`, and the server does not offer TLS: this and every later
-                // connection go in the clear, as sqlx's own.
+                // connection go in the clear.
                 tunnel::Upstream::Plain(_) => None,
                 tls_stream => Some(tls_stream),
             },
         };
-        let Some(upstream) = upstream else {
-            return Ok(Route {
+        let direct = |attempt: Attempt, sqlx_mode: PgSslMode, mode: &str| -> Result<Route> {
+            Ok(Route {
                 tls: tls.clone(),
-                attempt: Attempt::Plain,
+                attempt,
                 server: server.clone(),
-                sqlx: server.clone(),
-                url: rewrite_url(url, None, server.get_port())?,
+                sqlx: server.clone().ssl_mode(sqlx_mode),
+                url: rewrite_url(url, None, mode, server.get_port())?,
                 tunnel: None,
-            });
+            })
         };
-        let tunnel = Tunnel::start(tls.clone(), upstream, timeout)
+        let Some(upstream) = upstream else {
+            return direct(Attempt::Plain, PgSslMode::Disable, "disable");
+        };
+        if tls.inner.check == Check::Nothing && !tls.inner.client_certificate {
+            // Encryption without checking the certificate: sqlx's own TLS does exactly that
+            // (rustls with ring, any certificate, the handshake's signatures checked), without
+            // the tunnel's extra hop on every round trip. `require`: never in the clear.
+            upstream.close().await;
+            return direct(Attempt::Tls, PgSslMode::Require, "require");
+        }
+        let tunnel = Tunnel::start(tls.clone(), Some(upstream), timeout)
             .map_err(|e| Error(format!("cannot open a local tunnel for TLS: {e}")))?;
         Ok(Route {
             tls: tls.clone(),
             attempt: Attempt::Tls,
             server: server.clone(),
             sqlx: server.clone().socket(tunnel.dir()),
-            url: rewrite_url(url, Some(tunnel.dir()), server.get_port())?,
+            url: rewrite_url(url, Some(tunnel.dir()), "disable", server.get_port())?,
             tunnel: Some(tunnel),
         })
     }
@@ -479,14 +496,17 @@ impl Route {
         self.attempt
     }
 
-    /// Whether sqlx's connections go through a TLS tunnel.
+    /// Whether sqlx's connections go through the TLS tunnel (when the certificate is
+    /// checked, or a client certificate presented); otherwise they use sqlx's own TLS for
+    /// encryption without checks, or none.
     pub fn tunnelled(&self) -> bool {
         self.tunnel.is_some()
     }
 }
 
-/// `url` with TLS turned off for sqlx, and pointed at the tunnel in `dir` when there is one.
-fn rewrite_url(url: &str, dir: Option<&Path>, port: u16) -> Result<String> {
+/// `url` for sqlx: its TLS settings replaced by `sslmode=MODE`, and pointed at the tunnel in
+/// `dir` when there is one.
+fn rewrite_url(url: &str, dir: Option<&Path>, mode: &str, port: u16) -> Result<String> {
     let mut parsed =
         url::Url::parse(url).map_err(|e| Error(format!("not a valid PostgreSQL URL: {e}")))?;
     let tls_keys = [SSLMODE_KEYS, SSLROOTCERT_KEYS, SSLCERT_KEYS, SSLKEY_KEYS].concat();
@@ -508,7 +528,7 @@ fn rewrite_url(url: &str, dir: Option<&Path>, port: u16) -> Result<String> {
             query.append_pair("host", &dir.to_string_lossy());
             query.append_pair("port", &port.to_string());
         }
-        query.append_pair("sslmode", "disable");
+        query.append_pair("sslmode", mode);
     }
     Ok(parsed.to_string())
 }
@@ -582,12 +602,13 @@ mod tests {
     #[test]
     fn urls_for_sqlx_have_tls_off_and_point_at_the_tunnel() {
         let url = "postgres://app:p%40ss@db.example.com:6432/shop?sslmode=require&sslrootcert=/ca.pem&application_name=x";
-        let plain = rewrite_url(url, None, 6432).unwrap();
+        let plain = rewrite_url(url, None, "disable", 6432).unwrap();
         assert_eq!(
             plain,
             "postgres://app:p%40ss@db.example.com:6432/shop?application_name=x&sslmode=disable"
         );
-        let tunnelled = rewrite_url(url, Some(Path::new("/tmp/tarn-pg-x")), 6432).unwrap();
+        let tunnelled =
+            rewrite_url(url, Some(Path::new("/tmp/tarn-pg-x")), "disable", 6432).unwrap();
         assert_eq!(
             tunnelled,
             "postgres://app:p%40ss@db.example.com:6432/shop?application_name=x&host=%2Ftmp%2Ftarn-pg-x&port=6432&sslmode=disable"

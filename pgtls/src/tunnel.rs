@@ -62,6 +62,18 @@ impl AsyncWrite for Upstream {
     }
 }
 
+impl Upstream {
+    /// Ends the connection before its start-up, quietly: TLS's close_notify, then what the
+    /// server still sends (session tickets) is read until it closes, so that neither side
+    /// resets the connection (the server would log it).
+    pub(crate) async fn close(mut self) {
+        let _ = self.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(self.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+}
+
 impl PgTls {
     /// Connects to the server and negotiates as `attempt` says, within `timeout`.
     pub(crate) async fn dial(&self, attempt: Attempt, timeout: Duration) -> Result<Upstream> {
@@ -129,12 +141,16 @@ impl Drop for Tunnel {
 
 impl Tunnel {
     /// Listens in a new private directory; the first connection accepted is carried over
-    /// `first`, each later one over a new TLS connection (set up within `timeout`).
-    pub(crate) fn start(tls: PgTls, first: Upstream, timeout: Duration) -> std::io::Result<Tunnel> {
+    /// `first` if given, each other one over a new TLS connection (set up within `timeout`).
+    pub(crate) fn start(
+        tls: PgTls,
+        first: Option<Upstream>,
+        timeout: Duration,
+    ) -> std::io::Result<Tunnel> {
         let dir = tempfile::Builder::new().prefix("tarn-pg-").tempdir()?;
         let listener = UnixListener::bind(dir.path().join(format!(".s.PGSQL.{}", tls.inner.port)))?;
         let accepting = tokio::spawn(async move {
-            let mut first = Some(first);
+            let mut first = first;
             loop {
                 let client = match listener.accept().await {
                     Ok((client, _)) => client,
@@ -208,4 +224,43 @@ fn error_response(message: &str) -> Vec<u8> {
     out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
     out.extend_from_slice(&body);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A connection the tunnel cannot carry (here: nothing listens at the server's address)
+    /// reaches sqlx as the server's own refusal would, in one line.
+    #[tokio::test]
+    async fn what_the_tunnel_cannot_carry_reaches_sqlx_as_an_error_response() {
+        let (tls, options) =
+            PgTls::from_url("postgres://app:sekret@127.0.0.1:1/shop?sslmode=require").unwrap();
+        let tunnel = Tunnel::start(tls, None, Duration::from_secs(5)).unwrap();
+        let err = sqlx::PgConnection::connect_with(&options.socket(tunnel.dir()))
+            .await
+            .err()
+            .expect("refused");
+        let message = match &err {
+            sqlx::Error::Database(d) => d.message().to_string(),
+            other => panic!("not the tunnel's answer: {other}"),
+        };
+        assert!(
+            message.starts_with("cannot connect to 127.0.0.1:1: "),
+            "{message}"
+        );
+        assert!(!message.contains("sekret"), "{message}");
+    }
+
+    #[test]
+    fn error_responses_are_postgresqls() {
+        let e = error_response("no");
+        assert_eq!(e[0], b'E');
+        assert_eq!(
+            u32::from_be_bytes(e[1..5].try_into().unwrap()) as usize,
+            e.len() - 1
+        );
+        assert!(e.ends_with(b"Mno\0\0"));
+    }
 }
