@@ -423,7 +423,7 @@ async fn sslmode_and_sslrootcert_behave_as_in_libpq() {
             .args([
                 "--format", "json", "import", url, "--source", &src, "--into",
             ])
-            .arg(&table)
+            .arg(table)
             .args(["--mode", "overwrite", "--no-progress"])
             .timeout(Duration::from_secs(120))
             .output()

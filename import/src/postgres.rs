@@ -85,7 +85,7 @@ pub(crate) struct PgSession {
     conn: PgConnection,
     /// How the run's sqlx connections reach the server (TLS included): kept for the
     /// second connection of a fallback COPY, and for the tunnel `conn` goes through.
-    route: tarn_pgtls::Route,
+    route: Box<tarn_pgtls::Route>,
     /// The statement that created the run's view (repeated on the data connections).
     create_view: String,
     /// The data connections being opened, if [`PgSession::open_data_connections`] ran.
@@ -154,7 +154,7 @@ impl PgSession {
         }
         Ok(Self {
             conn,
-            route,
+            route: Box::new(route),
             create_view,
             data_conns: None,
             columns,

@@ -9,7 +9,9 @@
 //!   ([`PgTls::negotiate_blocking`]);
 //! - sqlx, which cannot be handed a TLS configuration, connects in the clear to a
 //!   [`Tunnel`]: a Unix socket in a private directory whose every connection Tarn carries to
-//!   the server over TLS.
+//!   the server over TLS. Only when nothing is checked of the server's certificate (and no
+//!   client certificate is presented) does sqlx use its own TLS instead, which then does the
+//!   same: encrypt, accept any certificate, check the handshake's signatures.
 //!
 //! [`Route::connect`] makes the first connection and settles how every later one goes:
 //! `allow` tries in the clear, then over TLS; `prefer` uses TLS whenever the server offers

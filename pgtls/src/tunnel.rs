@@ -240,8 +240,7 @@ mod tests {
         let tunnel = Tunnel::start(tls, None, Duration::from_secs(5)).unwrap();
         let err = sqlx::PgConnection::connect_with(&options.socket(tunnel.dir()))
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         let message = match &err {
             sqlx::Error::Database(d) => d.message().to_string(),
             other => panic!("not the tunnel's answer: {other}"),
