@@ -652,43 +652,169 @@ async fn the_postgresql_catalog_works_as_a_tls_only_role() {
     run_sql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }
 
-/// MySQL's `ssl-mode=REQUIRED` against a server without TLS (the local MariaDB, unless
-/// `tests/run.sh` turned TLS on): one line, never in the clear.
-#[tokio::test]
-async fn mysql_ssl_mode_required_refuses_a_server_without_tls() {
-    let Some(url) = mysql_url() else { return };
-    let mut conn = sqlx::MySqlConnection::connect(&format!("{url}?ssl-mode=DISABLED"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("MySQL/MariaDB at {url} is needed ({e}); set TARN_TEST_MYSQL=skip to skip")
-        });
-    let have_ssl: String = sqlx::query("SHOW VARIABLES LIKE 'have_ssl'")
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap()
-        .and_then(|r| r.try_get_unchecked::<Option<Vec<u8>>, _>(1).ok().flatten())
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .unwrap_or_default();
-    if have_ssl == "YES" {
-        eprintln!("skipped: the MySQL server at {url} has TLS on");
-        return;
-    }
+/// MySQL's `ssl-mode=REQUIRED` against a server without TLS (a greeting without the SSL
+/// capability, as MariaDB sends with TLS off): one line, and nothing more is sent.
+#[test]
+fn mysql_ssl_mode_required_refuses_a_server_without_tls() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client_sent = sent.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            // Protocol 10; capabilities LONG_PASSWORD, CONNECT_WITH_DB, PROTOCOL_41,
+            // SECURE_CONNECTION, PLUGIN_AUTH: no SSL.
+            let mut payload = vec![0x0a];
+            payload.extend_from_slice(b"5.5.5-10.11.0-MariaDB\0");
+            payload.extend_from_slice(&1u32.to_le_bytes());
+            payload.extend_from_slice(b"abcdefgh\0");
+            payload.extend_from_slice(&0x8209u16.to_le_bytes());
+            payload.push(0x21);
+            payload.extend_from_slice(&2u16.to_le_bytes());
+            payload.extend_from_slice(&0x0008u16.to_le_bytes());
+            payload.push(21);
+            payload.extend_from_slice(&[0; 10]);
+            payload.extend_from_slice(b"ijklmnopqrst\0mysql_native_password\0");
+            let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+            packet.push(0);
+            packet.extend_from_slice(&payload);
+            let _ = socket.write_all(&packet);
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut more = [0u8; 1];
+            if matches!(socket.read(&mut more), Ok(n) if n > 0) {
+                client_sent.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t");
-    let required = format!("{url}?ssl-mode=REQUIRED");
+    let url = format!("mysql://app:sekret@127.0.0.1:{port}/shop?ssl-mode=REQUIRED");
     let err = fails(&[
         "import",
-        &required,
+        &url,
         "--source",
-        "tarn_no_such_table",
+        "orders",
         "--into",
         target.to_str().unwrap(),
         "--mode",
         "overwrite",
     ]);
-    assert!(
-        err.contains("the server does not offer TLS but ssl-mode=REQUIRED"),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot connect to mysql://***@127.0.0.1:{port}/shop?ssl-mode=REQUIRED: the server does not offer TLS but ssl-mode=REQUIRED (turn TLS on at the server, or use ssl-mode=PREFERRED or DISABLED)"
+        )
     );
     assert!(!target.exists(), "nothing is created");
+    assert!(
+        !sent.load(std::sync::atomic::Ordering::SeqCst),
+        "nothing (no login) was sent in the clear"
+    );
+}
+
+/// The local MariaDB with TLS on (tests/run.sh, as root) and a user that may only connect
+/// over TLS (`REQUIRE SSL`): the default ssl-mode and REQUIRED import as that user,
+/// DISABLED is refused, and VERIFY_IDENTITY with the test CA works by the certificate's
+/// name (localhost) and is refused for 127.0.0.1, in one line.
+#[tokio::test]
+async fn mysql_tls_only_user_imports_over_tls_and_the_certificate_is_checked() {
+    let Some(url) = mysql_url() else { return };
+    let ca = "/etc/mysql/tarn-tls/ca.pem";
+    let mut conn = sqlx::MySqlConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("MySQL/MariaDB at {url} is needed ({e}); set TARN_TEST_MYSQL=skip to skip")
+        });
+    let ready = sqlx::query(
+        "SELECT user FROM mysql.user WHERE user = 'tarn_tls' AND host = '127.0.0.1' AND LENGTH(ssl_type) > 0",
+    )
+    .fetch_optional(&mut conn)
+    .await
+    .unwrap()
+    .is_some();
+    if !ready || !Path::new(ca).exists() {
+        eprintln!(
+            "skipped: no MariaDB with TLS on and user tarn_tls@127.0.0.1 REQUIRE SSL (and {ca}): run tests/run.sh as root once"
+        );
+        return;
+    }
+    let src = unique("tls_my");
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {src} (id BIGINT PRIMARY KEY, note TEXT); INSERT INTO {src} VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mysql_port = url::Url::parse(&url).unwrap().port().unwrap_or(3306);
+    // No password (the user has none); the refused runs give one, which must not show.
+    let as_role =
+        |host: &str, query: &str| format!("mysql://tarn_tls@{host}:{mysql_port}/test{query}");
+    let with_password = |host: &str, query: &str| {
+        format!("mysql://tarn_tls:sekret@{host}:{mysql_port}/test{query}")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let untouched = dir.path().join("never").to_string_lossy().to_string();
+    let import = |url: &str, into: &str| {
+        tarn()
+            .args([
+                "--format", "json", "import", url, "--source", &src, "--into", into,
+            ])
+            .args(["--mode", "overwrite", "--no-progress"])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    };
+    for query in [
+        String::new(),
+        "?ssl-mode=REQUIRED".to_string(),
+        format!("?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    ] {
+        let host = if query.contains("VERIFY") {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let out = import(&as_role(host, &query), &table);
+        assert!(
+            out.status.success(),
+            "{query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["rows_read"], 3, "{query}");
+    }
+    let refused = |url: &str| {
+        let out = import(url, &untouched);
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!out.status.success(), "{url}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("sekret"), "{err}");
+        assert!(!Path::new(&untouched).exists(), "{url}: nothing is created");
+        err
+    };
+    let err = refused(&with_password("127.0.0.1", "?ssl-mode=DISABLED"));
+    assert!(err.contains("Access denied for user 'tarn_tls'"), "{err}");
+    let err = refused(&with_password(
+        "127.0.0.1",
+        &format!("?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    ));
+    assert!(
+        err.contains("certificate verification failed: the server's certificate is for localhost, not 127.0.0.1"),
+        "{err}"
+    );
+    let err = refused(&with_password(
+        "localhost",
+        &format!("?ssl-mode=VERIFY_IDENTITY&ssl-ca={SNAKEOIL}"),
+    ));
+    assert!(
+        err.contains("certificate verification failed: the server's certificate is not signed by a CA of ssl-ca"),
+        "{err}"
+    );
+    sqlx::raw_sql(&format!("DROP TABLE {src}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }

@@ -174,6 +174,12 @@ pub(crate) fn connect_error(url: &str, e: sqlx::Error) -> Error {
         sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             not_the_protocol(url)
         }
+        // A certificate sqlx's TLS (MySQL's) refused, worded as PostgreSQL's are.
+        sqlx::Error::Io(e) if mysql::tls_failure(url, &e).is_some() => Error(format!(
+            "cannot connect to {}: {}",
+            redact(url),
+            mysql::tls_failure(url, &e).unwrap_or_default()
+        )),
         // sqlx's TLS (MySQL's; PostgreSQL's TLS is tarn-pgtls's): a mode that requires TLS,
         // and a server without it.
         sqlx::Error::Tls(e) if e.to_string() == "server does not support TLS" => Error(format!(

@@ -257,8 +257,18 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// A failed handshake with `host`, in one line saying why.
-pub(crate) fn describe(e: &std::io::Error, host: &str, roots: Option<&str>) -> String {
+/// What PostgreSQL users are told to do about a certificate for another host.
+pub(crate) const PG_NAME_HINT: &str =
+    "sslmode=verify-full checks the host name: connect by a name the certificate lists, or use sslmode=verify-ca";
+
+/// A failed handshake with `host`, in one line saying why; `name_hint` follows a
+/// certificate for another host.
+pub(crate) fn describe(
+    e: &std::io::Error,
+    host: &str,
+    roots: Option<&str>,
+    name_hint: &str,
+) -> String {
     let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -272,7 +282,6 @@ pub(crate) fn describe(e: &std::io::Error, host: &str, roots: Option<&str>) -> S
             _ => format!("TLS handshake with the server failed: {e}"),
         };
     };
-    let roots = roots.unwrap_or("the trusted CAs");
     let date = |t: &UnixTime| {
         chrono::DateTime::from_timestamp(t.as_secs() as i64, 0)
             .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -289,17 +298,20 @@ pub(crate) fn describe(e: &std::io::Error, host: &str, roots: Option<&str>) -> S
                         format!("is for {}", names.join(", "))
                     };
                     return format!(
-                        "certificate verification failed: the server's certificate {named}, not {host} (sslmode=verify-full checks the host name: connect by a name the certificate lists, or use sslmode=verify-ca)"
+                        "certificate verification failed: the server's certificate {named}, not {host} ({name_hint})"
                     );
                 }
                 CertificateError::NotValidForName => {
                     return format!(
-                        "certificate verification failed: the server's certificate is not for {host} (sslmode=verify-full checks the host name: connect by a name the certificate lists, or use sslmode=verify-ca)"
+                        "certificate verification failed: the server's certificate is not for {host} ({name_hint})"
                     )
                 }
-                CertificateError::UnknownIssuer => {
-                    format!("the server's certificate is not signed by a CA of {roots}")
-                }
+                CertificateError::UnknownIssuer => match roots {
+                    Some(roots) => {
+                        format!("the server's certificate is not signed by a CA of {roots}")
+                    }
+                    None => "the server's certificate is not signed by a trusted CA".into(),
+                },
                 CertificateError::ExpiredContext { not_after, .. } => {
                     format!("the server's certificate expired on {}", date(not_after))
                 }

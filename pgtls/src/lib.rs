@@ -324,8 +324,30 @@ impl PgTls {
             e,
             &self.inner.host,
             self.inner.roots.as_deref(),
+            config::PG_NAME_HINT,
         ))
     }
+}
+
+/// A TLS handshake that failed in another client of rustls (sqlx's, for MySQL), in the
+/// same words as PostgreSQL's: `None` when `e` is not rustls's. `roots` says where the
+/// trusted CAs came from; `name_hint` follows a certificate for another host.
+pub fn describe_tls_failure(
+    e: &std::io::Error,
+    host: &str,
+    roots: Option<&str>,
+    name_hint: &str,
+) -> Option<String> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(config::describe(e, host, roots, name_hint))
+}
+
+/// Makes ring rustls's process-wide default provider, unless one is already. Tarn's own
+/// configurations name their provider; sqlx's MySQL TLS asks for the default when it checks
+/// a certificate without its name (`VERIFY_CA`), which panics when, as here, two providers
+/// are compiled in and none was chosen.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// `sslcert` and `sslkey` (or libpq's defaults, when both files exist).
