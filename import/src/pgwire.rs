@@ -746,6 +746,46 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// As the TLS-only role of tests/run.sh (`tarn_tls`; skipped when it is not set up):
+    /// `allow` is refused in the clear and then connects over TLS, `require` over TLS, and
+    /// `disable` is refused with the server's words.
+    #[test]
+    fn allow_tries_the_clear_then_tls_and_require_uses_tls() {
+        let Some(admin) = test_target() else { return };
+        let role = |mode: &str| {
+            Target::from_url(&format!(
+                "postgres://tarn_tls@127.0.0.1:{}/test?sslmode={mode}",
+                admin.port
+            ))
+            .unwrap()
+        };
+        let timeout = std::time::Duration::from_secs(10);
+        let Ok(mut conn) = WireConn::connect(&role("require"), timeout) else {
+            eprintln!("skipped: no TLS-only role tarn_tls (tests/run.sh sets it up as root)");
+            return;
+        };
+        let mut ssl = Vec::new();
+        let mut in_tls = |conn: &mut WireConn| {
+            ssl.clear();
+            conn.copy_out::<()>(
+                "COPY (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) TO STDOUT",
+                |m| {
+                    ssl.extend_from_slice(m);
+                    Ok(())
+                },
+            )
+            .unwrap_or_else(|_| panic!("COPY failed"));
+            ssl == b"t\n"
+        };
+        assert!(in_tls(&mut conn));
+        let mut conn = WireConn::connect(&role("allow"), timeout).unwrap();
+        assert!(in_tls(&mut conn));
+        match WireConn::connect(&role("disable"), timeout) {
+            Err(WireError::Connect(m)) => assert!(m.contains("no encryption"), "{m}"),
+            _ => panic!("the clear is refused"),
+        }
+    }
+
     #[test]
     fn targets_come_from_the_url_as_sqlx_reads_it() {
         let t = Target::from_url("postgres://app:p%40ss@db.example:6432/shop").unwrap();
