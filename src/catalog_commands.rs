@@ -141,11 +141,22 @@ pub async fn drop(
     ctx: &Context,
     format: OutputFormat,
 ) -> Result<()> {
-    let store = ctx.store().await?;
     let n: TableName = name.parse()?;
-    let info =
-        tarn_server::warehouse::drop_table(store.as_ref(), &n, purge && !keep_data_always).await?;
     let purged = purge && !keep_data_always;
+    // With --server, the server deletes the files (under its own warehouse): this machine
+    // never deletes a path a remote catalog names.
+    let info = match ctx.remote() {
+        Some(remote) => remote.drop_table(&n, purged).await?,
+        None if purged => {
+            let store = ctx.store().await?;
+            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse_dir()?, &n, true)
+                .await?
+        }
+        None => {
+            let store = ctx.store().await?;
+            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse, &n, false).await?
+        }
+    };
     print_report(
         format,
         &json!({"dropped": name, "purged": purged, "location": info.storage_location}),
@@ -221,9 +232,19 @@ pub async fn token(command: TokenCommand, ctx: &Context, format: OutputFormat) -
 }
 
 pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn")
     });
+    // sqlx warns about a URL parameter it does not know with the parameter's value, which
+    // may be a password (`?sslpassword=`): never logged, whatever TARN_LOG says.
+    for quiet in [
+        "sqlx_postgres::options::parse=error",
+        "sqlx_mysql::options::parse=error",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -246,6 +267,15 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         ));
     }
     let store = ctx.store().await?;
+    // Drops and creates a crash interrupted are finished before the first request.
+    let finished =
+        tarn_server::warehouse::finish_pending(store.as_ref(), &ctx.warehouse_dir()?).await?;
+    if !finished.is_empty() {
+        eprintln!(
+            "note: finished {} table step(s) a crash had interrupted",
+            finished.len()
+        );
+    }
     let auth = if args.no_auth {
         AuthMode::Disabled
     } else {

@@ -20,6 +20,8 @@ pub struct Context {
     remote: Option<Arc<RemoteCatalogStore>>,
     server: Option<String>,
     store: OnceCell<Arc<dyn CatalogStore>>,
+    /// Whether the catalog is the default SQLite file in the warehouse.
+    catalog_in_warehouse: bool,
 }
 
 impl Context {
@@ -30,6 +32,7 @@ impl Context {
         server: Option<String>,
         token: Option<String>,
     ) -> Self {
+        let catalog_in_warehouse = catalog.is_none();
         let catalog_url =
             catalog.unwrap_or_else(|| warehouse.join("catalog.db").to_string_lossy().to_string());
         let remote = server
@@ -42,6 +45,7 @@ impl Context {
             remote,
             server,
             store: OnceCell::new(),
+            catalog_in_warehouse,
         }
     }
 
@@ -50,6 +54,9 @@ impl Context {
     pub async fn store(&self) -> Result<Arc<dyn CatalogStore>, Failure> {
         if let Some(remote) = &self.remote {
             return Ok(remote.clone());
+        }
+        if self.catalog_in_warehouse {
+            self.local_warehouse()?;
         }
         self.store
             .get_or_try_init(|| async {
@@ -72,8 +79,21 @@ impl Context {
         self.remote.as_deref()
     }
 
+    /// The warehouse, refused if it is a URL: MANAGED tables and the default catalog are
+    /// on local disk (a URL would otherwise become a local directory named `s3:`).
+    fn local_warehouse(&self) -> Result<&Path, Failure> {
+        let text = self.warehouse.to_string_lossy();
+        if text.contains("://") {
+            return Err(Failure(format!(
+                "--warehouse `{text}` is a URL, but the warehouse must be a local directory (MANAGED tables and the default catalog are kept on local disk); register a table that is on object storage with `tarn register NAME URL`"
+            )));
+        }
+        Ok(&self.warehouse)
+    }
+
     /// The warehouse directory, created if needed, as an absolute path.
     pub fn warehouse_dir(&self) -> Result<PathBuf, Failure> {
+        self.local_warehouse()?;
         std::fs::create_dir_all(&self.warehouse)
             .and_then(|_| self.warehouse.canonicalize())
             .map_err(|e| {

@@ -57,8 +57,9 @@ impl From<tarn_table::deltalake::arrow::error::ArrowError> for Failure {
 }
 
 impl From<tarn_server::ApiError> for Failure {
+    /// The cause, not the error id an HTTP client gets: the CLI runs the step itself.
     fn from(e: tarn_server::ApiError) -> Self {
-        Failure(e.message().to_string())
+        Failure(e.detail().to_string())
     }
 }
 

@@ -494,6 +494,70 @@ fn as_of_uses_commit_times_from_the_log_even_after_a_copy() {
     }
 }
 
+/// Sets the time commit `version` of `table` records (`commitInfo.timestamp`, in ms), as a
+/// writer with a wrong clock would have.
+fn set_commit_time(table: &str, version: u64, millis: i64) {
+    let path = Path::new(table)
+        .join("_delta_log")
+        .join(format!("{version:020}.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut action: Value = serde_json::from_str(line).unwrap();
+            if let Some(ts) = action.pointer_mut("/commitInfo/timestamp") {
+                *ts = Value::from(millis);
+            }
+            action.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn as_of_goes_by_monotonic_adjusted_commit_times_when_clocks_go_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = orders_table(dir.path());
+    for i in 1..=3 {
+        let f = write_file(
+            dir.path(),
+            &format!("{i}.csv"),
+            &format!("id,customer,amount,created_at\n{i},c,1.00,2026-01-01T00:00:00Z\n"),
+        );
+        json(&["write", &t, f.to_str().unwrap()]);
+    }
+    // Writers whose clocks disagree: version 2 records a time before version 1's.
+    // 2026-01-01T00:00:00Z = 1767225600000 ms.
+    let t0 = 1_767_225_600_000i64;
+    for (version, offset) in [(0, 0), (1, 10_000), (2, 5_000), (3, 20_000)] {
+        set_commit_time(&t, version, t0 + offset);
+    }
+    // The protocol's adjusted times: 0 s, 10 s, 10.001 s (pushed past version 1), 20 s.
+    for (at, version) in [
+        ("2026-01-01T00:00:00Z", 0),
+        // Version 2's recorded 5 s is not its time: it came after version 1 (10 s).
+        ("2026-01-01T00:00:05Z", 0),
+        ("2026-01-01T00:00:07Z", 0),
+        ("2026-01-01T00:00:10Z", 1),
+        ("2026-01-01T00:00:10.001Z", 2),
+        ("2026-01-01T00:00:19Z", 2),
+        ("2026-01-01T00:00:20Z", 3),
+        ("2027-01-01T00:00:00Z", 3),
+    ] {
+        assert_eq!(
+            json(&["describe", &t, "--as-of", at])["version"],
+            version,
+            "as of {at}"
+        );
+        assert_eq!(count(&t, &["--as-of", at]), version, "rows as of {at}");
+    }
+    let err = fails(&["query", "SELECT 1", "--table", &t, "--as-of", "2025-12-31"]);
+    assert!(
+        err.contains("did not exist yet") && err.contains("2026-01-01T00:00:20.000Z"),
+        "{err}"
+    );
+}
+
 #[test]
 fn schema_evolution_needs_merge_schema_and_refuses_lossy_types() {
     let dir = tempfile::tempdir().unwrap();
@@ -1509,4 +1573,270 @@ fn a_bad_value_deep_in_a_large_csv_names_its_line_and_commits_nothing() {
     // The line is counted from the file's start, as the one-thread reader counts it.
     assert!(err.contains("line 345679"), "{err}");
     assert_eq!(version(&t), 0);
+}
+
+/// Sets the storage location of the table `name` in the SQLite catalog `db`, as anyone who
+/// can write the catalog database could.
+fn set_location(db: &Path, name: &str, location: &str) {
+    let parts: Vec<&str> = name.split('.').collect();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}", db.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let done = sqlx::query(
+                "UPDATE tables SET storage_location = $1 \
+                 WHERE catalog_name = $2 AND schema_name = $3 AND name = $4",
+            )
+            .bind(location)
+            .bind(parts[0])
+            .bind(parts[1])
+            .bind(parts[2])
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(done.rows_affected(), 1, "{name}");
+        });
+}
+
+/// `drop --purge` deletes a MANAGED table's own directory under the warehouse, and nothing
+/// else. A catalog row naming any other place (edited in the catalog database here: a
+/// directory outside the warehouse, the warehouse itself, a catalog or schema directory,
+/// another table's) or a symlink at the table's location pointing out is refused with one
+/// line, nothing deleted and the name kept; locally, and through `--server`, where the
+/// server decides about its own warehouse and the client deletes nothing.
+#[test]
+fn drop_purge_deletes_nothing_outside_the_tables_managed_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let db = wh.join("catalog.db");
+    wh_json(&wh, &["catalog", "create", "main"]);
+    wh_json(&wh, &["schema", "create", "main.shop"]);
+    let created = wh_json(
+        &wh,
+        &["create", "main.shop.orders", "--schema", ORDERS_SCHEMA],
+    );
+    let own_url = created["location"].as_str().unwrap().to_string();
+    let own = PathBuf::from(
+        own_url
+            .strip_prefix("file://")
+            .unwrap()
+            .trim_end_matches('/'),
+    );
+    let other = wh_json(&wh, &["create", "main.shop.other", "--schema", "id int"]);
+    let other = url_to_path(other["location"].as_str().unwrap());
+    let outside = dir.path().join("precious");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("data.txt"), "keep me").unwrap();
+    let all_there = |when: &str| {
+        assert!(outside.join("data.txt").exists(), "{when}: outside deleted");
+        assert!(
+            other.join("_delta_log").is_dir(),
+            "{when}: other table deleted"
+        );
+        assert_eq!(
+            wh_json(&wh, &["table", "list", "main.shop"])
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "{when}: the name is kept"
+        );
+    };
+    let targets = [
+        outside.clone(),
+        wh.clone(),
+        wh.join("main"),
+        wh.join("main/shop"),
+        other.clone(),
+    ];
+    for target in &targets {
+        set_location(
+            &db,
+            "main.shop.orders",
+            &format!("file://{}/", target.display()),
+        );
+        let err = wh_fails(&wh, &["drop", "main.shop.orders", "--purge"]);
+        assert!(err.contains("refusing to delete"), "{err}");
+        all_there(&target.display().to_string());
+        assert!(own.join("_delta_log").is_dir());
+    }
+
+    // A symlink at the table's own location, pointing outside.
+    set_location(&db, "main.shop.orders", &own_url);
+    let moved = dir.path().join("moved");
+    std::fs::rename(&own, &moved).unwrap();
+    std::os::unix::fs::symlink(&outside, &own).unwrap();
+    let err = wh_fails(&wh, &["drop", "main.shop.orders", "--purge"]);
+    assert!(err.contains("refusing to delete"), "{err}");
+    all_there("symlink");
+    std::fs::remove_file(&own).unwrap();
+    std::fs::rename(&moved, &own).unwrap();
+
+    // Through a server: refused the same way, and nothing deleted on the client's side.
+    let token = wh_json(&wh, &["token", "create", "admin", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let served = serve(&wh);
+    let client_wh = dir.path().join("client-wh");
+    let remote = |args: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "--warehouse",
+            client_wh.to_str().unwrap(),
+            "--server",
+            served.url.as_str(),
+            "--token",
+            token.as_str(),
+        ];
+        all.extend(args);
+        all.into_iter().map(String::from).collect()
+    };
+    set_location(
+        &db,
+        "main.shop.orders",
+        &format!("file://{}/", outside.display()),
+    );
+    let args = remote(&["drop", "main.shop.orders", "--purge"]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("refusing to delete") && err.contains("400"),
+        "{err}"
+    );
+    all_there("--server");
+
+    // Its own location: deleted, by the server.
+    set_location(&db, "main.shop.orders", &own_url);
+    let args = remote(&["drop", "main.shop.orders", "--purge"]);
+    let done = json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(done["purged"], true);
+    assert!(!own.exists(), "purged by the server");
+    assert!(other.join("_delta_log").is_dir());
+    assert!(outside.join("data.txt").exists());
+}
+
+fn entries_of(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// Makes a file immutable (`chattr +i`: as root, permissions would not stop a write) until
+/// dropped.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn new(path: &Path) -> Immutable {
+        let status = StdCommand::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "chattr +i {} (needs root and ext4/xfs)",
+            path.display()
+        );
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// The CLI's named-table steps say what went wrong, in one line, where they printed
+/// "internal error (error id …)": a catalog database that cannot be written, and a table on
+/// object storage the CLI has no credentials for. Nothing is registered or left behind. A
+/// table directory that cannot be made under the warehouse, and a warehouse given as a URL
+/// (which became a local directory named `s3:`), are said too.
+#[test]
+fn named_table_steps_say_what_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let catalog = dir.path().join("catalog.db");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ];
+        all.extend(extra);
+        all.into_iter().map(String::from).collect()
+    };
+    let ok = |extra: &[&str]| {
+        json(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
+    };
+    let failed = |extra: &[&str]| -> String {
+        fails(&args(extra).iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    ok(&["catalog", "create", "main"]);
+    ok(&["schema", "create", "main.shop"]);
+    {
+        let _frozen = Immutable::new(&catalog);
+        let err = failed(&["create", "main.shop.t", "--schema", "id int"]);
+        assert!(!err.contains("error id"), "{err}");
+        assert!(err.contains("readonly database"), "{err}");
+    }
+    assert!(!wh.join("main/shop").exists() || entries_of(&wh.join("main/shop")) == 0);
+    std::fs::create_dir_all(&wh).unwrap();
+    std::fs::write(wh.join("main"), "a file where the catalog's directory goes").unwrap();
+    let err = failed(&["create", "main.shop.t", "--schema", "id int"]);
+    assert!(!err.contains("error id"), "{err}");
+    assert!(err.contains("Not a directory"), "{err}");
+    assert_eq!(
+        json(
+            &args(&["table", "list", "main.shop"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        ),
+        serde_json::json!([])
+    );
+
+    // A warehouse given as a URL: said so, and no local directory named `s3:` made.
+    let out = tarn()
+        .current_dir(dir.path())
+        .args([
+            "--warehouse",
+            "s3://tarn-test-no-such-bucket/wh",
+            "create",
+            "main.shop.t",
+            "--schema",
+            "id int",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("must be a local directory"), "{err}");
+    assert!(!dir.path().join("s3:").exists(), "a local `s3:` directory");
+
+    let out = tarn()
+        .args(args(&[
+            "--storage-option",
+            "aws_region=us-east-1",
+            "register",
+            "main.shop.s3",
+            "s3://tarn-test-no-such-bucket/t",
+        ]))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("error id"), "{err}");
+    assert!(err.to_lowercase().contains("credential"), "{err}");
 }

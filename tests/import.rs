@@ -867,3 +867,619 @@ async fn mysql_every_type_then_incremental_runs() {
     );
     my(&url, &format!("DROP TABLE {src}")).await;
 }
+
+/// Rewrites the watermark the newest commit of `table` records, as anyone who can write
+/// the table's `_delta_log` could.
+fn edit_saved_watermark(table: &str, watermark: &str) {
+    let log = std::path::Path::new(table).join("_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let mut edited = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut action: Value = serde_json::from_str(line).unwrap();
+            if let Some(w) = action.pointer_mut("/commitInfo/tarnImport/watermark") {
+                *w = json!(watermark);
+                edited += 1;
+            }
+            action.to_string()
+        })
+        .collect();
+    assert_eq!(edited, 1, "{newest:?} records no watermark");
+    std::fs::write(&newest, lines.join("\n") + "\n").unwrap();
+}
+
+/// Payloads a writer of the log might plant as the watermark: quote breaking, MySQL's
+/// backslash escape (which makes PostgreSQL's `''` quoting useless there), stacked
+/// statements, comments.
+const WATERMARK_PAYLOADS: [&str; 4] = [
+    "3'; DROP TABLE {src}; -- ",
+    "3\\') AS w; DROP TABLE {src}; -- ",
+    "3\\' OR 1=1 OR \\'",
+    "2026-01-01 00:00:00\\'); DROP TABLE {src}; -- ",
+];
+
+#[tokio::test]
+async fn mysql_an_edited_watermark_cannot_run_sql_on_the_source() {
+    let Some(url) = mysql_url() else { return };
+    let src = unique("imp_my_wm");
+    my(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, at datetime(6) NOT NULL);
+             INSERT INTO {src} VALUES (1, '2026-01-01'), (2, '2026-01-02'), (3, '2026-01-03');"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for cursor in ["id", "at"] {
+        let table = dir.path().join(cursor).to_string_lossy().to_string();
+        let args = [
+            "import",
+            url.as_str(),
+            "--source",
+            src.as_str(),
+            "--into",
+            table.as_str(),
+            "--cursor",
+            cursor,
+            "--no-progress",
+        ];
+        json_out(&args);
+        let v = version(&table);
+        for payload in WATERMARK_PAYLOADS {
+            let payload = payload.replace("{src}", &src);
+            edit_saved_watermark(&table, &payload);
+            let err = fails(&args);
+            assert!(
+                err.contains(&format!("saved watermark for cursor `{cursor}`"))
+                    && err.contains("not a value of type")
+                    && err.contains("nothing was imported"),
+                "{payload}: {err}"
+            );
+            assert_eq!(version(&table), v, "{payload}: nothing was written");
+            // The source table is still there, rows and all.
+            let mut conn = sqlx::MySqlConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {src}"))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{payload}: the source table is gone: {e}"));
+            assert_eq!(n, 3, "{payload}");
+        }
+    }
+    my(&url, &format!("DROP TABLE {src}")).await;
+}
+
+#[tokio::test]
+async fn postgres_an_edited_watermark_cannot_run_sql_on_the_source() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_wm");
+    pg(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+             INSERT INTO {src} VALUES (1, '2026-01-01'), (2, '2026-01-02'), (3, '2026-01-03');"
+        ),
+    )
+    .await;
+    // Also with standard_conforming_strings off, where a backslash escapes a quote.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let no_scs = format!("{url}{sep}options=-c%20standard_conforming_strings%3Doff");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, source_url) in [url.as_str(), no_scs.as_str()].into_iter().enumerate() {
+        for cursor in ["id", "at"] {
+            let table = dir
+                .path()
+                .join(format!("{cursor}{i}"))
+                .to_string_lossy()
+                .to_string();
+            let args = [
+                "import",
+                source_url,
+                "--source",
+                src.as_str(),
+                "--into",
+                table.as_str(),
+                "--cursor",
+                cursor,
+                "--no-progress",
+            ];
+            json_out(&args);
+            let v = version(&table);
+            for payload in WATERMARK_PAYLOADS {
+                let payload = payload.replace("{src}", &src);
+                edit_saved_watermark(&table, &payload);
+                let err = fails(&args);
+                assert!(
+                    err.contains(&format!("saved watermark for cursor `{cursor}`"))
+                        && err.contains("not a value of type"),
+                    "{payload}: {err}"
+                );
+                assert_eq!(version(&table), v, "{payload}: nothing was written");
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {src}"))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{payload}: the source table is gone: {e}"));
+                assert_eq!(n, 3, "{payload}");
+            }
+            // A genuine value still works as one, and only rows beyond it come.
+            let genuine = if cursor == "id" {
+                "1"
+            } else {
+                "2026-01-01 00:00:00+00"
+            };
+            edit_saved_watermark(&table, genuine);
+            let report = json_out(&args);
+            assert_eq!(report["rows_read"], 2, "{report}");
+        }
+    }
+    pg(&url, &format!("DROP TABLE {src}")).await;
+}
+
+#[tokio::test]
+async fn postgres_query_sources_run_read_only() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_ro");
+    pg(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id int); INSERT INTO {src} VALUES (1), (2);
+             CREATE SEQUENCE {src}_seq;"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let import = |query: &str| {
+        fails(&[
+            "import",
+            &url,
+            "--query",
+            query,
+            "--into",
+            &table,
+            "--mode",
+            "overwrite",
+            "--no-progress",
+        ])
+    };
+    // A second statement, even one that commits first, never runs.
+    let err = import(&format!("SELECT 1 AS id; COMMIT; DROP TABLE {src}"));
+    assert!(
+        err.contains("--query must be one SELECT statement"),
+        "{err}"
+    );
+    // A function that writes is refused by the read-only transaction.
+    let err = import(&format!("SELECT nextval('{src}_seq') AS id"));
+    assert!(
+        err.contains("read-only transaction") && err.contains("an import only reads"),
+        "{err}"
+    );
+    let err = import(&format!(
+        "WITH gone AS (DELETE FROM {src} RETURNING id) SELECT id FROM gone"
+    ));
+    assert!(err.contains("--query"), "{err}");
+    let err = import(&format!("DELETE FROM {src}"));
+    assert!(err.contains("--query"), "{err}");
+    assert!(version(&table).is_none(), "nothing was created");
+    // The source is as it was: its rows, and the sequence never advanced.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {src}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let called: bool = sqlx::query_scalar(&format!("SELECT is_called FROM {src}_seq"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!called, "the sequence was advanced");
+    pg(&url, &format!("DROP TABLE {src}; DROP SEQUENCE {src}_seq")).await;
+}
+
+#[tokio::test]
+async fn mysql_query_sources_run_read_only() {
+    let Some(url) = mysql_url() else { return };
+    let src = unique("imp_my_ro");
+    my(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id int); INSERT INTO {src} VALUES (1), (2);
+             CREATE TABLE {src}_log (n int) ENGINE=InnoDB;"
+        ),
+    )
+    .await;
+    my(
+        &url,
+        &format!(
+            "CREATE FUNCTION {src}_f() RETURNS int MODIFIES SQL DATA
+             BEGIN INSERT INTO {src}_log VALUES (1); RETURN 1; END"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let import = |query: &str| {
+        fails(&[
+            "import",
+            &url,
+            "--query",
+            query,
+            "--into",
+            &table,
+            "--mode",
+            "overwrite",
+            "--no-progress",
+        ])
+    };
+    // Text that closes the source's derived table and stacks a statement never runs.
+    let err = import(&format!(
+        "SELECT 1 AS id) AS x; DROP TABLE {src}; SELECT * FROM (SELECT 1 AS id"
+    ));
+    assert!(
+        err.contains("--query must be one SELECT statement"),
+        "{err}"
+    );
+    // A function that writes: refused, and its write undone, also in the column probe.
+    let err = import(&format!("SELECT {src}_f() AS id"));
+    assert!(
+        err.contains("READ ONLY transaction") && err.contains("an import only reads"),
+        "{err}"
+    );
+    let err = import(&format!("DELETE FROM {src}"));
+    assert!(err.contains("--query"), "{err}");
+    assert!(version(&table).is_none(), "nothing was created");
+    let mut conn = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {src}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let written: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {src}_log"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "the function's write stayed");
+    my(
+        &url,
+        &format!("DROP TABLE {src}; DROP TABLE {src}_log; DROP FUNCTION {src}_f"),
+    )
+    .await;
+}
+
+/// Runs `tarn` with debug logging on; returns (success, stdout + stderr).
+fn run_logged(args: &[&str]) -> (bool, String) {
+    let out = tarn()
+        .env("RUST_LOG", "debug")
+        .env("TARN_LOG", "debug")
+        .args(args)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Every file under `dir`, as text.
+fn all_text_under(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&all_text_under(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
+}
+
+/// Imports from `url` (which holds `secrets`) in every way a run shows or records the
+/// source, and checks no secret is anywhere: stdout, stderr (debug logging on), the
+/// table's files.
+fn assert_secrets_stay_secret(url: &str, src: &str, secrets: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let mut shown = String::new();
+    let base = [
+        "import",
+        url,
+        "--source",
+        src,
+        "--into",
+        &table,
+        "--cursor",
+        "id",
+        "--no-progress",
+    ];
+    for (global, extra) in [
+        (&[][..], &["--dry-run"][..]),
+        (&["--format", "json"], &["--dry-run"]),
+        (&[], &[]),
+        (&["--format", "json"], &[]),
+        (&["--format", "json"], &[]),
+    ] {
+        let (ok, text) = run_logged(&[global, &base[..], extra].concat());
+        assert!(ok, "{text}");
+        shown.push_str(&text);
+    }
+    // Failures name the source too.
+    for args in [
+        vec![
+            "import",
+            url,
+            "--source",
+            "no_such_table",
+            "--into",
+            &table,
+            "--cursor",
+            "id",
+        ],
+        vec![
+            "import", url, "--source", src, "--into", &table, "--cursor", "nope",
+        ],
+        vec![
+            "--format", "json", "import", url, "--source", src, "--into", &table,
+        ],
+    ] {
+        let (ok, text) = run_logged(&args);
+        assert!(!ok, "{text}");
+        shown.push_str(&text);
+    }
+    // A server that refuses the connection (a port nothing listens on).
+    let mut dead = url::Url::parse(url).unwrap();
+    dead.set_port(Some(1)).unwrap();
+    let dead = dead.to_string();
+    let (ok, text) = run_logged(&[
+        "import",
+        &dead,
+        "--source",
+        src,
+        "--into",
+        &table,
+        "--cursor",
+        "id",
+        "--connect-timeout",
+        "2",
+    ]);
+    assert!(!ok && text.contains("cannot connect"), "{text}");
+    shown.push_str(&text);
+    let files = all_text_under(dir.path());
+    assert!(files.contains("tarnImport"), "the log records the run");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "`{secret}` was shown:\n{shown}");
+        assert!(
+            !files.contains(secret),
+            "`{secret}` is in the table's files"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_passwords_never_reach_the_log_or_any_output() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_pw");
+    pg(
+        &url,
+        &format!("CREATE TABLE {src} (id int PRIMARY KEY); INSERT INTO {src} VALUES (1), (2);"),
+    )
+    .await;
+    // The local server trusts its clients, so any password is accepted.
+    let mut with_pw = url::Url::parse(&url).unwrap();
+    with_pw.set_password(Some("Us3rinfoSecret")).unwrap();
+    with_pw
+        .query_pairs_mut()
+        .append_pair("password", "Qu3rySecret");
+    let with_pw = with_pw.to_string();
+    // Both forms really reach the server: the URL works.
+    sqlx::PgConnection::connect(&with_pw).await.unwrap();
+    assert_secrets_stay_secret(&with_pw, &src, &["Us3rinfoSecret", "Qu3rySecret"]);
+    pg(&url, &format!("DROP TABLE {src}")).await;
+}
+
+#[tokio::test]
+async fn mysql_passwords_never_reach_the_log_or_any_output() {
+    let Some(url) = mysql_url() else { return };
+    let src = unique("imp_my_pw");
+    let user = format!("tarn_pw_{}", std::process::id());
+    let db = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_matches('/')
+        .to_string();
+    my(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id int PRIMARY KEY); INSERT INTO {src} VALUES (1), (2);
+             CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY 'Us3rinfoSecret';
+             GRANT ALL ON {db}.* TO '{user}'@'%';"
+        ),
+    )
+    .await;
+    let mut with_pw = url::Url::parse(&url).unwrap();
+    with_pw.set_username(&user).unwrap();
+    with_pw.set_password(Some("Us3rinfoSecret")).unwrap();
+    with_pw
+        .query_pairs_mut()
+        .append_pair("password", "Qu3rySecret");
+    let with_pw = with_pw.to_string();
+    // The password is checked: a wrong one is refused, so the right one is really used.
+    let mut wrong = url::Url::parse(&with_pw).unwrap();
+    wrong.set_password(Some("wrong")).unwrap();
+    assert!(sqlx::MySqlConnection::connect(wrong.as_str())
+        .await
+        .is_err());
+    sqlx::MySqlConnection::connect(&with_pw).await.unwrap();
+    assert_secrets_stay_secret(&with_pw, &src, &["Us3rinfoSecret", "Qu3rySecret"]);
+    my(&url, &format!("DROP TABLE {src}; DROP USER '{user}'@'%'")).await;
+}
+
+#[tokio::test]
+async fn postgres_timestamps_beyond_what_delta_holds_are_refused_clearly() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_far");
+    pg(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id int, at timestamptz, naive timestamp, day date);
+             INSERT INTO {src} VALUES
+               (1, '262142-12-31 23:59:59.999999+00', '262142-12-31 23:59:59.999999', '262142-12-31');"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let import = |query: &str| {
+        let mut cmd = tarn();
+        cmd.args([
+            "import",
+            &url,
+            "--query",
+            query,
+            "--into",
+            &table,
+            "--mode",
+            "overwrite",
+            "--no-progress",
+        ]);
+        cmd.output().unwrap()
+    };
+    // The last microsecond and the last day Delta's writers hold come through exactly.
+    let out = import(&format!("SELECT * FROM {src}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(
+            &table,
+            "SELECT CAST(at AS VARCHAR) AS at, CAST(naive AS VARCHAR) AS naive, CAST(day AS VARCHAR) AS day FROM t"
+        ),
+        json!([{"at": "+262142-12-31T23:59:59.999999Z", "naive": "+262142-12-31T23:59:59.999999Z", "day": "+262142-12-31"}])
+    );
+    let v = version(&table);
+    // Beyond (up to PostgreSQL's own ends, where 64-bit microseconds since 1970 overflow),
+    // in either kind of timestamp, dates, and infinity: one line naming the column and the
+    // value, never a panic or a wrapped-around time.
+    for (query, column, value) in [
+        (
+            "SELECT 1 AS id, '262143-01-01 00:00:00+00'::timestamptz AS at",
+            "at",
+            "262143-01-01 00:00:00.000000",
+        ),
+        (
+            "SELECT 1 AS id, '294247-01-10 04:00:54.775808+00'::timestamptz AS at",
+            "at",
+            "294247-01-10 04:00:54.775808",
+        ),
+        (
+            "SELECT 1 AS id, '294276-12-31 23:59:59.999999'::timestamp AS naive",
+            "naive",
+            "294276-12-31 23:59:59.999999",
+        ),
+        (
+            "SELECT 1 AS id, '5874897-12-31'::date AS day",
+            "day",
+            "5874897-12-31",
+        ),
+        (
+            "SELECT 1 AS id, 'infinity'::timestamptz AS at",
+            "at",
+            "infinity",
+        ),
+        (
+            "SELECT 1 AS id, '-infinity'::timestamp AS naive",
+            "naive",
+            "-infinity",
+        ),
+        (
+            "SELECT 1 AS id, ARRAY['infinity'::timestamptz] AS ats",
+            "ats",
+            "infinity",
+        ),
+    ] {
+        let out = import(query);
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!out.status.success(), "{query}");
+        assert_eq!(err.lines().count(), 1, "{query}: {err}");
+        assert!(
+            err.contains(&format!("column `{column}`")) && err.contains(value),
+            "{query}: {err}"
+        );
+        assert!(!err.contains("panick"), "{err}");
+        assert_eq!(version(&table), v, "{query}: nothing was written");
+    }
+    pg(&url, &format!("DROP TABLE {src}")).await;
+}
+
+#[tokio::test]
+async fn a_catalog_url_s_passwords_never_reach_the_server_log() {
+    let Some(url) = pg_url() else { return };
+    let db = unique("tarn_secret_catalog");
+    pg(&url, &format!("CREATE DATABASE {db}")).await;
+    let mut catalog = url::Url::parse(&url).unwrap();
+    catalog.set_path(&db);
+    catalog.set_password(Some("Us3rinfoSecret")).unwrap();
+    catalog
+        .query_pairs_mut()
+        .append_pair("sslpassword", "SslPassSecret")
+        .append_pair("pass", "PassSecret")
+        .append_pair("password", "Qu3rySecret");
+    let catalog = catalog.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().to_string_lossy().to_string();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("tarn"))
+        .args(["--warehouse", &wh, "--catalog", &catalog])
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-auth"])
+        .env("TARN_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The banner: the catalog is open (its connections made, its URL parsed).
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    assert!(banner.contains("tarn serving"), "{banner}");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut shown = banner + &String::from_utf8_lossy(&out.stderr);
+    // And a catalog that cannot be opened: the error line.
+    let mut dead = url::Url::parse(&catalog).unwrap();
+    dead.set_port(Some(1)).unwrap();
+    let out = tarn()
+        .env("TARN_LOG", "debug")
+        .args([
+            "--warehouse",
+            &wh,
+            "--catalog",
+            dead.as_str(),
+            "table",
+            "list",
+            "main.x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    shown.push_str(&String::from_utf8_lossy(&out.stderr));
+    for secret in [
+        "Us3rinfoSecret",
+        "SslPassSecret",
+        "PassSecret",
+        "Qu3rySecret",
+    ] {
+        assert!(!shown.contains(secret), "`{secret}` was shown:\n{shown}");
+    }
+    pg(&url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}

@@ -14,6 +14,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// The state forbids it (e.g. dropping a non-empty catalog without force).
     FailedPrecondition,
+    /// The catalog database cannot be reached right now (refused, timed out, restarting):
+    /// the same request may succeed later.
+    Unavailable,
     /// The database failed; not the caller's fault.
     Internal,
 }
@@ -59,10 +62,26 @@ impl Error {
     }
 
     /// Maps a database error; `what` names the object for "already exists" messages.
+    /// A foreign-key violation (a parent dropped, or a child added, by a concurrent
+    /// request) is `FailedPrecondition` here; the writes that can meet one map it to a more
+    /// precise message first (sql.rs).
     pub(crate) fn from_db(err: sqlx::Error, what: &str) -> Self {
+        if is_unavailable(&err) {
+            return Error {
+                kind: ErrorKind::Unavailable,
+                message: format!("the catalog database is unavailable ({err}): try again later"),
+                source: Some(Box::new(err)),
+            };
+        }
         let kind = match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 return Error::new(ErrorKind::AlreadyExists, format!("{what} already exists"));
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                return Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("{what} changed while this request ran (a catalog or schema was created or dropped at the same time): try again"),
+                );
             }
             sqlx::Error::RowNotFound => ErrorKind::NotFound,
             _ => ErrorKind::Internal,
@@ -72,6 +91,24 @@ impl Error {
             message: format!("catalog database error: {err}"),
             source: Some(Box::new(err)),
         }
+    }
+}
+
+/// Whether `err` says the database could not be reached or went away (rather than that
+/// the request was wrong): the pool timed out waiting for a connection, the connection
+/// failed or was cut, or PostgreSQL is shutting down, starting up or out of connections
+/// (SQLSTATE class 08, 57P01-57P03, 53300).
+pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

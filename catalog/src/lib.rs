@@ -30,6 +30,6 @@ pub use model::{
 };
 pub use names::{validate_name, SchemaName, TableName};
 pub use sharing::{NewSharedTable, RecipientInfo, ShareInfo, SharedTable, SharingStore};
-pub use sql::{open_store, SqlCatalogStore};
-pub use store::CatalogStore;
+pub use sql::{open_store, SqlCatalogStore, ACQUIRE_TIMEOUT};
+pub use store::{CatalogStore, TableReservation};
 pub use token::{hash_token, new_token_secret, Scope};

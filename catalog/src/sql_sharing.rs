@@ -174,7 +174,7 @@ impl SharingStore for SqlCatalogStore {
         );
         let mut tx = self.write_tx().await.map_err(db("share"))?;
         let share = share_id(&mut tx, &new.share_name).await?;
-        let table = sqlx::query("SELECT id FROM tables WHERE id = $1")
+        let table = sqlx::query("SELECT id FROM tables WHERE id = $1 AND state IS NULL")
             .bind(&new.table_id)
             .fetch_optional(&mut *tx)
             .await

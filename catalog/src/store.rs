@@ -1,11 +1,20 @@
 //! The [`CatalogStore`] trait: the contract every catalog backend keeps.
 //!
 //! Every method is atomic: it either applies fully or leaves the catalog unchanged.
-//! Lists are sorted by name. Names are validated before anything is stored.
+//! Lists are sorted by name. Names are validated before anything is stored. The database
+//! keeps every table under an existing schema and every schema under an existing catalog,
+//! even when a create races a drop of its parent: one of the two wins, and the other fails
+//! (`NotFound` for the create, `FailedPrecondition` for a drop without force).
+//!
+//! A step that changes both a name and a table's files (creating a MANAGED table, dropping
+//! one with its data) goes through a row that is not in use yet or any more: reads never
+//! see it, and its name stays taken. [`CatalogStore::reserve_table`] and
+//! [`CatalogStore::begin_drop`] make one; [`CatalogStore::pending_drops`] finds those a
+//! crash left behind, so the files can be deleted and the row removed.
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     CatalogInfo, NewCatalog, NewSchema, NewTable, SchemaInfo, TableInfo, TokenInfo,
 };
@@ -46,6 +55,36 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Removes a table's registration and returns what it was (data is the caller's business).
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo>;
 
+    /// Reserves a table's name while its files are made: the row is stored, invisible to
+    /// every read (`get_table`, `list_tables`, `get_table_by_id`), and held until the
+    /// reservation is committed (the table is then in use) or abandoned (the row is
+    /// removed). Errors as [`CatalogStore::create_table`]. If the process holding it dies
+    /// (or loses its connection), [`CatalogStore::pending_drops`] takes the row back.
+    async fn reserve_table(&self, new: NewTable) -> Result<Box<dyn TableReservation>> {
+        let _ = new;
+        Err(local_only())
+    }
+    /// Marks the table `name` with id `id` as being dropped with its data and returns it:
+    /// from now on reads do not see it and its name stays taken, until
+    /// [`CatalogStore::finish_drop`]. `NotFound` if no table in use has that name and id.
+    async fn begin_drop(&self, name: &TableName, id: &str) -> Result<TableInfo> {
+        let _ = (name, id);
+        Err(local_only())
+    }
+    /// Every table whose drop has begun and not finished, including the reservations no
+    /// live process holds any more (they become drops here). For each, the caller deletes
+    /// the files, then calls [`CatalogStore::finish_drop`]. Safe to call at any time, from
+    /// several processes at once.
+    async fn pending_drops(&self) -> Result<Vec<TableInfo>> {
+        Ok(Vec::new())
+    }
+    /// Removes the row of a table whose drop has begun (and its shares). Removing one that
+    /// is already gone is not an error.
+    async fn finish_drop(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(local_only())
+    }
+
     /// Stores a token (by the hash of its secret) and returns its record.
     async fn create_token(
         &self,
@@ -66,4 +105,25 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn sharing(&self) -> Option<&dyn SharingStore> {
         None
     }
+}
+
+/// A table name held by [`CatalogStore::reserve_table`] while the table's files are made.
+/// Dropping it without `commit` or `abandon` leaves the row for
+/// [`CatalogStore::pending_drops`].
+#[async_trait]
+pub trait TableReservation: Send {
+    /// The row as it will be once in use.
+    fn table(&self) -> &TableInfo;
+    /// Puts the table in use. `FailedPrecondition` if the catalog took the name back
+    /// meanwhile (see [`CatalogStore::pending_drops`]): then the caller deletes the files.
+    async fn commit(self: Box<Self>) -> Result<TableInfo>;
+    /// Removes the row (the caller has removed whatever files it made).
+    async fn abandon(self: Box<Self>) -> Result<()>;
+}
+
+fn local_only() -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        "this step needs the catalog database itself (not a server's catalog over HTTP)",
+    )
 }

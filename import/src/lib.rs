@@ -12,6 +12,7 @@ mod mysql;
 mod pgwire;
 mod postgres;
 pub mod types;
+mod watermark;
 
 use std::sync::Arc;
 
@@ -142,8 +143,16 @@ pub struct DryRun {
     pub mode: String,
 }
 
-/// Replaces the password (or user:password) of a URL with `***`.
+/// The source URL with every secret replaced by `***` ([`tarn_secrets::redact_url`]):
+/// what every message, report and commit shows of it.
 pub fn redact(url: &str) -> String {
+    tarn_secrets::redact_url(url)
+}
+
+/// How runs before Tarn hid secrets in query parameters showed the URL: their application
+/// id was made from it, so a URL with `?password=` finds the state they left
+/// ([`previous`]). Used for nothing else.
+fn legacy_redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),
@@ -214,12 +223,26 @@ fn not_the_protocol(url: &str) -> Error {
 
 /// A database error for users: what was being done, and the server's own message.
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
-    let message = match &e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
+    let (message, read_only) = match &e {
+        sqlx::Error::Database(d) => (
+            d.message().to_string(),
+            d.code().as_deref() == Some(READ_ONLY_SQLSTATE),
+        ),
+        other => (other.to_string(), false),
     };
-    Error(format!("{what}: {}", one_line(&message)))
+    let mut text = format!("{what}: {}", one_line(&message));
+    if read_only {
+        text.push_str(READ_ONLY_HINT);
+    }
+    Error(text)
 }
+
+/// The SQLSTATE PostgreSQL and MySQL both answer a write in a read-only transaction with.
+const READ_ONLY_SQLSTATE: &str = "25006";
+
+/// What an error about a write in the run's read-only transaction goes on to say.
+pub(crate) const READ_ONLY_HINT: &str =
+    " (an import only reads: the source is read in a read-only transaction, and nothing was changed there)";
 
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -243,10 +266,15 @@ fn dialect(url: &str) -> Result<Dialect> {
     }
 }
 
-/// The id this source has in the table's log (its `txn` application id).
+/// The id this source has in the table's log (its `txn` application id): a hash of the
+/// redacted URL and the source, so no secret goes into it.
 fn app_id(opts: &ImportOptions) -> String {
+    app_id_of(&redact(&opts.url), opts)
+}
+
+fn app_id_of(shown_url: &str, opts: &ImportOptions) -> String {
     let mut h = Sha256::new();
-    h.update(redact(&opts.url).as_bytes());
+    h.update(shown_url.as_bytes());
     h.update([0]);
     match &opts.source {
         Source::Table(t) => h.update(format!("table:{t}")),
@@ -277,7 +305,20 @@ async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
             watermark: None,
         });
     };
-    let run = table.app_transaction_version(app).await?;
+    let mut app = app.to_string();
+    let mut run = table.app_transaction_version(&app).await?;
+    if run.is_none() {
+        // Runs before secrets in query parameters were hidden made their id from the URL
+        // with those secrets in it: carry on from where such a run left off.
+        let legacy = app_id_of(&legacy_redact(&opts.url), opts);
+        if legacy != app {
+            run = table.app_transaction_version(&legacy).await?;
+            if run.is_some() {
+                app = legacy;
+            }
+        }
+    }
+    let app = app.as_str();
     let mut watermark = None;
     if run.is_some() {
         let (first, last) = table.version_range().await?;
@@ -334,10 +375,29 @@ struct Prepared {
     session: Session,
     columns: Vec<Column>,
     decoders: Decoders,
-    filter: String,
-    cond: String,
+    /// An incremental run's condition.
+    beyond: Option<Beyond>,
     view: String,
     quote: fn(&str) -> String,
+}
+
+/// The condition of an incremental run: the cursor beyond the saved watermark.
+///
+/// The watermark comes from the table's log, so it is checked and re-rendered first
+/// ([`watermark::canonical`]), and then never spliced into SQL where a parameter can carry
+/// it: PostgreSQL's queries bind it (`$1`), MySQL's read it from a session variable set
+/// with a bound parameter. Only PostgreSQL's `COPY`, which takes no parameters, gets it as
+/// a literal, and only the re-rendered value (digits, `-`, `:`, `.`, `+`, a space), quoted
+/// so that it means the same whatever `standard_conforming_strings` says.
+struct Beyond {
+    /// The cursor, quoted for the source.
+    column: String,
+    /// The source's SQL type the watermark is cast to.
+    cast: String,
+    /// The watermark, checked and re-rendered.
+    value: String,
+    /// The same as a PostgreSQL literal (for `COPY`).
+    literal: String,
 }
 
 enum Decoders {
@@ -346,7 +406,7 @@ enum Decoders {
 }
 
 async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepared> {
-    let (session, mapped): (Session, Vec<Column>);
+    let (mut session, mapped): (Session, Vec<Column>);
     let decoders;
     let (view, quote): (String, fn(&str) -> String);
     match dialect(&opts.url)? {
@@ -397,8 +457,7 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
     for k in &opts.key {
         find(k, "--key")?;
     }
-    let mut filter = String::new();
-    let mut cond = String::new();
+    let mut beyond = None;
     if let Some(c) = &opts.cursor {
         let col = find(c, "--cursor")?;
         if !col.col_type.is_cursor_type() {
@@ -408,29 +467,73 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
             )));
         }
         if let Some(w) = watermark {
-            cond = format!("{} > {}", quote(c), postgres::quote_literal(w));
-            filter = format!(" WHERE {cond}");
+            let value = watermark::canonical(w, c, &col.col_type)?;
+            let cast = match &mut session {
+                Session::Postgres(s) => s.cast_type(c),
+                Session::MySql(s) => {
+                    s.set_watermark(&value).await?;
+                    mysql::cast_type(&col.col_type)
+                }
+            };
+            let cast = cast.ok_or_else(|| {
+                Error(format!(
+                    "--cursor `{c}` is {}: a cursor must be an integer, decimal, date or timestamp column, whose values grow",
+                    col.source_type
+                ))
+            })?;
+            // The checked value has no NUL byte, the one thing a literal cannot hold.
+            let literal = postgres::quote_literal(&value)
+                .ok_or_else(|| Error(format!("the watermark of `{c}` cannot be quoted")))?;
+            beyond = Some(Beyond {
+                column: quote(c),
+                cast,
+                value,
+                literal,
+            });
         }
     }
     Ok(Prepared {
         session,
         columns: mapped,
         decoders,
-        filter,
-        cond,
+        beyond,
         view,
         quote,
     })
 }
 
 impl Prepared {
-    fn select(&self) -> String {
+    /// The incremental condition, for a statement that takes a bound parameter
+    /// (`params`: PostgreSQL's queries, bound by [`Prepared::scalar`]) or not (`COPY`).
+    fn cond(&self, params: bool) -> Option<String> {
+        let b = self.beyond.as_ref()?;
+        let value = match &self.session {
+            Session::Postgres(_) if params => "$1",
+            Session::Postgres(_) => b.literal.as_str(),
+            Session::MySql(_) => mysql::WATERMARK_VARIABLE,
+        };
+        Some(format!("{} > CAST({value} AS {})", b.column, b.cast))
+    }
+
+    /// ` WHERE <the incremental condition>`, or nothing.
+    fn filter(&self, params: bool) -> String {
+        self.cond(params)
+            .map(|c| format!(" WHERE {c}"))
+            .unwrap_or_default()
+    }
+
+    /// The value [`Prepared::cond`] binds (with `params`).
+    fn bound(&self) -> Option<&str> {
+        self.beyond.as_ref().map(|b| b.value.as_str())
+    }
+
+    fn select(&self, params: bool) -> String {
         let cols: Vec<String> = self.columns.iter().map(|c| (self.quote)(&c.name)).collect();
         format!(
             "SELECT {} FROM {}{}",
             cols.join(", "),
             self.view,
-            self.filter
+            self.filter(params)
         )
     }
 
@@ -442,11 +545,10 @@ impl Prepared {
         };
         let table: Vec<String> = name.split('.').map(postgres::quote_ident).collect();
         let cols: Vec<String> = self.columns.iter().map(|c| (self.quote)(&c.name)).collect();
-        let and = if self.cond.is_empty() {
-            String::new()
-        } else {
-            format!(" AND {}", self.cond)
-        };
+        let and = self
+            .cond(false)
+            .map(|c| format!(" AND {c}"))
+            .unwrap_or_default();
         Some(format!(
             "SELECT {} FROM {} WHERE {{range}}{and}",
             cols.join(", "),
@@ -454,9 +556,12 @@ impl Prepared {
         ))
     }
 
+    /// One text value from `sql`, a query built with `params` (its `$1`, if it has one, is
+    /// bound to the watermark).
     async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {
+        let bound = self.bound().map(str::to_string);
         match &mut self.session {
-            Session::Postgres(s) => s.scalar(sql).await,
+            Session::Postgres(s) => s.scalar(sql, bound.as_deref()).await,
             Session::MySql(s) => s.scalar(sql).await,
         }
     }
@@ -494,9 +599,10 @@ pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
     let app = app_id(opts);
     let prev = previous(opts, &app).await?;
     let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
-    let select = prepared.select();
+    let select = prepared.select(true);
+    let bound = prepared.bound().map(str::to_string);
     let estimated_rows = match &mut prepared.session {
-        Session::Postgres(s) => s.estimate(&select).await?,
+        Session::Postgres(s) => s.estimate(&select, bound.as_deref()).await?,
         Session::MySql(s) => s.estimate(&select).await?,
     };
     let columns = prepared
@@ -549,7 +655,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
             prepared.text_cast("m"),
             (prepared.quote)(c),
             prepared.view,
-            prepared.filter
+            prepared.filter(true)
         );
         watermark = prepared.scalar(&sql).await?;
         if watermark.is_none() && exists {
@@ -567,7 +673,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
             shown.join(", "),
             keys.join(", "),
             prepared.view,
-            prepared.filter,
+            prepared.filter(true),
             keys.join(", ")
         );
         if let Some(dup) = prepared.scalar(&sql).await? {
@@ -587,7 +693,8 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
             .collect::<Vec<_>>(),
     ));
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let select = prepared.select();
+    // COPY takes no parameters (MySQL's stream reads its session variable).
+    let select = prepared.select(false);
     let ranged = prepared.ranged_select(&opts.source);
     let col_types: Vec<ColType> = prepared
         .columns
@@ -721,12 +828,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tables_imported_before_keep_their_application_id() {
+        let opts = |url: &str| ImportOptions {
+            url: url.into(),
+            source: Source::Table("orders".into()),
+            target: TableLocation::parse("/tmp/unused").unwrap(),
+            key: vec![],
+            cursor: None,
+            mode: Some(Mode::Append),
+            merge_schema: false,
+            timestamp_ntz: false,
+            exclude: vec![],
+            progress: None,
+            connect_timeout: CONNECT_TIMEOUT,
+        };
+        // Without a secret in the query, the id is what earlier versions made.
+        for url in [
+            "postgres://app:pw@db/shop",
+            "postgres://db/shop?sslmode=require",
+            "mysql://root@db:3306/shop",
+        ] {
+            let o = opts(url);
+            assert_eq!(app_id(&o), app_id_of(&legacy_redact(url), &o), "{url}");
+        }
+        // With one, the id no longer depends on it; the old one is still found (previous).
+        let (a, b) = (
+            opts("postgres://db/shop?password=one"),
+            opts("postgres://db/shop?password=two"),
+        );
+        assert_eq!(app_id(&a), app_id(&b));
+        assert_ne!(app_id(&a), app_id_of(&legacy_redact(&a.url), &a));
+    }
+
+    #[test]
     fn urls_are_redacted_and_dialects_recognised() {
         assert_eq!(
             redact("postgres://app:pw@db/shop"),
             "postgres://***@db/shop"
         );
         assert_eq!(redact("mysql://db/shop"), "mysql://db/shop");
+        assert_eq!(
+            redact("postgres://app@db/shop?sslmode=require&password=pw"),
+            "postgres://***@db/shop?sslmode=require&password=***"
+        );
         assert_eq!(dialect("postgresql://x/y"), Ok(Dialect::Postgres));
         assert_eq!(dialect("mariadb://x/y"), Ok(Dialect::MySql));
         assert!(dialect("sqlite://x").is_err());

@@ -1,10 +1,11 @@
 //! MySQL and MariaDB: the source's columns from a probe (`SHOW COLUMNS` of an empty
-//! temporary copy), then one `START TRANSACTION WITH CONSISTENT SNAPSHOT` for the checks,
-//! the watermark and the rows, which stream (text protocol, row by row) into Arrow builders.
+//! temporary copy, in a transaction rolled back), then one read-only
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT` for the checks, the watermark and the rows,
+//! which stream (text protocol, row by row) into Arrow builders.
 
 use futures::StreamExt;
 use sqlx::mysql::MySqlConnection;
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Executor, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
@@ -13,6 +14,22 @@ use crate::{db_error, Error, Result, Source, BATCH_ROWS};
 
 /// The name the source has in every query of a run.
 pub(crate) const SOURCE_ALIAS: &str = "tarn_import_source";
+
+/// The session variable an incremental run's queries read the watermark from: it is set
+/// with a bound parameter ([`MySqlSession::set_watermark`]), as the rows stream through the
+/// text protocol, where statements take no parameters.
+pub(crate) const WATERMARK_VARIABLE: &str = "@tarn_import_watermark";
+
+/// The SQL type a watermark of a cursor of type `t` is cast to (`None`: not a cursor type).
+pub(crate) fn cast_type(t: &ColType) -> Option<String> {
+    Some(match t {
+        ColType::Int8 | ColType::Int16 | ColType::Int32 | ColType::Int64 => "SIGNED".into(),
+        ColType::Decimal(p, s) => format!("DECIMAL({p},{s})"),
+        ColType::Date => "DATE".into(),
+        ColType::Timestamp | ColType::TimestampNtz => "DATETIME(6)".into(),
+        _ => return None,
+    })
+}
 
 /// How a column's text values are parsed.
 #[derive(Debug, Clone)]
@@ -94,15 +111,25 @@ impl MySqlSession {
             }
             Source::Query(q) => q.trim().trim_end_matches(';').to_string(),
         };
-        sqlx::raw_sql("SET time_zone = '+00:00'")
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("cannot set the session time zone", e))?;
+        if let Source::Query(_) = source {
+            // A query is the user's text: it must be one statement (a prepared statement
+            // holds exactly one, and preparing runs nothing), so nothing in it can end the
+            // source's derived table and run a statement of its own where the text protocol
+            // (which takes several) carries it.
+            conn.prepare(&format!("SELECT * FROM ({body}) AS {SOURCE_ALIAS} LIMIT 0"))
+                .await
+                .map_err(|e| db_error("--query must be one SELECT statement", e))?;
+        }
+        // The probe runs the source with LIMIT 0, which may still call its functions, and
+        // MariaDB refuses to create a temporary table in a read-only transaction: it runs in
+        // a transaction that is rolled back ([`MySqlSession::columns`]).
+        sqlx::raw_sql(
+            "SET time_zone = '+00:00'; DROP TEMPORARY TABLE IF EXISTS tarn_import_probe; START TRANSACTION",
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error("cannot prepare the source", e))?;
         // The probe: an empty temporary copy whose column types SHOW COLUMNS reports.
-        sqlx::raw_sql("DROP TEMPORARY TABLE IF EXISTS tarn_import_probe")
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("cannot prepare the source", e))?;
         sqlx::raw_sql(&format!(
             "CREATE TEMPORARY TABLE tarn_import_probe AS SELECT * FROM ({body}) AS {SOURCE_ALIAS} LIMIT 0"
         ))
@@ -160,21 +187,29 @@ impl MySqlSession {
                 decoder,
             ));
         }
-        let _ = sqlx::raw_sql("DROP TEMPORARY TABLE IF EXISTS tarn_import_probe")
-            .execute(&mut self.conn)
-            .await;
         if out.is_empty() {
             return Err(Error("the source has no columns to import".into()));
         }
-        // From here on, one consistent snapshot.
+        // From here on, one consistent snapshot, read-only.
         sqlx::raw_sql(
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+            "DROP TEMPORARY TABLE IF EXISTS tarn_import_probe; ROLLBACK; \
+             SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
              START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         )
         .execute(&mut self.conn)
         .await
         .map_err(|e| db_error("cannot start a snapshot", e))?;
         Ok(out)
+    }
+
+    /// Sets [`WATERMARK_VARIABLE`] to `value`, a bound parameter.
+    pub(crate) async fn set_watermark(&mut self, value: &str) -> Result<()> {
+        sqlx::query(&format!("SET {WATERMARK_VARIABLE} = ?"))
+            .bind(value)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| db_error("cannot pass the watermark to the source", e))?;
+        Ok(())
     }
 
     pub(crate) async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {

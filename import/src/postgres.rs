@@ -49,6 +49,14 @@ struct SourceColumn {
     elemtype: String,
 }
 
+/// The dates a Delta table holds, in days since 1970-01-01: -262143-01-01 to
+/// 262142-12-31, the calendar deltalake's writer computes statistics in (chrono's).
+const DELTA_MIN_DAYS: i64 = -96_465_292;
+const DELTA_MAX_DAYS: i64 = 95_026_236;
+/// The timestamps a Delta table holds, in microseconds since 1970: the same days.
+const DELTA_MIN_MICROS: i64 = DELTA_MIN_DAYS * 86_400_000_000;
+const DELTA_MAX_MICROS: i64 = (DELTA_MAX_DAYS + 1) * 86_400_000_000 - 1;
+
 /// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -76,8 +84,39 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-pub(crate) fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+/// `text` as a PostgreSQL string literal that means `text` whatever the session's
+/// `standard_conforming_strings`: quotes doubled, and, when there is a backslash, written as
+/// an escape string (`E'…'`, backslashes doubled), as PostgreSQL's own `quote_literal`
+/// does. `None` for text with a NUL byte, which no PostgreSQL string holds (and which would
+/// cut a query short on the wire).
+pub(crate) fn quote_literal(text: &str) -> Option<String> {
+    if text.contains('\0') {
+        return None;
+    }
+    let quoted = text.replace('\'', "''");
+    Some(if quoted.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    })
+}
+
+/// The statement every connection of a run turns read-only with, once the run's view
+/// exists (creating even a temporary view is refused in a read-only transaction): from
+/// there on, a query that would write (a volatile function, `nextval`...) is refused.
+const READ_ONLY: &str = "SET TRANSACTION READ ONLY";
+
+/// The error for a `--query` the server refused as the run's view.
+fn query_error(e: sqlx::Error) -> Error {
+    let multiple =
+        matches!(&e, sqlx::Error::Database(d) if d.message().contains("multiple commands"));
+    if multiple {
+        Error(
+            "--query must be one SELECT statement: it holds more than one (nothing was run)".into(),
+        )
+    } else {
+        db_error("--query", e)
+    }
 }
 
 /// An open session: connection inside the run's snapshot transaction.
@@ -120,17 +159,34 @@ impl PgSession {
         // Ends with a line break: a query ending in a `--` comment must not swallow what
         // follows it in the same message.
         let create_view = format!("CREATE TEMP VIEW {VIEW} AS {body}\n");
-        // One simple-protocol message: the statements run in turn, and the first that fails
-        // (in practice the view, over an unknown table or a bad query) ends the rest.
-        let rows = sqlx::raw_sql(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; {create_view}; {SHARE_SQL}; {COLUMNS_SQL}"
-        ))
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| match source {
-            Source::Table(name) => db_error(&format!("source table `{name}`"), e),
-            Source::Query(_) => db_error("--query", e),
-        })?;
+        let setup = match source {
+            // One simple-protocol message: the statements run in turn, and the first that
+            // fails (in practice the view, over an unknown table) ends the rest.
+            Source::Table(_) => format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; {create_view}; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}"
+            ),
+            // A query is the user's text: its view is created on its own, through the
+            // extended protocol, which takes exactly one statement, so nothing in the query
+            // can end the view and run a statement of its own (here, or where the data
+            // connections repeat the view). A temporary view outlives the transaction.
+            Source::Query(_) => {
+                sqlx::query(&create_view)
+                    .persistent(false)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(query_error)?;
+                format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}"
+                )
+            }
+        };
+        let rows = sqlx::raw_sql(&setup)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| match source {
+                Source::Table(name) => db_error(&format!("source table `{name}`"), e),
+                Source::Query(_) => db_error("--query", e),
+            })?;
         let text = |row: &PgRow, c: &str| row.try_get::<String, _>(c).unwrap_or_default();
         let (mut snapshot, mut blocks, mut columns) = (String::new(), 0, Vec::new());
         for row in &rows {
@@ -203,19 +259,46 @@ impl PgSession {
         Ok(out)
     }
 
-    /// One text value from `sql` (the first column of the first row).
-    pub(crate) async fn scalar(&mut self, sql: &str) -> Result<Option<String>> {
-        let row = sqlx::query(sql)
+    /// The SQL type a watermark of cursor `column` is cast to: the column's own (a cursor
+    /// is one of these), `None` for any other.
+    pub(crate) fn cast_type(&self, column: &str) -> Option<String> {
+        let c = self.columns.iter().find(|c| c.name == column)?;
+        let name = match c.typname.as_str() {
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "numeric" => "numeric",
+            "date" => "date",
+            "timestamp" => "timestamp",
+            "timestamptz" => "timestamptz",
+            _ => return None,
+        };
+        Some(name.to_string())
+    }
+
+    /// One text value from `sql` (the first column of the first row), with `bound` as its
+    /// `$1`.
+    pub(crate) async fn scalar(
+        &mut self,
+        sql: &str,
+        bound: Option<&str>,
+    ) -> Result<Option<String>> {
+        let mut query = sqlx::query(sql);
+        if let Some(value) = bound {
+            query = query.bind(value);
+        }
+        let row = query
             .fetch_optional(&mut self.conn)
             .await
             .map_err(|e| db_error("source query failed", e))?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
-    /// The planner's row estimate for `select` (from the top line of `EXPLAIN`).
-    pub(crate) async fn estimate(&mut self, select: &str) -> Result<u64> {
+    /// The planner's row estimate for `select` (from the top line of `EXPLAIN`), with
+    /// `bound` as its `$1`.
+    pub(crate) async fn estimate(&mut self, select: &str, bound: Option<&str>) -> Result<u64> {
         let top = self
-            .scalar(&format!("EXPLAIN {select}"))
+            .scalar(&format!("EXPLAIN {select}"), bound)
             .await?
             .unwrap_or_default();
         Ok(top
@@ -274,8 +357,8 @@ impl PgSession {
                     };
                     conns.truncate(selects.len());
                     let setup = format!(
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}{view}",
-                        quote_literal(&self.snapshot),
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}{view}; {READ_ONLY}",
+                        snapshot_literal(&self.snapshot)?,
                     );
                     let queue = std::sync::Arc::new(RangeQueue {
                         selects,
@@ -304,8 +387,8 @@ impl PgSession {
                     )
                     .await?;
                     sqlx::raw_sql(&format!(
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
-                        quote_literal(&snapshot)
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                        snapshot_literal(&snapshot)?
                     ))
                     .execute(&mut second)
                     .await
@@ -358,6 +441,11 @@ async fn connect_first(
         Ok(Err(tarn_pgtls::ConnectError::Sql(e))) => Err(crate::connect_error(url, e)),
         Err(_) => Err(crate::no_answer(url, timeout)),
     }
+}
+
+/// The run's exported snapshot id as a literal.
+fn snapshot_literal(snapshot: &str) -> Result<String> {
+    quote_literal(snapshot).ok_or_else(|| Error("the source's snapshot id is malformed".into()))
 }
 
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
@@ -486,10 +574,15 @@ fn wire_stream(
             Ok(()) => {}
             Err(CopyError::Sink(e)) => return Err(e),
             Err(CopyError::Wire(e)) => {
+                let message = one_line(&e.to_string());
+                let hint = if message.contains("read-only transaction") {
+                    crate::READ_ONLY_HINT
+                } else {
+                    ""
+                };
                 return Err(Error(format!(
-                    "COPY from the source failed: {}",
-                    one_line(&e.to_string())
-                )))
+                    "COPY from the source failed: {message}{hint}"
+                )));
             }
         }
     }
@@ -816,16 +909,40 @@ fn decode_value(
         (Decoder::Date, ColBuilder::Date(b)) => {
             let days = i32::from_be_bytes(be(v)?);
             if days == i32::MAX || days == i32::MIN {
-                return Err("an infinite date cannot be stored".into());
+                let which = if days == i32::MAX { "" } else { "-" };
+                return Err(format!(
+                    "an infinite date ({which}infinity) cannot be stored"
+                ));
             }
-            b.append_value(days + PG_EPOCH_DAYS)
+            let days_1970 = i64::from(days) + i64::from(PG_EPOCH_DAYS);
+            if !(DELTA_MIN_DAYS..=DELTA_MAX_DAYS).contains(&days_1970) {
+                return Err(format!(
+                    "the date {} is beyond what a Delta date holds (-262143-01-01 to 262142-12-31)",
+                    pg_date_text(i64::from(days))
+                ));
+            }
+            b.append_value(days_1970 as i32)
         }
         (Decoder::Timestamp, ColBuilder::Timestamp(b, _)) => {
             let micros = i64::from_be_bytes(be(v)?);
             if micros == i64::MAX || micros == i64::MIN {
-                return Err("an infinite timestamp cannot be stored".into());
+                let which = if micros == i64::MAX { "" } else { "-" };
+                return Err(format!(
+                    "an infinite timestamp ({which}infinity) cannot be stored"
+                ));
             }
-            b.append_value(micros + PG_EPOCH_MICROS)
+            // PostgreSQL counts microseconds from 2000 up to year 294276; Delta from 1970,
+            // and its writers' statistics take calendar years up to 262142 only (beyond,
+            // deltalake fails or panics), so the rest is refused here, clearly.
+            let micros_1970 = i128::from(micros) + i128::from(PG_EPOCH_MICROS);
+            if !(i128::from(DELTA_MIN_MICROS)..=i128::from(DELTA_MAX_MICROS)).contains(&micros_1970)
+            {
+                return Err(format!(
+                    "the timestamp {} is beyond what a Delta timestamp holds (years -262143 to 262142)",
+                    pg_timestamp_text(micros)
+                ));
+            }
+            b.append_value(micros_1970 as i64)
         }
         (Decoder::Bytea, ColBuilder::Binary(b)) => b.append_value(v),
         (Decoder::Array(inner), list @ ColBuilder::List { .. }) => {
@@ -835,6 +952,35 @@ fn decode_value(
         _ => return Err("internal: decoder and builder disagree".into()),
     }
     Ok(())
+}
+
+/// A PostgreSQL date (days since 2000-01-01) as `YYYY-MM-DD` (proleptic Gregorian, any year).
+fn pg_date_text(days: i64) -> String {
+    // Howard Hinnant's civil_from_days, from 1970-01-01.
+    let z = days + i64::from(PG_EPOCH_DAYS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// A PostgreSQL timestamp (microseconds since 2000-01-01) as `YYYY-MM-DD HH:MM:SS.ffffff`.
+fn pg_timestamp_text(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let rest = micros.rem_euclid(86_400_000_000);
+    let (secs, frac) = (rest / 1_000_000, rest % 1_000_000);
+    format!(
+        "{} {:02}:{:02}:{:02}.{frac:06}",
+        pg_date_text(days),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn utf8(v: &[u8]) -> std::result::Result<&str, String> {
@@ -930,15 +1076,22 @@ fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
                     "a numeric value has more than {scale} decimal places"
                 ));
             }
-            acc += i128::from(digit / divisor);
+            acc = acc
+                .checked_add(i128::from(digit / divisor))
+                .ok_or_else(overflow)?;
         }
     }
-    Ok(if sign == 0x4000 { -acc } else { acc })
+    if sign == 0x4000 {
+        acc.checked_neg().ok_or_else(overflow)
+    } else {
+        Ok(acc)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn numeric(digits: &[i16], weight: i16, negative: bool, dscale: i16) -> Vec<u8> {
         let mut v = Vec::new();
@@ -1056,6 +1209,243 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every decoder with the builder it fills.
+    fn decoders() -> Vec<(Decoder, ColType)> {
+        let mut pairs = vec![
+            (Decoder::I16, ColType::Int16),
+            (Decoder::I32, ColType::Int32),
+            (Decoder::I64, ColType::Int64),
+            (Decoder::F32, ColType::Float32),
+            (Decoder::F64, ColType::Float64),
+            (Decoder::Numeric(0), ColType::Decimal(38, 0)),
+            (Decoder::Numeric(2), ColType::Decimal(12, 2)),
+            (Decoder::Numeric(38), ColType::Decimal(38, 38)),
+            (Decoder::Text, ColType::Utf8),
+            (Decoder::Jsonb, ColType::Utf8),
+            (Decoder::Uuid, ColType::Utf8),
+            (Decoder::Bool, ColType::Bool),
+            (Decoder::Date, ColType::Date),
+            (Decoder::Timestamp, ColType::Timestamp),
+            (Decoder::Timestamp, ColType::TimestampNtz),
+            (Decoder::Bytea, ColType::Binary),
+        ];
+        let arrays: Vec<_> = pairs
+            .iter()
+            .map(|(d, t)| {
+                (
+                    Decoder::Array(Box::new(d.clone())),
+                    ColType::List(Box::new(t.clone())),
+                )
+            })
+            .collect();
+        pairs.extend(arrays);
+        pairs
+    }
+
+    /// An array value: header, then `elements` (`None`: NULL) of one type.
+    fn array_bytes(elements: &[Option<Vec<u8>>], ndim: i32, count: i32) -> Vec<u8> {
+        let mut v = Vec::new();
+        for word in [ndim, 0, 23, count, 1] {
+            v.extend_from_slice(&word.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                Some(bytes) => {
+                    v.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+                    v.extend_from_slice(bytes);
+                }
+                None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        v
+    }
+
+    /// i64 values, half of them within 2^51 of either end.
+    fn edge_i64() -> impl proptest::strategy::Strategy<Value = i64> {
+        proptest::prop_oneof![
+            proptest::prelude::any::<i64>(),
+            (i64::MAX - (1 << 51))..=i64::MAX,
+            i64::MIN..=(i64::MIN + (1 << 51)),
+        ]
+    }
+
+    /// i32 values, half of them within 2^24 of either end.
+    fn edge_i32() -> impl proptest::strategy::Strategy<Value = i32> {
+        proptest::prop_oneof![
+            proptest::prelude::any::<i32>(),
+            (i32::MAX - (1 << 24))..=i32::MAX,
+            i32::MIN..=(i32::MIN + (1 << 24)),
+        ]
+    }
+
+    proptest::proptest! {
+        // A fixed budget, so CI time is bounded; no regression files in the tree.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes, as any type's value: a value or an error, never a panic. Half the
+        /// cases are 4- and 8-byte integers near the ends of their range, where epochs
+        /// shift and overflow.
+        #[test]
+        fn any_bytes_decode_to_a_value_or_an_error(
+            bytes in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+                edge_i64().prop_map(|v| v.to_be_bytes().to_vec()),
+                edge_i32().prop_map(|v| v.to_be_bytes().to_vec()),
+            ],
+            which in 0usize..32,
+        ) {
+            let pairs = decoders();
+            let (decoder, col_type) = &pairs[which % pairs.len()];
+            let mut builder = ColBuilder::new(col_type);
+            if decode_value(decoder, &bytes, &mut builder).is_ok() {
+                // A value that decoded is a well-formed one-row column.
+                proptest::prop_assert_eq!(builder.finish().len(), 1);
+            }
+        }
+
+        /// Arrays with arbitrary headers and elements: a value or an error.
+        #[test]
+        fn any_array_decodes_to_a_value_or_an_error(
+            elements in proptest::collection::vec(
+                proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)),
+                0..6,
+            ),
+            ndim in -1i32..3,
+            count in -2i32..8,
+            which in 0usize..16,
+        ) {
+            let pairs = decoders();
+            let (decoder, col_type) = &pairs[16 + which % 16];
+            let bytes = array_bytes(&elements, ndim, count);
+            let mut builder = ColBuilder::new(col_type);
+            if decode_value(decoder, &bytes, &mut builder).is_ok() {
+                proptest::prop_assert_eq!(builder.finish().len(), 1);
+            }
+        }
+
+        /// Numerics with any digits, weight, sign and scale: exact or an error. Digits
+        /// and weights are drawn mostly where sums reach the ends of an i128.
+        #[test]
+        fn any_numeric_is_exact_or_an_error(
+            digits in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<i16>(),
+                    proptest::sample::select(vec![0i16, 1, 9999, 5000, -1, -9999, i16::MAX, i16::MIN]),
+                ],
+                0..14,
+            ),
+            weight in proptest::prop_oneof![proptest::prelude::any::<i16>(), -4i16..12],
+            sign in proptest::prop_oneof![
+                proptest::strategy::Just(0u16),
+                proptest::strategy::Just(0x4000u16),
+                proptest::prelude::any::<u16>()
+            ],
+            scale in 0i8..=38,
+        ) {
+            let mut v = Vec::new();
+            for w in [digits.len() as u16, weight as u16, sign, 0] {
+                v.extend_from_slice(&w.to_be_bytes());
+            }
+            for d in &digits {
+                v.extend_from_slice(&d.to_be_bytes());
+            }
+            let _ = numeric_to_i128(&v, scale);
+        }
+
+        /// A binary COPY stream with any bytes after its header, cut into any messages:
+        /// rows or an error, never a panic.
+        #[test]
+        fn any_copy_stream_decodes_to_rows_or_an_error(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            cuts in proptest::collection::vec(1usize..64, 1..8),
+            which in proptest::collection::vec(0usize..32, 1..4),
+        ) {
+            let pairs = decoders();
+            let chosen: Vec<_> = which.iter().map(|w| pairs[w % pairs.len()].clone()).collect();
+            let mut data = b"PGCOPY\n\xff\r\n\0".to_vec();
+            data.extend_from_slice(&0u32.to_be_bytes());
+            data.extend_from_slice(&0u32.to_be_bytes());
+            data.extend_from_slice(&body);
+            let columns: Vec<ColType> = chosen.iter().map(|(_, t)| t.clone()).collect();
+            let schema: SchemaRef = std::sync::Arc::new(
+                tarn_table::deltalake::arrow::datatypes::Schema::new(
+                    columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            tarn_table::deltalake::arrow::datatypes::Field::new(
+                                format!("c{i}"),
+                                t.arrow(),
+                                true,
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            );
+            let (tx, _rx) = tokio::sync::mpsc::channel(64);
+            let plan = CopyPlan {
+                decoders: chosen.iter().map(|(d, _)| d.clone()).collect(),
+                columns,
+                schema,
+                tx,
+            };
+            let mut copy = CopyDecoder::new(&plan);
+            let mut rest = &data[..];
+            let mut fed = Ok(());
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() || fed.is_err() {
+                    break;
+                }
+                let (message, after) = rest.split_at((*cut).min(rest.len()));
+                fed = copy.feed(message);
+                rest = after;
+            }
+            if fed.is_ok() {
+                let _ = copy.finish();
+            }
+        }
+    }
+
+    #[test]
+    fn numerics_at_the_ends_of_an_i128_are_errors_not_panics() {
+        // (i128::MAX - 7) / 10 at scale 1, then 0.9: the sum passes i128::MAX by 2.
+        let mut v = numeric(
+            &[17, 141, 1834, 6046, 9231, 7316, 8730, 3715, 8841, 572, 9000],
+            9,
+            false,
+            1,
+        );
+        assert!(numeric_to_i128(&v, 1).is_err());
+        // Negative digits summing to exactly i128::MIN, then negated.
+        v = numeric(
+            &[
+                -170, -1411, -8346, -469, -2317, -3168, -7303, -7158, -8410, -5728,
+            ],
+            9,
+            true,
+            0,
+        );
+        assert!(numeric_to_i128(&v, 0).is_err());
+    }
+
+    #[test]
+    fn delta_holds_exactly_the_dates_and_times_of_its_writers_calendar() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        assert_eq!((chrono::NaiveDate::MAX - epoch).num_days(), DELTA_MAX_DAYS);
+        assert_eq!((chrono::NaiveDate::MIN - epoch).num_days(), DELTA_MIN_DAYS);
+        let utc = |m| chrono::DateTime::from_timestamp_micros(m);
+        assert!(utc(DELTA_MAX_MICROS).is_some() && utc(DELTA_MAX_MICROS + 1).is_none());
+        assert!(utc(DELTA_MIN_MICROS).is_some() && utc(DELTA_MIN_MICROS - 1).is_none());
+        assert_eq!(pg_date_text(0), "2000-01-01");
+        assert_eq!(pg_date_text(-10_957), "1970-01-01");
+        assert_eq!(pg_date_text(2_145_031_948), "5874897-12-31");
+        assert_eq!(pg_timestamp_text(-1), "1999-12-31 23:59:59.999999");
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl RemoteCatalogStore {
             "ALREADY_EXISTS" => ErrorKind::AlreadyExists,
             "FAILED_PRECONDITION" => ErrorKind::FailedPrecondition,
             "INVALID_ARGUMENT" | "UNAUTHENTICATED" | "PERMISSION_DENIED" => ErrorKind::InvalidInput,
+            "TEMPORARILY_UNAVAILABLE" => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         };
         Err(Error::new(
@@ -97,6 +98,20 @@ impl RemoteCatalogStore {
             )
             .await?;
         table_from(&v)
+    }
+
+    /// Drops a table on the server (`DELETE /tables/NAME`, with `?purge=true` to have the
+    /// server delete a MANAGED table's files, which it does only under its own warehouse).
+    /// Returns the table as it was. Nothing is deleted on this machine.
+    pub async fn drop_table(&self, name: &TableName, purge: bool) -> Result<TableInfo, Error> {
+        let info = self.get_table(name).await?;
+        let path = if purge {
+            format!("/tables/{name}?purge=true")
+        } else {
+            format!("/tables/{name}")
+        };
+        self.call(Method::DELETE, &path, None).await?;
+        Ok(info)
     }
 }
 
@@ -269,10 +284,7 @@ impl CatalogStore for RemoteCatalogStore {
         )
     }
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo, Error> {
-        let info = self.get_table(name).await?;
-        self.call(Method::DELETE, &format!("/tables/{name}"), None)
-            .await?;
-        Ok(info)
+        self.drop_table(name, false).await
     }
     async fn create_token(
         &self,

@@ -1,6 +1,7 @@
 //! The one place errors become HTTP answers: Unity Catalog's error body
 //! `{"error_code", "message", "details"}` with the matching status. 5xx answers carry an
-//! error id and a generic message; the cause is logged, never sent.
+//! error id and a generic message; the cause is logged, never sent. The CLI, which runs
+//! the same steps in-process, shows the cause instead ([`ApiError::detail`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +13,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// A 5xx's cause: logged, and shown by a local caller, never sent.
+    cause: Option<String>,
 }
 
 impl ApiError {
@@ -21,6 +24,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -47,12 +51,30 @@ impl ApiError {
     /// 500 INTERNAL: logs `cause` under a fresh error id and answers with the id only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
+        let cause = cause.to_string();
         tracing::error!(error_id = %id, "internal error: {cause}");
-        Self::new(
+        let mut err = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
             format!("internal error (error id {id})"),
-        )
+        );
+        err.cause = Some(cause);
+        err
+    }
+
+    /// 503 TEMPORARILY_UNAVAILABLE: the catalog database cannot be reached; the same
+    /// request may succeed later. Logs `cause` under an error id, as [`ApiError::internal`].
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4();
+        let cause = cause.to_string();
+        tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+            format!("the catalog database is unavailable; try again later (error id {id})"),
+        );
+        err.cause = Some(cause);
+        err
     }
 
     /// The status.
@@ -63,6 +85,12 @@ impl ApiError {
     /// The message sent to the client.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// What went wrong, for a caller in the same process (the CLI): a 5xx's cause, which
+    /// its HTTP answer leaves out, else the message. Never put this in an HTTP answer.
+    pub fn detail(&self) -> &str {
+        self.cause.as_deref().unwrap_or(&self.message)
     }
 }
 
@@ -78,6 +106,7 @@ impl From<tarn_catalog::Error> for ApiError {
                 "FAILED_PRECONDITION",
                 err.message(),
             ),
+            K::Unavailable => Self::unavailable(&err),
             K::Internal => Self::internal(&err),
         }
     }
@@ -91,10 +120,7 @@ impl From<tarn_table::Error> for ApiError {
             K::AlreadyExists => Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.message()),
             K::InvalidInput | K::Unsupported => Self::invalid(err.message()),
             K::Conflict => Self::new(StatusCode::CONFLICT, "ABORTED", err.message()),
-            K::Internal => Self::internal(format!(
-                "{err} ({:?})",
-                std::error::Error::source(&err).map(|s| s.to_string())
-            )),
+            K::Internal => Self::internal(with_causes(&err)),
         }
     }
 }
@@ -108,4 +134,20 @@ impl IntoResponse for ApiError {
         });
         (self.status, Json(body)).into_response()
     }
+}
+
+/// `err` and its sources, as one line: "cannot create …: Permission denied (os error 13)".
+/// A source whose text the line already holds is left out.
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
 }

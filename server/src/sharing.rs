@@ -116,7 +116,7 @@ impl From<tarn_catalog::Error> for SharingError {
             K::InvalidInput | K::FailedPrecondition | K::AlreadyExists => {
                 Self::invalid(err.message())
             }
-            K::Internal => Self::internal(&err),
+            K::Internal | K::Unavailable => Self::internal(&err),
         }
     }
 }

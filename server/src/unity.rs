@@ -561,12 +561,21 @@ async fn create_table(
     Ok(Json(table_json(&s, &info).await))
 }
 
+#[derive(Debug, Deserialize)]
+struct Purge {
+    /// Tarn's own: also delete a MANAGED table's files (only at its managed location under
+    /// the warehouse).
+    #[serde(default)]
+    purge: bool,
+}
+
 async fn delete_table(
     State(s): State<AppState>,
     Path(full_name): Path<String>,
+    Query(p): Query<Purge>,
 ) -> ApiResult<Value> {
     let name: TableName = full_name.parse()?;
-    warehouse::drop_table(s.store.as_ref(), &name, false).await?;
+    warehouse::drop_table(s.store.as_ref(), &s.warehouse, &name, p.purge).await?;
     Ok(Json(json!({})))
 }
 

@@ -1,5 +1,23 @@
 //! Named tables: the steps that touch both the catalog and the table itself, in one place
-//! for the CLI and the server. Each one either completes or leaves both unchanged.
+//! for the CLI and the server.
+//!
+//! Each step is ordered so that a crash at any point (a `kill -9`, a lost connection, an
+//! answer that never came back) leaves something the next attempt, or the next clean-up,
+//! finishes:
+//!
+//! - **create** (MANAGED): reserve the name (a row nobody reads yet, held by this process),
+//!   create the Delta table, then put the row in use. A crash before the last step leaves a
+//!   reservation with no live holder; [`finish_pending`] deletes what it made and frees the
+//!   name. A commit whose answer was lost is checked: if the row is in use, the create
+//!   succeeded.
+//! - **drop --purge**: mark the row as being dropped (reads no longer see it), delete the
+//!   files, then remove the row. A crash in between leaves the mark; [`finish_pending`]
+//!   (run by the next drop or create, and when `tarn serve` starts) completes it.
+//!
+//! Files are only ever deleted at a table's managed location under the warehouse, as
+//! [`managed_location`] makes it, with symlinks resolved: never elsewhere.
+
+use std::path::{Path, PathBuf};
 
 use tarn_catalog::{
     CatalogStore, ErrorKind as CatalogErrorKind, NewTable, TableInfo, TableName, TableType,
@@ -8,6 +26,38 @@ use tarn_table::{CreateOptions, Table, TableLocation, TimeTravel};
 
 use crate::error::ApiError;
 use crate::locations::AllowedLocations;
+
+/// The environment variable of the test-only fault points: set to a point's name (e.g.
+/// `drop:marked`), the process kills itself (`SIGKILL`) when it gets there. For the fault
+/// tests (tests/faults.rs); never set it in production.
+pub const FAULT_ENV: &str = "TARN_TEST_FAULT";
+
+/// The fault points, in the order the steps reach them.
+pub const FAULT_POINTS: &[&str] = &[
+    "create:reserved",
+    "create:files",
+    "create:commit-ack-lost",
+    "create:committed",
+    "drop:marked",
+    "drop:half-deleted",
+    "drop:files-deleted",
+];
+
+/// Whether the test-only fault `point` is asked for (see [`FAULT_ENV`]).
+fn fault_asked(point: &str) -> bool {
+    std::env::var_os(FAULT_ENV).is_some_and(|v| v == point)
+}
+
+/// Test-only: dies here, as `kill -9` would, if [`FAULT_ENV`] names `point`.
+fn fault(point: &str) {
+    if fault_asked(point) {
+        eprintln!("{FAULT_ENV}: killing this process at `{point}` (test only)");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
 
 /// Where a new managed table goes: `<warehouse>/<catalog>/<schema>/<table>_<id prefix>`, so a
 /// table re-created under the same name never meets the old one's files.
@@ -19,11 +69,12 @@ pub fn managed_location(
     warehouse
         .join(&name.catalog)
         .join(&name.schema)
-        .join(format!("{}_{}", name.table, &id[..8]))
+        .join(format!("{}_{}", name.table, id.get(..8).unwrap_or(id)))
 }
 
-/// Creates a managed table (its Delta table under the warehouse, then its registration).
-/// If registration fails the new directory is removed again.
+/// Creates a managed table: reserves the name, creates the Delta table under the warehouse,
+/// then puts the name in use. If a step fails, what the earlier ones made is removed (now,
+/// or by the next [`finish_pending`] if the catalog cannot be reached).
 pub async fn create_managed_table(
     store: &dyn CatalogStore,
     warehouse: &std::path::Path,
@@ -31,6 +82,8 @@ pub async fn create_managed_table(
     options: CreateOptions,
     storage_options: Vec<(String, String)>,
 ) -> Result<(TableInfo, Table), ApiError> {
+    // A name left reserved or half-dropped by a crash is freed first.
+    finish_pending(store, warehouse).await?;
     store.get_schema(&name.schema_name()).await?;
     match store.get_table(name).await {
         Ok(_) => {
@@ -49,10 +102,9 @@ pub async fn create_managed_table(
         TableLocation::parse(&dir.to_string_lossy())?.with_storage_options(storage_options);
     let comment = options.comment.clone();
     let properties = options.properties.clone().into_iter().collect();
-    let table = Table::create(&location, options).await?;
-    let registered = store
-        .create_table(NewTable {
-            id: Some(id),
+    let reservation = store
+        .reserve_table(NewTable {
+            id: Some(id.clone()),
             catalog_name: name.catalog.clone(),
             schema_name: name.schema.clone(),
             name: name.table.clone(),
@@ -62,13 +114,42 @@ pub async fn create_managed_table(
             properties,
             owner: None,
         })
-        .await;
-    match registered {
-        Ok(info) => Ok((info, table)),
+        .await?;
+    fault("create:reserved");
+    let table = match Table::create(&location, options).await {
+        Ok(table) => table,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            Err(e.into())
+            remove_table_files(&dir).ok();
+            let _ = reservation.abandon().await;
+            return Err(e.into());
         }
+    };
+    fault("create:files");
+    let committed = match reservation.commit().await {
+        Ok(_) if fault_asked("create:commit-ack-lost") => Err(tarn_catalog::Error::new(
+            CatalogErrorKind::Unavailable,
+            format!("{FAULT_ENV}: the answer to committing `{name}` was lost (test only)"),
+        )),
+        other => other,
+    };
+    match committed {
+        Ok(info) => {
+            fault("create:committed");
+            Ok((info, table))
+        }
+        // The commit may have happened with its answer lost: the row decides.
+        Err(e) => match store.get_table_by_id(&id).await {
+            Ok(info) => Ok((info, table)),
+            Err(check) if check.kind() == CatalogErrorKind::NotFound => {
+                // Not in use: the reservation was rolled back or taken back. Its files go
+                // now, and the row with the next clean-up (this one, if it can).
+                remove_table_files(&dir).ok();
+                let _ = finish_pending(store, warehouse).await;
+                Err(e.into())
+            }
+            // Unknown: leave both; if the row is not in use, the next clean-up removes them.
+            Err(_) => Err(e.into()),
+        },
     }
 }
 
@@ -125,17 +206,97 @@ pub async fn register_external_table(
         .await?)
 }
 
-/// Unregisters a table; with `purge`, also deletes a managed table's (local) data, never
-/// an external table's.
+/// Unregisters a table; with `purge`, also deletes a MANAGED table's files, which must be
+/// at its managed location under `warehouse` (never an EXTERNAL table's, never anything
+/// elsewhere). A purge interrupted earlier (for this table or another) is finished first.
 pub async fn drop_table(
     store: &dyn CatalogStore,
+    warehouse: &Path,
     name: &TableName,
     purge: bool,
 ) -> Result<TableInfo, ApiError> {
-    let info = store.get_table(name).await?;
     if !purge {
         return Ok(store.delete_table(name).await?);
     }
+    let finished = finish_pending(store, warehouse).await?;
+    let info = match store.get_table(name).await {
+        Ok(info) => info,
+        // A retry of a purge a crash interrupted: finished just now.
+        Err(e) if e.kind() == CatalogErrorKind::NotFound => {
+            return match finished
+                .into_iter()
+                .find(|t| t.full_name() == name.to_string())
+            {
+                Some(done) => Ok(done),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let path = purgeable_path(warehouse, &info)?;
+    let info = store.begin_drop(name, &info.id).await?;
+    fault("drop:marked");
+    let unfinished = |what: String| {
+        ApiError::internal(format!(
+            "`{name}` is dropped, but {what}; the next `drop --purge` or create, or the next start of `tarn serve`, finishes it"
+        ))
+    };
+    delete_files_in_steps(&path).map_err(|e| {
+        unfinished(format!(
+            "its files at `{}` could not all be deleted ({e})",
+            path.display()
+        ))
+    })?;
+    fault("drop:files-deleted");
+    store
+        .finish_drop(&info.id)
+        .await
+        .map_err(|e| unfinished(format!("its name could not be removed ({e})")))?;
+    Ok(info)
+}
+
+/// Finishes what crashes left: every drop that began and did not finish (its files are
+/// deleted, then its row removed), and every reservation whose holder is gone (the same).
+/// Returns the tables finished. An error only if the catalog cannot be asked; a table that
+/// cannot be finished is logged and left for the next time.
+pub async fn finish_pending(
+    store: &dyn CatalogStore,
+    warehouse: &Path,
+) -> Result<Vec<TableInfo>, tarn_catalog::Error> {
+    let pending = store.pending_drops().await?;
+    let mut finished = Vec::new();
+    for info in pending {
+        let name = info.full_name();
+        let path = match purgeable_path(warehouse, &info) {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::warn!("leaving the unfinished drop of `{name}`: {}", e.detail());
+                continue;
+            }
+        };
+        if let Err(e) = remove_table_files(&path) {
+            tracing::warn!(
+                "unfinished drop of `{name}`: cannot delete `{}`: {e}",
+                path.display()
+            );
+            continue;
+        }
+        match store.finish_drop(&info.id).await {
+            Ok(()) => {
+                tracing::info!("finished the interrupted drop of `{name}`");
+                finished.push(info);
+            }
+            Err(e) => tracing::warn!("unfinished drop of `{name}`: {e}"),
+        }
+    }
+    Ok(finished)
+}
+
+/// The directory `drop --purge` may delete for `info`: a MANAGED table on local disk whose
+/// location, with symlinks resolved, is exactly its managed location under `warehouse`.
+/// Anything else is refused, before anything changes.
+fn purgeable_path(warehouse: &Path, info: &TableInfo) -> Result<PathBuf, ApiError> {
+    let name = info.full_name();
     if info.table_type == TableType::External {
         return Err(ApiError::invalid(format!(
             "`{name}` is EXTERNAL: Tarn never deletes its data (drop it without --purge)"
@@ -149,26 +310,61 @@ pub async fn drop_table(
             "`{name}` is not on local disk: --purge only deletes local data"
         )));
     };
-    // Move the data aside (one rename), unregister, then delete: a failure at any step leaves
-    // the table whole and registered, or gone together with its name.
-    let trash = path.with_file_name(format!(".dropping-{}", uuid::Uuid::new_v4()));
-    if path.exists() {
-        std::fs::rename(&path, &trash).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                format!("cannot delete `{}`: {e}", path.display()),
-            )
-        })?;
+    let refuse = |why: String| {
+        ApiError::invalid(format!(
+            "refusing to delete `{}` for `{name}`: {why}; drop it without --purge and delete the files yourself",
+            path.display()
+        ))
+    };
+    let warehouse = warehouse.canonicalize().map_err(|e| {
+        refuse(format!(
+            "the warehouse `{}` cannot be resolved ({e})",
+            warehouse.display()
+        ))
+    })?;
+    let table = TableName::new(&info.catalog_name, &info.schema_name, &info.name)
+        .map_err(|e| refuse(e.message().to_string()))?;
+    if info.id.len() < 8 {
+        return Err(refuse(format!("the table id `{}` is not Tarn's", info.id)));
     }
-    match store.delete_table(name).await {
-        Ok(info) => {
-            let _ = std::fs::remove_dir_all(&trash);
-            Ok(info)
-        }
-        Err(e) => {
-            let _ = std::fs::rename(&trash, &path);
-            Err(e.into())
+    let expected = managed_location(&warehouse, &table, &info.id);
+    // Resolved if it exists (symlinks anywhere on the way are followed); if it does not,
+    // there is nothing to delete, but it must still name the managed location.
+    let real = match std::fs::symlink_metadata(&path) {
+        Ok(_) => path.canonicalize().map_err(|e| refuse(e.to_string()))?,
+        Err(_) => path.clone(),
+    };
+    if real != expected {
+        return Err(refuse(format!(
+            "it is not this table's managed location under the warehouse `{}` (that would be `{}`)",
+            warehouse.display(),
+            expected.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// Deletes a table directory: its `_delta_log` first (the table is then gone for any
+/// reader), then the rest. A directory already gone is not an error.
+fn delete_files_in_steps(path: &Path) -> std::io::Result<()> {
+    remove_table_files(&path.join("_delta_log"))?;
+    fault("drop:half-deleted");
+    remove_table_files(path)
+}
+
+/// `remove_dir_all` that takes a missing directory as done (another clean-up may be
+/// deleting it at the same moment). Symlinks inside are removed, never followed.
+fn remove_table_files(path: &Path) -> std::io::Result<()> {
+    for _ in 0..3 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(path).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
+    std::fs::remove_dir_all(path)
 }

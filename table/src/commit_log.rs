@@ -4,6 +4,12 @@
 //! Timestamps come from the log itself (`commitInfo.inCommitTimestamp`, else
 //! `commitInfo.timestamp`), never from file modification times, so a table copied with
 //! `cp -r` or uploaded to object storage answers time-travel queries exactly as the original.
+//!
+//! Writers' clocks differ, so without in-commit timestamps a commit's recorded time can be
+//! earlier than its predecessor's. Time travel therefore goes by the Delta protocol's
+//! *adjusted* timestamps ([`adjusted_timeline`]), which never go backwards: a commit's
+//! in-commit timestamp where it has one, else the later of its recorded time and its
+//! predecessor's adjusted time plus one millisecond (as Spark's Delta does).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use deltalake::logstore::LogStore;
@@ -200,6 +206,104 @@ pub(crate) async fn read_commit_with_actions(
     Ok((commit, actions))
 }
 
+/// A commit's in-commit timestamp and its recorded time, in milliseconds.
+struct Stamp {
+    in_commit: Option<i64>,
+    recorded: i64,
+}
+
+/// A commit's timestamps (`commitInfo`; the file's time when it has none).
+async fn read_stamp(log_store: &dyn LogStore, table: &str, version: u64) -> Result<Stamp> {
+    let bytes = read_commit_bytes(log_store, table, version).await?;
+    let mut info = None;
+    for line in log_lines(&bytes) {
+        if let Some(Value::Object(ci)) = parse_action(table, version, line)?.get("commitInfo") {
+            info = Some(ci.clone());
+            break;
+        }
+    }
+    let in_commit = info
+        .as_ref()
+        .and_then(|i| i.get("inCommitTimestamp"))
+        .and_then(Value::as_i64);
+    let recorded = match info
+        .as_ref()
+        .and_then(|i| i.get("timestamp"))
+        .and_then(Value::as_i64)
+    {
+        Some(ms) => ms,
+        None => file_time(log_store, table, version).await?,
+    };
+    Ok(Stamp {
+        in_commit,
+        recorded,
+    })
+}
+
+/// The modification time of a commit's file, in milliseconds.
+async fn file_time(log_store: &dyn LogStore, table: &str, version: u64) -> Result<i64> {
+    let path = deltalake::Path::from(format!("{}/{version:020}.json", log_store.log_path()));
+    let store = log_store.object_store(None);
+    let meta = object_store::ObjectStoreExt::head(store.as_ref(), &path)
+        .await
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Internal,
+                format!("`{table}`: cannot read version {version}: {e}"),
+            )
+        })?;
+    Ok(meta.last_modified.timestamp_millis())
+}
+
+/// The time a commit stands at in time travel, given its predecessor's: its in-commit
+/// timestamp, else its recorded time moved past its predecessor's (the protocol's
+/// monotonic adjustment).
+fn adjust(stamp: &Stamp, previous: Option<i64>) -> i64 {
+    match (stamp.in_commit, previous) {
+        (Some(ict), _) => ict,
+        (None, Some(p)) => stamp.recorded.max(p.saturating_add(1)),
+        (None, None) => stamp.recorded,
+    }
+}
+
+/// The commits from the first one in the log onward, in version order, each with its
+/// adjusted timestamp (which never goes backwards), up to and including the first for which
+/// `enough` holds (or the last commit).
+///
+/// Adjusted times depend on every earlier commit, so this reads each commit up to the
+/// answer (16 at a time); it is what `--as-of` costs.
+pub(crate) async fn adjusted_timeline(
+    log_store: &dyn LogStore,
+    table: &str,
+    mut enough: impl FnMut(DateTime<Utc>) -> bool,
+) -> Result<Vec<(u64, DateTime<Utc>)>> {
+    let (first, last) = commit_range(log_store, table).await?;
+    let mut stamps = futures::stream::iter(first..=last)
+        .map(|v| async move { read_stamp(log_store, table, v).await.map(|s| (v, s)) })
+        .buffered(16);
+    let mut out = Vec::new();
+    let mut previous = None;
+    while let Some((version, stamp)) = stamps.try_next().await? {
+        let millis = adjust(&stamp, previous);
+        previous = Some(millis);
+        let at = to_time(table, version, millis)?;
+        out.push((version, at));
+        if enough(at) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn to_time(table: &str, version: u64, millis: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(millis).single().ok_or_else(|| {
+        Error::new(
+            crate::ErrorKind::Internal,
+            format!("`{table}`: version {version} has an invalid timestamp"),
+        )
+    })
+}
+
 /// A commit as recorded by its `commitInfo` (the file's time when it has none).
 async fn commit_from_info(
     log_store: &dyn LogStore,
@@ -215,27 +319,9 @@ async fn commit_from_info(
     let millis = match millis {
         Some(ms) => ms,
         // A writer that records no commitInfo: the only clue left is the file's time.
-        None => {
-            let path =
-                deltalake::Path::from(format!("{}/{version:020}.json", log_store.log_path()));
-            let store = log_store.object_store(None);
-            let meta = object_store::ObjectStoreExt::head(store.as_ref(), &path)
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        crate::ErrorKind::Internal,
-                        format!("`{table}`: cannot read version {version}: {e}"),
-                    )
-                })?;
-            meta.last_modified.timestamp_millis()
-        }
+        None => file_time(log_store, table, version).await?,
     };
-    let timestamp = Utc.timestamp_millis_opt(millis).single().ok_or_else(|| {
-        Error::new(
-            crate::ErrorKind::Internal,
-            format!("`{table}`: version {version} has an invalid timestamp"),
-        )
-    })?;
+    let timestamp = to_time(table, version, millis)?;
     let object = |key: &str| -> Map<String, Value> {
         match info.get(key) {
             Some(Value::Object(m)) => m.clone(),
@@ -275,37 +361,47 @@ pub(crate) async fn history(
         .await
 }
 
-/// The latest version committed at or before `at`.
-///
-/// Binary search over the commits' recorded timestamps (which Delta writers keep
-/// non-decreasing). A time before the first available commit is an error naming the range.
+/// The latest version whose adjusted timestamp ([`adjusted_timeline`]) is at or before
+/// `at`. A time before the first available commit is an error naming the range.
 pub(crate) async fn version_as_of(
     log_store: &dyn LogStore,
     table: &str,
     at: DateTime<Utc>,
 ) -> Result<u64> {
-    let (first, last) = commit_range(log_store, table).await?;
-    let first_ts = read_commit(log_store, table, first).await?.timestamp;
-    if at < first_ts {
-        let last_ts = read_commit(log_store, table, last).await?.timestamp;
-        return Err(Error::not_found(format!(
-            "table `{table}` did not exist yet at {}: its history runs from {} (version {first}) to {} (version {last})",
+    let timeline = adjusted_timeline(log_store, table, |t| t > at).await?;
+    if let Some((version, _)) = timeline.iter().rev().find(|(_, t)| *t <= at) {
+        return Ok(*version);
+    }
+    let whole = adjusted_timeline(log_store, table, |_| false).await?;
+    let ((first, first_ts), (last, last_ts)) = match (whole.first(), whole.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Err(Error::not_found(format!("table `{table}` has no commits"))),
+    };
+    Err(Error::not_found(format!(
+        "table `{table}` did not exist yet at {}: its history runs from {} (version {first}) to {} (version {last})",
+        format_timestamp(&at),
+        format_timestamp(&first_ts),
+        format_timestamp(&last_ts)
+    )))
+}
+
+/// The earliest version whose adjusted timestamp ([`adjusted_timeline`]) is at or after
+/// `at`; an error naming the last commit when there is none.
+pub(crate) async fn version_since(
+    log_store: &dyn LogStore,
+    table: &str,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    let timeline = adjusted_timeline(log_store, table, |t| t >= at).await?;
+    match timeline.last() {
+        Some((version, t)) if *t >= at => Ok(*version),
+        Some((version, t)) => Err(Error::not_found(format!(
+            "table `{table}` has no commit at or after {}: its last commit (version {version}) was at {}",
             format_timestamp(&at),
-            format_timestamp(&first_ts),
-            format_timestamp(&last_ts)
-        )));
+            format_timestamp(t)
+        ))),
+        None => Err(Error::not_found(format!("table `{table}` has no commits"))),
     }
-    // Invariant: ts(lo) <= at; answer in [lo, hi].
-    let (mut lo, mut hi) = (first, last);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if read_commit(log_store, table, mid).await?.timestamp <= at {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    Ok(lo)
 }
 
 #[cfg(test)]
@@ -328,6 +424,29 @@ mod tests {
             parse_timestamp("2026-01-31").unwrap(),
             Utc.with_ymd_and_hms(2026, 1, 31, 0, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn adjusted_timestamps_never_go_backwards() {
+        let stamp = |recorded, in_commit| Stamp {
+            recorded,
+            in_commit,
+        };
+        let mut previous = None;
+        let mut adjusted = Vec::new();
+        for s in [
+            stamp(1000, None),
+            stamp(5000, None),
+            stamp(2000, None),
+            stamp(2001, None),
+            stamp(9000, None),
+            stamp(100, Some(9500)),
+        ] {
+            let a = adjust(&s, previous);
+            previous = Some(a);
+            adjusted.push(a);
+        }
+        assert_eq!(adjusted, [1000, 5000, 5001, 5002, 9000, 9500]);
     }
 
     #[test]

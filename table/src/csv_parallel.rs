@@ -296,6 +296,42 @@ mod tests {
         (out, scan)
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes, arriving in any pieces: every end found is one found when the bytes
+        /// arrive one at a time (which reports each), the state after them is the same, and
+        /// never a panic.
+        #[test]
+        fn any_bytes_cut_the_same_however_they_arrive(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'"'),
+                    proptest::strategy::Just(b','),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'\r'),
+                    proptest::prelude::any::<u8>()
+                ],
+                0..200,
+            ),
+            split in 1usize..40,
+        ) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let (every, state) = boundaries(&text, 1);
+            let (found, after) = boundaries(&text, split);
+            proptest::prop_assert_eq!(after, state);
+            for end in &found {
+                proptest::prop_assert!(every.contains(end), "{} is not a record end", end);
+            }
+            // The piece that holds the last record end reports it.
+            proptest::prop_assert_eq!(found.last(), every.last());
+        }
+    }
+
     #[test]
     fn record_ends_outside_quotes_are_found_however_the_bytes_arrive() {
         let text = "a,b\n\"x\ny\",\"q\"\"\n\"\n1,2\r\n\"\",3\n";

@@ -115,33 +115,16 @@ impl Table {
         )
     }
 
-    /// The latest version committed at or before `at` (`NotFound` before the first commit).
+    /// The latest version committed at or before `at`, by the adjusted timestamps time
+    /// travel uses (`NotFound` before the first commit).
     pub async fn version_at(&self, at: DateTime<Utc>) -> Result<u64> {
         commit_log::version_as_of(self.delta.log_store().as_ref(), self.name(), at).await
     }
 
-    /// The earliest version committed at or after `at` (`NotFound` after the last commit).
+    /// The earliest version committed at or after `at`, by the adjusted timestamps time
+    /// travel uses (`NotFound` after the last commit).
     pub async fn first_version_since(&self, at: DateTime<Utc>) -> Result<u64> {
-        let (first, last) = self.version_range().await?;
-        if self.commit_time(last).await? < at {
-            return Err(Error::not_found(format!(
-                "table `{}` has no commit at or after {}: its last commit (version {last}) was at {}",
-                self.name(),
-                commit_log::format_timestamp(&at),
-                commit_log::format_timestamp(&self.commit_time(last).await?)
-            )));
-        }
-        // Invariant: ts(hi) >= at; answer in [lo, hi].
-        let (mut lo, mut hi) = (first, last);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.commit_time(mid).await? >= at {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        Ok(lo)
+        commit_log::version_since(self.delta.log_store().as_ref(), self.name(), at).await
     }
 
     /// The actions of the commit that created `version`, one JSON object per log line.

@@ -545,6 +545,128 @@ pub(crate) fn is_lossless(from: &DataType, to: &DataType) -> bool {
 mod tests {
     use super::*;
 
+    /// Reads `content` as a file of `format`, with the table's types as `hints`, the way
+    /// `write` does: the schema, then every batch shaped to it.
+    fn read_all(content: &[u8], format: InputFormat, hints: &Schema) -> Result<usize> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("input");
+        std::fs::write(&path, content).expect("written");
+        let src = InputSource::file(&path, Some(format))?;
+        let schema = Arc::new(src.schema(hints)?);
+        let mut rows = 0;
+        src.read_file(schema.clone(), schema, Arc::new(Progress::default()), |b| {
+            rows += b.num_rows();
+            true
+        })?;
+        Ok(rows)
+    }
+
+    /// The types a table might hint for columns `a`, `b`, `c`.
+    fn hints(which: usize) -> Schema {
+        use deltalake::arrow::datatypes::TimeUnit;
+        let types = [
+            DataType::Int64,
+            DataType::Int32,
+            DataType::Decimal128(12, 2),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Date32,
+            DataType::Boolean,
+            DataType::Float64,
+            DataType::Utf8,
+        ];
+        Schema::new(
+            ["a", "b", "c"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Field::new(*name, types[(which >> (3 * i)) % 8].clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Pieces CSV and JSON input is made of, good and bad.
+    const TOKENS: [&str; 24] = [
+        "a",
+        "b",
+        "c",
+        ",",
+        "\n",
+        "\r\n",
+        "\"",
+        "\"\"",
+        "1",
+        "-2",
+        "3.25",
+        "1e400",
+        "99999999999999999999",
+        "2026-01-31",
+        "2026-01-31T10:00:00Z",
+        "2026-02-30",
+        "true",
+        "null",
+        "{",
+        "}",
+        ":",
+        "[1,{\"x\":2}]",
+        "é",
+        "\u{0}",
+    ];
+
+    proptest::proptest! {
+        // A fixed budget, so CI time is bounded; no regression files in the tree.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes as CSV or JSON: rows or an error, never a panic.
+        #[test]
+        fn any_bytes_read_as_rows_or_an_error(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            json in proptest::prelude::any::<bool>(),
+            which in 0usize..512,
+        ) {
+            let format = if json { InputFormat::Json } else { InputFormat::Csv };
+            let _ = read_all(&bytes, format, &hints(which));
+        }
+
+        /// Text made of CSV and JSON pieces (headers, quotes, numbers out of range, bad
+        /// dates, nesting), read with any table types: rows or an error, never a panic.
+        #[test]
+        fn near_valid_input_reads_as_rows_or_an_error(
+            pieces in proptest::collection::vec(0usize..24, 0..64),
+            json in proptest::prelude::any::<bool>(),
+            which in 0usize..512,
+        ) {
+            let mut text = if json { String::new() } else { "a,b,c\n".to_string() };
+            for p in pieces {
+                text.push_str(TOKENS[p]);
+            }
+            let format = if json { InputFormat::Json } else { InputFormat::Csv };
+            let _ = read_all(text.as_bytes(), format, &hints(which));
+        }
+
+        /// Objects with the hinted columns and values of any kind.
+        #[test]
+        fn json_objects_of_any_values_read_as_rows_or_an_error(
+            values in proptest::collection::vec((0usize..3, 0usize..24), 0..12),
+            which in 0usize..512,
+        ) {
+            let mut text = String::new();
+            for (column, value) in values {
+                let token = TOKENS[value];
+                let value = serde_json::to_string(token).unwrap_or_default();
+                let raw = if token.parse::<f64>().is_ok() || ["true", "null"].contains(&token) {
+                    token.to_string()
+                } else {
+                    value
+                };
+                text.push_str(&format!("{{\"{}\": {raw}}}\n", ["a", "b", "c"][column]));
+            }
+            let _ = read_all(text.as_bytes(), InputFormat::Json, &hints(which));
+        }
+    }
+
     #[test]
     fn widening_is_lossless_narrowing_is_not() {
         assert!(is_lossless(&DataType::Int32, &DataType::Int64));
