@@ -73,6 +73,105 @@ if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && ! port
     || fail "could not prepare MariaDB (root without password, database test)"
 fi
 
+# --- TLS on the local MariaDB, and a user that may only connect over it (tests/tls.rs) ------
+# As root, idempotently, for the default TARN_TEST_MYSQL when MariaDB is configured by
+# /etc/mysql/my.cnf: a test CA and a certificate it signs for localhost (openssl) in
+# /etc/mysql/tarn-tls/ (ca.pem is what clients trust); when the server has TLS off
+# (have_ssl=DISABLED), /etc/mysql/conf.d/tarn-tls.cnf naming them (ssl_cert, ssl_key), an
+# `!includedir /etc/mysql/conf.d/` line appended to my.cnf if it has none, and a restart of
+# MariaDB (mariadb-admin shutdown, then started as above); new certificates for a server
+# that has TLS on already are loaded with FLUSH SSL. Then the user tarn_tls@127.0.0.1 (no
+# password, REQUIRE SSL) with SELECT and CREATE TEMPORARY TABLES on `test`. Each change is
+# printed; without root the MySQL TLS tests skip.
+if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && port_open 3306 \
+  && [[ "$(id -u)" == 0 ]] && command -v mysql >/dev/null && command -v openssl >/dev/null \
+  && [[ -f /etc/mysql/my.cnf ]]; then
+  my() { mysql -uroot -h127.0.0.1 -NB -e "$1"; }
+  tls_dir=/etc/mysql/tarn-tls
+  if [[ ! -f "$tls_dir/ca.pem" ]]; then
+    rm -rf "$tls_dir" && mkdir -p "$tls_dir"
+    (
+      cd "$tls_dir"
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Tarn test CA" \
+        -keyout ca-key.pem -out ca.pem
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server-key.pem -out server.csr
+      printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+        -extfile server.ext -out server-cert.pem
+    ) >/dev/null 2>&1 || fail "openssl (MariaDB's test certificates in $tls_dir)"
+    chown -R mysql:mysql "$tls_dir" 2>/dev/null || true
+    chmod 600 "$tls_dir"/*key.pem
+    echo "==> made a test CA ($tls_dir/ca.pem) and a certificate it signs for localhost (MariaDB's TLS)"
+    if [[ "$(my "SHOW VARIABLES LIKE 'have_ssl'" | cut -f2)" == YES ]]; then
+      my "FLUSH SSL" && echo "==> MariaDB reloaded its certificates (FLUSH SSL)"
+    fi
+  fi
+  if [[ "$(my "SHOW VARIABLES LIKE 'have_ssl'" | cut -f2)" == DISABLED ]]; then
+    mkdir -p /etc/mysql/conf.d
+    printf '# tarn tests/run.sh: TLS for tests/tls.rs\n[mysqld]\nssl_cert = %s/server-cert.pem\nssl_key = %s/server-key.pem\n' \
+      "$tls_dir" "$tls_dir" >/etc/mysql/conf.d/tarn-tls.cnf
+    if ! grep -q '^!includedir /etc/mysql/conf.d' /etc/mysql/my.cnf; then
+      printf '\n# tarn tests/run.sh: TLS for tests/tls.rs (conf.d/tarn-tls.cnf)\n!includedir /etc/mysql/conf.d/\n' >>/etc/mysql/my.cnf
+      echo "==> appended '!includedir /etc/mysql/conf.d/' to /etc/mysql/my.cnf"
+    fi
+    echo "==> wrote /etc/mysql/conf.d/tarn-tls.cnf (ssl_cert, ssl_key); restarting MariaDB"
+    mariadb-admin -uroot shutdown 2>/dev/null || mysqladmin -uroot shutdown || fail "stopping MariaDB"
+    for _ in $(seq 1 60); do port_open 3306 || break; sleep 1; done
+    (service mariadb start || service mysql start) >/dev/null 2>&1 \
+      || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; mysqld_safe >/dev/null 2>&1 &)
+    for _ in $(seq 1 60); do port_open 3306 && break; sleep 1; done
+    port_open 3306 || fail "MariaDB did not come back on 127.0.0.1:3306 after turning TLS on"
+    [[ "$(my "SHOW VARIABLES LIKE 'have_ssl'" | cut -f2)" == YES ]] \
+      || fail "MariaDB still has TLS off (see /var/log/mysql/error.log)"
+    echo "==> MariaDB has TLS on (have_ssl=YES)"
+  fi
+  if [[ "$(my "SHOW VARIABLES LIKE 'have_ssl'" | cut -f2)" == YES ]] \
+    && [[ "$(my "SELECT COUNT(*) FROM mysql.user WHERE user = 'tarn_tls'")" == 0 ]]; then
+    my "CREATE USER 'tarn_tls'@'127.0.0.1' REQUIRE SSL; GRANT SELECT, CREATE TEMPORARY TABLES ON test.* TO 'tarn_tls'@'127.0.0.1'" \
+      || fail "CREATE USER tarn_tls (MariaDB)"
+    echo "==> created the MariaDB user tarn_tls@127.0.0.1 (no password, REQUIRE SSL) for tests/tls.rs"
+  fi
+fi
+
+# --- A PostgreSQL role that may only connect over TLS (tests/tls.rs) -----------------------
+# As root, idempotently: role `tarn_tls` (LOGIN, no password), and pg_hba lines before all
+# the others so that it gets in over TLS only:
+#   hostssl all tarn_tls 127.0.0.1/32 trust    host all tarn_tls 127.0.0.1/32 reject
+# (and the same for ::1/128), then SELECT pg_reload_conf(). The old pg_hba.conf is kept
+# next to it as pg_hba.conf.before-tarn-tls. Each change is printed. Not root, or no psql:
+# the TLS tests skip and say how to set this up.
+if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
+  pg_admin="${TARN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+  if [[ "$(id -u)" != 0 ]] || ! command -v psql >/dev/null; then
+    echo "==> not root (or no psql): the TLS-only PostgreSQL role is not set up; tests/tls.rs will skip"
+  elif ! hba="$(psql "$pg_admin" -Atc 'SHOW hba_file' 2>/dev/null)" || [[ ! -w "$hba" ]]; then
+    echo "==> cannot read or write PostgreSQL's pg_hba.conf via $pg_admin: tests/tls.rs will skip"
+  else
+    if [[ "$(psql "$pg_admin" -Atc "SELECT count(*) FROM pg_roles WHERE rolname = 'tarn_tls'")" == 0 ]]; then
+      psql "$pg_admin" -qc "CREATE ROLE tarn_tls LOGIN" >/dev/null || fail "CREATE ROLE tarn_tls"
+      echo "==> created the PostgreSQL role tarn_tls (LOGIN, no password) for tests/tls.rs"
+    fi
+    if ! grep -Eq '^hostssl[[:space:]]+all[[:space:]]+tarn_tls[[:space:]]' "$hba"; then
+      cp "$hba" "$hba.before-tarn-tls"
+      tmp="$(mktemp)"
+      awk '
+        !done && /^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]/ {
+          print "# tarn tests/run.sh: the role tarn_tls may only connect over TLS (tests/tls.rs)"
+          print "hostssl all tarn_tls 127.0.0.1/32 trust"
+          print "hostssl all tarn_tls ::1/128 trust"
+          print "host    all tarn_tls 127.0.0.1/32 reject"
+          print "host    all tarn_tls ::1/128 reject"
+          done = 1
+        }
+        { print }
+      ' "$hba" >"$tmp"
+      cat "$tmp" >"$hba" && rm -f "$tmp"
+      psql "$pg_admin" -Atc "SELECT pg_reload_conf()" >/dev/null || fail "SELECT pg_reload_conf()"
+      echo "==> $hba: added 'hostssl all tarn_tls ... trust' and 'host all tarn_tls ... reject' before the other lines (old file: $hba.before-tarn-tls); configuration reloaded"
+    fi
+  fi
+fi
+
 # --- Rust ---------------------------------------------------------------------------------
 step "cargo build --bins"
 cargo build --bins || fail "cargo build --bins"

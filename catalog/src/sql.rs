@@ -184,6 +184,9 @@ pub struct SqlCatalogStore {
     pg_reads: Option<std::sync::Arc<PgReads>>,
     /// SQLite: the reservations this process holds (see [`CatalogStore::reserve_table`]).
     held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// How connections reach PostgreSQL (`sslmode`, `sslrootcert`: tarn-pgtls), and the TLS
+    /// tunnel they go through, kept as long as the store.
+    _pg_route: Option<std::sync::Arc<tarn_pgtls::Route>>,
 }
 
 /// Opens (and migrates) the catalog at `url`: `postgres://...`, `sqlite://PATH`, or a plain
@@ -223,40 +226,57 @@ impl SqlCatalogStore {
                 (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
         let redacted = tarn_secrets::redact_url(url);
+        let cannot_open = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot open the catalog at `{redacted}`: {e}"),
+            )
+        };
         // On PostgreSQL the per-request reads have up to 8 connections of their own
         // (pg_reads.rs): a server opens at most 16 (docs/server.md).
         // A connection that died while idle (PostgreSQL restarted) is found by the ping
         // before it is handed out, and replaced; while the database is down, a request waits
         // at most ACQUIRE_TIMEOUT for a connection, then fails as `Unavailable`.
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 8 })
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(true)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    // sqlx turns SQLite's foreign keys on by default; say so, not rely on it.
-                    if dialect == Dialect::Sqlite {
-                        sqlx::Executor::execute(&mut *conn, "PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
+        let pool_options = || {
+            AnyPoolOptions::new()
+                .max_connections(if dialect == Dialect::Sqlite { 4 } else { 8 })
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(true)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        // sqlx turns SQLite's foreign keys on by default; say so, not rely on it.
+                        if dialect == Dialect::Sqlite {
+                            sqlx::Executor::execute(&mut *conn, "PRAGMA foreign_keys = ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&conn_url)
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot open the catalog at `{redacted}`: {e}"),
-                )
-            })?;
-        let pg_reads = match dialect {
-            Dialect::Postgres => Some(std::sync::Arc::new(PgReads::new(url).map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot open the catalog at `{redacted}`: {e}"),
-                )
-            })?)),
-            Dialect::Sqlite => None,
+        };
+        let (pool, pg_route) = match dialect {
+            // Every connection (the pool's, the reads', the token listener's) takes the
+            // route the first one settled, TLS as the URL says.
+            Dialect::Postgres => {
+                let (route, pool) = tarn_pgtls::Route::connect(url, ACQUIRE_TIMEOUT, |route| {
+                    let (options, url) = (pool_options(), route.url());
+                    async move { options.connect(&url).await }
+                })
+                .await
+                .map_err(|e| cannot_open(&e))?;
+                (pool, Some(std::sync::Arc::new(route)))
+            }
+            Dialect::Sqlite => (
+                pool_options()
+                    .connect(&conn_url)
+                    .await
+                    .map_err(|e| cannot_open(&e))?,
+                None,
+            ),
+        };
+        let pg_reads = match &pg_route {
+            Some(route) => Some(std::sync::Arc::new(
+                PgReads::new(&route.url()).map_err(|e| cannot_open(&e))?,
+            )),
+            None => None,
         };
         let store = Self {
             pool,
@@ -264,6 +284,7 @@ impl SqlCatalogStore {
             sqlite_reads,
             pg_reads,
             held: Default::default(),
+            _pg_route: pg_route,
         };
         store.migrate().await?;
         Ok(store)

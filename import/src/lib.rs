@@ -168,20 +168,45 @@ pub(crate) async fn connect_within<T>(
 ) -> Result<T> {
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(connect_error(url, e)),
+        Err(_) => Err(no_answer(url, timeout)),
+    }
+}
+
+/// A failure to connect to `url`, in one line.
+pub(crate) fn connect_error(url: &str, e: sqlx::Error) -> Error {
+    match e {
         // Bytes that make no sense in the handshake, or a server that hangs up in the
         // middle of it: something else listens there (the driver's own words name its
         // internals, e.g. "expected to read 1414811696 bytes", which is "HTTP").
-        Ok(Err(sqlx::Error::Protocol(_))) => Err(not_the_protocol(url)),
-        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(not_the_protocol(url))
+        sqlx::Error::Protocol(_) => not_the_protocol(url),
+        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            not_the_protocol(url)
         }
-        Ok(Err(e)) => Err(db_error(&format!("cannot connect to {}", redact(url)), e)),
-        Err(_) => Err(Error(format!(
-            "cannot connect to {}: no answer within {} s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)",
+        // A certificate sqlx's TLS (MySQL's) refused, worded as PostgreSQL's are.
+        sqlx::Error::Io(e) if mysql::tls_failure(url, &e).is_some() => Error(format!(
+            "cannot connect to {}: {}",
             redact(url),
-            timeout.as_secs_f64()
-        ))),
+            mysql::tls_failure(url, &e).unwrap_or_default()
+        )),
+        // sqlx's TLS (MySQL's; PostgreSQL's TLS is tarn-pgtls's): a mode that requires TLS,
+        // and a server without it.
+        sqlx::Error::Tls(e) if e.to_string() == "server does not support TLS" => Error(format!(
+            "cannot connect to {}: the server does not offer TLS but ssl-mode={} (turn TLS on at the server, or use ssl-mode=PREFERRED or DISABLED)",
+            redact(url),
+            mysql::ssl_mode(url)
+        )),
+        e => db_error(&format!("cannot connect to {}", redact(url)), e),
     }
+}
+
+/// `url` gave no answer within `timeout`.
+pub(crate) fn no_answer(url: &str, timeout: std::time::Duration) -> Error {
+    Error(format!(
+        "cannot connect to {}: no answer within {} s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)",
+        redact(url),
+        timeout.as_secs_f64()
+    ))
 }
 
 /// The error for a server at `url` that answers in another protocol.

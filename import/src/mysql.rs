@@ -48,6 +48,42 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// A URL parameter (the last of `keys` given).
+fn url_param(url: &str, keys: &[&str]) -> Option<String> {
+    url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .filter(|(k, _)| keys.contains(&k.as_ref()))
+            .map(|(_, v)| v.into_owned())
+            .last()
+    })
+}
+
+/// The `ssl-mode` a URL asks for, as written (`PREFERRED` when it names none).
+pub(crate) fn ssl_mode(url: &str) -> String {
+    url_param(url, &["ssl-mode", "sslmode"])
+        .map(|m| m.to_uppercase())
+        .unwrap_or_else(|| "PREFERRED".into())
+}
+
+/// A failed TLS handshake with the server at `url`, in one line (`None`: not one).
+pub(crate) fn tls_failure(url: &str, e: &std::io::Error) -> Option<String> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    // sqlx trusts the system's CAs, and those of ssl-ca.
+    let roots = match url_param(url, &["ssl-ca", "sslca"]) {
+        Some(ca) => format!("ssl-ca {ca} or the system's trusted CAs"),
+        None => "the system's trusted CAs".into(),
+    };
+    tarn_pgtls::describe_tls_failure(
+        e,
+        &host,
+        Some(&roots),
+        "ssl-mode=VERIFY_IDENTITY, and with Tarn's MySQL driver VERIFY_CA too, checks the host name: connect by a name the certificate lists",
+    )
+}
+
 pub(crate) struct MySqlSession {
     conn: MySqlConnection,
     from: String,
@@ -64,6 +100,8 @@ impl MySqlSession {
             Some(rest) => format!("mysql://{rest}"),
             None => url.to_string(),
         };
+        // sqlx's MySQL TLS (ssl-mode, ssl-ca) would panic for VERIFY_CA without a default.
+        tarn_pgtls::install_default_provider();
         let mut conn =
             crate::connect_within(given, timeout, MySqlConnection::connect(&url)).await?;
         let body = match source {

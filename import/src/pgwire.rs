@@ -6,25 +6,26 @@
 //! a stream item; for a million-row import that was 8,500 `recvfrom` calls and about a
 //! tenth of the samples (docs/performance.md). Everything else about a run (the snapshot,
 //! the checks, the watermark) stays on sqlx; when this client cannot connect the way sqlx
-//! did (an authentication method it lacks, a URL asking for TLS), the run falls back to
-//! sqlx for the data too.
+//! did (an authentication method it lacks), the run falls back to sqlx for the data too.
+//!
+//! TLS is the URL's, as libpq reads it (`sslmode`, `sslrootcert`), through tarn-pgtls: the
+//! same settings and rustls configuration as the run's sqlx connections.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::str::FromStr;
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::ConnectOptions;
+use tarn_pgtls::{Attempt, Negotiated, PgTls, TlsSocket};
 
 /// Bytes read from the socket at most at a time (and the buffer's starting size).
 const READ_BUFFER: usize = 1 << 20;
 
 /// Where and as whom to connect, as sqlx resolved it from the URL, the `PG*` environment
-/// variables and `~/.pgpass`.
+/// variables and `~/.pgpass`, and the URL's TLS settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     socket: Option<String>,
@@ -34,19 +35,13 @@ pub(crate) struct Target {
     password: Option<String>,
     database: Option<String>,
     options: Option<String>,
+    tls: PgTls,
 }
 
 impl Target {
-    /// `None` when the URL asks for what this client does not do (`sslmode` require or
-    /// verify).
+    /// `None` when the URL cannot be read (the run's sqlx connection reports why).
     pub(crate) fn from_url(url: &str) -> Option<Target> {
-        let opts = PgConnectOptions::from_str(url).ok()?;
-        if !matches!(
-            opts.get_ssl_mode(),
-            PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer
-        ) {
-            return None;
-        }
+        let (tls, opts) = PgTls::from_url(url).ok()?;
         let resolved = opts.to_url_lossy();
         let password = resolved.password().and_then(|p| {
             url::form_urlencoded::parse(format!("p={p}").as_bytes())
@@ -69,6 +64,7 @@ impl Target {
             password,
             database: opts.get_database().map(str::to_string),
             options: opts.get_options().map(str::to_string),
+            tls,
         })
     }
 }
@@ -102,6 +98,7 @@ fn io_error(e: std::io::Error) -> WireError {
 
 enum Socket {
     Tcp(TcpStream),
+    Tls(Box<TlsSocket>),
     Unix(UnixStream),
 }
 
@@ -109,6 +106,7 @@ impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
             Socket::Unix(s) => s.read(buf),
         }
     }
@@ -121,6 +119,10 @@ impl Socket {
             Socket::Tcp(s) => s
                 .set_read_timeout(timeout)
                 .and_then(|()| s.set_write_timeout(timeout)),
+            Socket::Tls(s) => s
+                .tcp()
+                .set_read_timeout(timeout)
+                .and_then(|()| s.tcp().set_write_timeout(timeout)),
             Socket::Unix(s) => s
                 .set_read_timeout(timeout)
                 .and_then(|()| s.set_write_timeout(timeout)),
@@ -132,12 +134,17 @@ impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.write(buf),
+            Socket::Tls(s) => s.write(buf),
             Socket::Unix(s) => s.write(buf),
         }
     }
 
+    /// Sends what TLS holds back (plain sockets write through).
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        match self {
+            Socket::Tls(s) => s.flush(),
+            Socket::Tcp(_) | Socket::Unix(_) => Ok(()),
+        }
     }
 }
 
@@ -159,15 +166,44 @@ struct Message {
 }
 
 impl WireConn {
-    /// Connects and authenticates within `timeout`; every failure is a
-    /// [`WireError::Connect`]. Later reads wait as long as a query takes.
+    /// Connects and authenticates within `timeout`, with TLS as the target's `sslmode`
+    /// says; every failure is a [`WireError::Connect`]. Later reads wait as long as a query
+    /// takes.
     pub(crate) fn connect(target: &Target, timeout: std::time::Duration) -> WireResult<WireConn> {
-        let connect_error = |e: WireError| WireError::Connect(e.to_string());
+        let attempts = target.tls.attempts();
+        let mut refused_in_clear = None;
+        for (i, attempt) in attempts.iter().enumerate() {
+            match WireConn::connect_as(target, *attempt, timeout) {
+                Ok(conn) => return Ok(conn),
+                // `allow`: the server refused the connection in the clear; try TLS.
+                Err(WireError::Server(m)) if i + 1 < attempts.len() => refused_in_clear = Some(m),
+                Err(e) => {
+                    return Err(WireError::Connect(
+                        refused_in_clear.unwrap_or_else(|| e.to_string()),
+                    ))
+                }
+            }
+        }
+        unreachable!("every sslmode has at least one attempt")
+    }
+
+    /// One connection, started as `attempt` says. A refusal by the server is a
+    /// [`WireError::Server`].
+    fn connect_as(
+        target: &Target,
+        attempt: Attempt,
+        timeout: std::time::Duration,
+    ) -> WireResult<WireConn> {
         let socket = match &target.socket {
-            Some(path) => Socket::Unix(
-                UnixStream::connect(path)
-                    .map_err(|e| WireError::Connect(format!("cannot connect to {path}: {e}")))?,
-            ),
+            Some(path) => {
+                let socket = UnixStream::connect(path)
+                    .map_err(|e| WireError::Connect(format!("cannot connect to {path}: {e}")))?;
+                socket
+                    .set_read_timeout(Some(timeout))
+                    .and_then(|()| socket.set_write_timeout(Some(timeout)))
+                    .map_err(io_error)?;
+                Socket::Unix(socket)
+            }
             None => {
                 let cannot = |e: std::io::Error| {
                     WireError::Connect(format!("cannot connect to {}: {e}", target.host))
@@ -190,17 +226,25 @@ impl WireConn {
                     cannot(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()))
                 })?;
                 let _ = stream.set_nodelay(true);
-                Socket::Tcp(stream)
+                // The handshake is bounded as the start-up is.
+                stream
+                    .set_read_timeout(Some(timeout))
+                    .and_then(|()| stream.set_write_timeout(Some(timeout)))
+                    .map_err(io_error)?;
+                match target.tls.negotiate_blocking(stream, attempt) {
+                    Ok(Negotiated::Plain(stream)) => Socket::Tcp(stream),
+                    Ok(Negotiated::Tls(stream)) => Socket::Tls(stream),
+                    Err(e) => return Err(WireError::Connect(e.0)),
+                }
             }
         };
-        socket.set_timeouts(Some(timeout)).map_err(io_error)?;
         let mut conn = WireConn {
             socket,
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
         };
-        conn.startup(target).map_err(connect_error)?;
+        conn.startup(target)?;
         conn.socket.set_timeouts(None).map_err(io_error)?;
         Ok(conn)
     }
@@ -226,6 +270,7 @@ impl WireConn {
         let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         packet.extend_from_slice(&body);
         self.socket.write_all(&packet).map_err(io_error)?;
+        self.socket.flush().map_err(io_error)?;
 
         let mut scram: Option<Scram> = None;
         loop {
@@ -343,7 +388,8 @@ impl WireConn {
         packet.push(tag);
         packet.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         packet.extend_from_slice(body);
-        self.socket.write_all(&packet).map_err(io_error)
+        self.socket.write_all(&packet).map_err(io_error)?;
+        self.socket.flush().map_err(io_error)
     }
 
     /// The next whole message in the buffer, reading as needed.
@@ -400,6 +446,7 @@ impl Drop for WireConn {
     fn drop(&mut self) {
         // Terminate; the server ends the session (and any open transaction) either way.
         let _ = self.socket.write_all(&[b'X', 0, 0, 0, 4]);
+        let _ = self.socket.flush();
     }
 }
 
@@ -581,7 +628,7 @@ mod tests {
     fn test_target() -> Option<Target> {
         let url = std::env::var("TARN_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        (url != "skip").then(|| Target::from_url(&url).expect("a plain PostgreSQL URL"))
+        (url != "skip").then(|| Target::from_url(&url).expect("a PostgreSQL URL"))
     }
 
     #[test]
@@ -685,13 +732,58 @@ mod tests {
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(300));
         });
-        let target = Target::from_url(&format!("postgres://app@127.0.0.1:{port}/shop")).unwrap();
+        // In the clear, the start-up message's answer is read (with TLS, the SSLRequest's
+        // answer is refused first: tarn-pgtls).
+        let target = Target::from_url(&format!(
+            "postgres://app@127.0.0.1:{port}/shop?sslmode=disable"
+        ))
+        .unwrap();
         let err = WireConn::connect(&target, std::time::Duration::from_secs(10))
             .err()
             .expect("refused")
             .to_string();
         assert!(err.contains("is it a PostgreSQL server?"), "{err}");
         server.join().unwrap();
+    }
+
+    /// As the TLS-only role of tests/run.sh (`tarn_tls`; skipped when it is not set up):
+    /// `allow` is refused in the clear and then connects over TLS, `require` over TLS, and
+    /// `disable` is refused with the server's words.
+    #[test]
+    fn allow_tries_the_clear_then_tls_and_require_uses_tls() {
+        let Some(admin) = test_target() else { return };
+        let role = |mode: &str| {
+            Target::from_url(&format!(
+                "postgres://tarn_tls@127.0.0.1:{}/test?sslmode={mode}",
+                admin.port
+            ))
+            .unwrap()
+        };
+        let timeout = std::time::Duration::from_secs(10);
+        let Ok(mut conn) = WireConn::connect(&role("require"), timeout) else {
+            eprintln!("skipped: no TLS-only role tarn_tls (tests/run.sh sets it up as root)");
+            return;
+        };
+        let mut ssl = Vec::new();
+        let mut in_tls = |conn: &mut WireConn| {
+            ssl.clear();
+            conn.copy_out::<()>(
+                "COPY (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) TO STDOUT",
+                |m| {
+                    ssl.extend_from_slice(m);
+                    Ok(())
+                },
+            )
+            .unwrap_or_else(|_| panic!("COPY failed"));
+            ssl == b"t\n"
+        };
+        assert!(in_tls(&mut conn));
+        let mut conn = WireConn::connect(&role("allow"), timeout).unwrap();
+        assert!(in_tls(&mut conn));
+        match WireConn::connect(&role("disable"), timeout) {
+            Err(WireError::Connect(m)) => assert!(m.contains("no encryption"), "{m}"),
+            _ => panic!("the clear is refused"),
+        }
     }
 
     #[test]
@@ -709,6 +801,8 @@ mod tests {
             t.socket.as_deref(),
             Some("/var/run/postgresql/.s.PGSQL.5432")
         );
-        assert!(Target::from_url("postgres://app@db/shop?sslmode=require").is_none());
+        let t = Target::from_url("postgres://app@db/shop?sslmode=require").unwrap();
+        assert_eq!(t.tls.attempts(), [Attempt::Tls]);
+        assert!(Target::from_url("postgres://app@db/shop?sslmode=sometimes").is_none());
     }
 }

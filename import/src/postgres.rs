@@ -11,7 +11,7 @@ use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
 use crate::pgwire::{CopyError, Target, WireConn};
 use crate::types::{finish_batch, ColBuilder, ColType, Column};
-use crate::{db_error, one_line, Error, Result, Source, BATCH_ROWS};
+use crate::{db_error, one_line, redact, Error, Result, Source, BATCH_ROWS};
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
@@ -122,6 +122,9 @@ fn query_error(e: sqlx::Error) -> Error {
 /// An open session: connection inside the run's snapshot transaction.
 pub(crate) struct PgSession {
     conn: PgConnection,
+    /// How the run's sqlx connections reach the server (TLS included): kept for the
+    /// second connection of a fallback COPY, and for the tunnel `conn` goes through.
+    route: Box<tarn_pgtls::Route>,
     /// The statement that created the run's view (repeated on the data connections).
     create_view: String,
     /// The data connections being opened, if [`PgSession::open_data_connections`] ran.
@@ -145,7 +148,7 @@ impl PgSession {
         source: &Source,
         timeout: std::time::Duration,
     ) -> Result<Self> {
-        let mut conn = crate::connect_within(url, timeout, PgConnection::connect(url)).await?;
+        let (route, mut conn) = connect_first(url, timeout).await?;
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();
@@ -207,6 +210,7 @@ impl PgSession {
         }
         Ok(Self {
             conn,
+            route: Box::new(route),
             create_view,
             data_conns: None,
             columns,
@@ -379,7 +383,7 @@ impl PgSession {
                     let mut second = crate::connect_within(
                         url,
                         self.connect_timeout,
-                        PgConnection::connect(url),
+                        PgConnection::connect_with(&self.route.options()),
                     )
                     .await?;
                     sqlx::raw_sql(&format!(
@@ -394,6 +398,7 @@ impl PgSession {
                         copy_stream(&mut second, &halves[1], &plan),
                     );
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut second).await;
+                    let _ = second.close().await;
                     Ok(a? + b?)
                 }
             }
@@ -402,13 +407,39 @@ impl PgSession {
         if let Err(e) = &result {
             let _ = tx.send(Err(fail(e.0.clone()))).await;
         }
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        self.close().await;
         result
     }
 
-    /// Ends the snapshot (nothing was written at the source).
+    /// Ends the snapshot (nothing was written at the source) and the connection, which says
+    /// goodbye (under TLS, a connection merely dropped makes the server log an error).
     pub(crate) async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
+}
+
+/// The run's first connection, and the route every later sqlx connection of the run takes
+/// (tarn-pgtls: `sslmode` and `sslrootcert` as libpq reads them; TLS through a local tunnel,
+/// as sqlx cannot be given Tarn's TLS configuration).
+async fn connect_first(
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<(tarn_pgtls::Route, PgConnection)> {
+    // The TLS set-up of each connection gets a second more than the whole connection, so
+    // that a server that never answers is reported as such (by `connect_within`).
+    let connecting =
+        tarn_pgtls::Route::connect(url, timeout + std::time::Duration::from_secs(1), |route| {
+            let options = route.options();
+            async move { PgConnection::connect_with(&options).await }
+        });
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(tarn_pgtls::ConnectError::Tls(e))) => {
+            Err(Error(format!("cannot connect to {}: {e}", redact(url))))
+        }
+        Ok(Err(tarn_pgtls::ConnectError::Sql(e))) => Err(crate::connect_error(url, e)),
+        Err(_) => Err(crate::no_answer(url, timeout)),
     }
 }
 
@@ -493,9 +524,9 @@ pub(crate) fn open_data_connections(
     }))
 }
 
-/// `n` connections of Tarn's COPY client, opened at once; `None` when any cannot connect
-/// (sqlx then carries the data: it knows TLS, and authentication methods this client does
-/// not).
+/// `n` connections of Tarn's COPY client, opened at once, with the URL's TLS settings;
+/// `None` when any cannot connect (sqlx then carries the data, over the run's route: it
+/// knows authentication methods this client does not).
 async fn wire_connections(
     url: &str,
     n: usize,
