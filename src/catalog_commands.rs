@@ -292,9 +292,8 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
     .and_then(|s| s.with_public_url(args.public_url.clone()))
     .map_err(Failure)?
     .with_storage_options(ctx.storage_options());
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure(format!("cannot listen on {addr}: {e}")))?;
+    let listener =
+        tarn_server::bind(addr).map_err(|e| Failure(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().map_err(|e| Failure(e.to_string()))?;
     if auth == AuthMode::Tokens && store.list_tokens().await?.is_empty() {
         eprintln!(

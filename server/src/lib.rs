@@ -41,6 +41,7 @@ pub use client::RemoteCatalogStore;
 pub use error::ApiError;
 pub use hosts::AllowedHosts;
 pub use limits::{ServerLimits, TableOpens, MAX_TABLE_OPENS};
+pub use listen::{bind, LISTEN_BACKLOG};
 pub use locations::AllowedLocations;
 
 /// Requests larger than this are refused with 413.

@@ -36,6 +36,24 @@ use crate::limits::ServerLimits;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How many connections the system may hold for the server before it accepts them (the
+/// kernel caps it at `net.core.somaxconn`). The usual 128 made a burst of a thousand
+/// clients see connections reset before the server ever saw them.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a [`LISTEN_BACKLOG`]-deep queue of connections to accept.
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` completes, then stops
 /// accepting, lets every connection finish the request it is serving, and returns.
 pub async fn serve_connections(
