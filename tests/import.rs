@@ -1285,6 +1285,136 @@ async fn postgres_passwords_never_reach_the_log_or_any_output() {
 }
 
 #[tokio::test]
+async fn postgres_a_password_with_white_space_is_hidden_whole() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_pw_ws");
+    pg(
+        &url,
+        &format!("CREATE TABLE {src} (id int PRIMARY KEY); INSERT INTO {src} VALUES (1), (2);"),
+    )
+    .await;
+    // Written as a user types it: the `url` crate the driver parses with keeps the space
+    // (encoded) in the value, so the password really is `Sp4ceOpen Sp4ceSesame`; a tab or a
+    // line break is dropped from it, and the rest is the password.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    for (ws, secrets) in [
+        (" ", ["Sp4ceOpen", "Sp4ceSesame"]),
+        ("\t", ["T4bOpen", "T4bSesame"]),
+        ("\n", ["L1neOpen", "L1neSesame"]),
+    ] {
+        let with_pw = format!(
+            "{url}{sep}sslmode=prefer&password={}{ws}{}&application_name=tarn test",
+            secrets[0], secrets[1]
+        );
+        sqlx::PgConnection::connect(&with_pw).await.unwrap();
+        assert_secrets_stay_secret(&with_pw, &src, &secrets);
+    }
+    pg(&url, &format!("DROP TABLE {src}")).await;
+}
+
+/// The application id runs before query secrets were hidden gave a table source: a hash
+/// of the URL with only its user info hidden (so with `?password=…` in it).
+fn legacy_app_id(url: &str, source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let (scheme, at) = (url.find("://").unwrap(), url.rfind('@').unwrap());
+    let shown = format!("{}://***@{}", &url[..scheme], &url[at + 1..]);
+    let mut h = Sha256::new();
+    h.update(shown.as_bytes());
+    h.update([0]);
+    h.update(format!("table:{source}"));
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("tarn-import-{}", &hex[..16])
+}
+
+/// The text of commit `version` of the table at `table`.
+fn commit_text(table: &str, version: u64) -> String {
+    let path = std::path::Path::new(table)
+        .join("_delta_log")
+        .join(format!("{version:020}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// The `txn` action of commit `version`: (application id, run).
+fn commit_txn(table: &str, version: u64) -> (String, i64) {
+    let text = commit_text(table, version);
+    let txn = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find_map(|a| a.get("txn").cloned())
+        .unwrap_or_else(|| panic!("commit {version} has no txn: {text}"));
+    (
+        txn["appId"].as_str().unwrap().to_string(),
+        txn["version"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn postgres_a_run_id_made_from_a_password_is_never_written_again() {
+    let Some(url) = pg_url() else { return };
+    let src = unique("imp_pg_legacy");
+    pg(
+        &url,
+        &format!("CREATE TABLE {src} (id int PRIMARY KEY); INSERT INTO {src} VALUES (1), (2);"),
+    )
+    .await;
+    let mut with_pw = url::Url::parse(&url).unwrap();
+    with_pw
+        .query_pairs_mut()
+        .append_pair("password", "Leg4cySecret");
+    let with_pw = with_pw.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t").to_string_lossy().to_string();
+    let args = [
+        "import",
+        with_pw.as_str(),
+        "--source",
+        src.as_str(),
+        "--into",
+        table.as_str(),
+        "--cursor",
+        "id",
+        "--no-progress",
+    ];
+    json_out(&args);
+    // Make the first commit what a run before query secrets were hidden wrote: its id
+    // (txn and commitInfo) a hash of the URL with the password in it.
+    let (id, run) = commit_txn(&table, 0);
+    let legacy = legacy_app_id(&with_pw, &src);
+    assert_ne!(id, legacy);
+    assert_eq!(run, 1);
+    let first = std::path::Path::new(&table).join("_delta_log/00000000000000000000.json");
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(text.matches(&id).count(), 2, "txn and commitInfo: {text}");
+    std::fs::write(&first, text.replace(&id, &legacy)).unwrap();
+
+    // The next runs carry on exactly where that run ended, under the new id only.
+    for (version, new_row) in [(1, 3), (2, 4)] {
+        pg(&url, &format!("INSERT INTO {src} VALUES ({new_row})")).await;
+        let report = json_out(&args);
+        assert_eq!(report["rows_read"], 1, "{report}");
+        assert_eq!(report["version"], version, "{report}");
+        let text = commit_text(&table, version);
+        assert!(
+            !text.contains(&legacy),
+            "commit {version} writes the id made from the password again: {text}"
+        );
+        assert_eq!(
+            commit_txn(&table, version),
+            (id.clone(), run + version as i64)
+        );
+        assert!(text.contains(&format!("\"appId\":\"{id}\"")), "{text}");
+    }
+    // Exactly once: every source row once.
+    let got = rows(
+        &table,
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM t",
+    );
+    assert_eq!(got, json!([{"n": 4, "d": 4}]), "{got}");
+    assert!(!all_text_under(dir.path()).contains("Leg4cySecret"));
+    pg(&url, &format!("DROP TABLE {src}")).await;
+}
+
+#[tokio::test]
 async fn mysql_passwords_never_reach_the_log_or_any_output() {
     let Some(url) = mysql_url() else { return };
     let src = unique("imp_my_pw");

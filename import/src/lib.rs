@@ -150,8 +150,9 @@ pub fn redact(url: &str) -> String {
 }
 
 /// How runs before Tarn hid secrets in query parameters showed the URL: their application
-/// id was made from it, so a URL with `?password=` finds the state they left
-/// ([`previous`]). Used for nothing else.
+/// id was made from it (with such a secret in it), so a URL with `?password=` finds the
+/// state they left ([`previous`]), and the run goes on under [`app_id`]. Used for nothing
+/// else: that id is never written again.
 fn legacy_redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
@@ -305,20 +306,20 @@ async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
             watermark: None,
         });
     };
-    let mut app = app.to_string();
-    let mut run = table.app_transaction_version(&app).await?;
+    // The ids this source's commits may carry: its own, and the one runs before secrets in
+    // query parameters were hidden made from the URL with those secrets in it. The state
+    // such a run left is carried on, but under `app` only: the next commit writes its
+    // `txn` (the same run count plus one) and its commitInfo with `app`, never `legacy`
+    // (a hash of the password, which anyone reading the log could test guesses against).
+    let mut ids = vec![app.to_string()];
+    let mut run = table.app_transaction_version(app).await?;
     if run.is_none() {
-        // Runs before secrets in query parameters were hidden made their id from the URL
-        // with those secrets in it: carry on from where such a run left off.
         let legacy = app_id_of(&legacy_redact(&opts.url), opts);
         if legacy != app {
             run = table.app_transaction_version(&legacy).await?;
-            if run.is_some() {
-                app = legacy;
-            }
+            ids.push(legacy);
         }
     }
-    let app = app.as_str();
     let mut watermark = None;
     if run.is_some() {
         let (first, last) = table.version_range().await?;
@@ -327,7 +328,8 @@ async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
                 let Some(info) = action.get("commitInfo").and_then(|c| c.get(COMMIT_KEY)) else {
                     continue;
                 };
-                if info.get("appId").and_then(Value::as_str) == Some(app) {
+                let id = info.get("appId").and_then(Value::as_str);
+                if ids.iter().any(|i| Some(i.as_str()) == id) {
                     watermark = info
                         .get("watermark")
                         .and_then(Value::as_str)

@@ -86,10 +86,18 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Replaces the value of every `name=value` parameter whose name says it holds a secret.
-/// A parameter starts the text or follows `?`, `&`, `;` or white space; its value ends at
-/// `&`, `#` or white space, or, quoted (`'…'`, as in a connection string), at its closing
-/// quote.
+/// A parameter starts the text or follows `?`, `&`, `;` or white space.
+///
+/// In a URL (text with `://`) a value ends only at `&` or `#`: the `url` crate (which the
+/// database drivers parse with) takes a space, tab or line break in a query value as part
+/// of the value (encoding or dropping it), so `?password=open sesame` connects with the
+/// password `open sesame`, and all of it must be hidden. The values of other parameters
+/// are searched too, so a secret name after white space inside one is hidden as well.
+///
+/// In a `key=value` connection string a value ends at white space or, quoted (`'…'`), at
+/// its closing quote.
 fn mask_secret_parameters(text: &str) -> String {
+    let in_url = text.contains("://");
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -112,7 +120,11 @@ fn mask_secret_parameters(text: &str) -> String {
             continue;
         }
         let value_start = name_end + 1;
-        let value_end = if bytes.get(value_start) == Some(&b'\'') {
+        let value_end = if in_url {
+            text[value_start..]
+                .find(['&', '#'])
+                .map_or(bytes.len(), |n| value_start + n)
+        } else if bytes.get(value_start) == Some(&b'\'') {
             // A quoted value: up to the closing quote (`\'` and `''` stay inside).
             let mut j = value_start + 1;
             loop {
@@ -134,8 +146,13 @@ fn mask_secret_parameters(text: &str) -> String {
             out.push_str(&text[copied..value_start]);
             out.push_str("***");
             copied = value_end;
+            i = value_end.max(i + 1);
+        } else if in_url {
+            // Look inside the value too (`?x=1 password=…` is hidden from `password` on).
+            i = value_start;
+        } else {
+            i = value_end.max(i + 1);
         }
-        i = value_end.max(i + 1);
     }
     out.push_str(&text[copied..]);
     out
@@ -217,6 +234,58 @@ mod tests {
         ] {
             let shown = redact_url(&url);
             assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
+        // A secret in two parts: the `url` crate keeps white space inside a query value
+        // (a space is encoded, a tab or line break dropped), so the driver connects with
+        // both parts, and neither may show.
+        let (one, two) = ("Zq9open", "Wx7sesame");
+        for sep in [
+            " ", "\t", "\n", "\r\n", "%20", "+", "%09", "%0A", "' '", "  ",
+        ] {
+            let secret = format!("{one}{sep}{two}");
+            for url in [
+                format!("postgres://h/d?password={secret}"),
+                format!("postgres://h/d?password={secret}&sslmode=require"),
+                format!("postgres://h/d?sslmode=require&password={secret}"),
+                format!("postgres://h/d?a=1&b=2&password={secret}#frag"),
+                format!("postgres://h/d?application_name=x&pass%77ord={secret}"),
+                format!("postgres://h/d?sslmode=require&PassWord={secret}&application_name=y"),
+                format!("postgres://h/d?password='{secret}'"),
+                format!("postgres://u:{secret}@h/d?sslpassword={secret}"),
+                format!("mysql://root@h:3306/d?ssl-mode=DISABLED&password={secret}"),
+                format!("postgres://h/d?options=-c%20a%3Db password={secret}"),
+            ] {
+                let shown = redact_url(&url);
+                assert!(
+                    !shown.contains(one) && !shown.contains(two),
+                    "{url:?} -> {shown:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_url_query_value_ends_only_at_an_ampersand_or_a_hash() {
+        for (url, want) in [
+            (
+                "postgres://h/d?password=open sesame",
+                "postgres://h/d?password=***",
+            ),
+            (
+                "postgres://h/d?password=open\tsesame&sslmode=require#f",
+                "postgres://h/d?password=***&sslmode=require#f",
+            ),
+            (
+                "postgres://h/d?application_name=my app&password=a b",
+                "postgres://h/d?application_name=my app&password=***",
+            ),
+            // A connection string's value still ends at white space.
+            (
+                "host=h password=pw dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+        ] {
+            assert_eq!(redact_url(url), want, "{url:?}");
         }
     }
 }
