@@ -53,6 +53,20 @@ else
   echo "==> interop clients up to date in $VENV"
 fi
 
+# Starts MariaDB as a daemon that keeps none of this script's file descriptors but stdin,
+# stdout and stderr: a lock its caller holds on an inherited descriptor (for example
+# `flock FILE bash tests/run.sh`) must not live on in MariaDB after this script has ended.
+start_mariadb() {
+  (
+    for fd in /proc/self/fd/*; do
+      fd="${fd##*/}"
+      if [[ "$fd" -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    (service mariadb start || service mysql start) >/dev/null 2>&1 \
+      || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; setsid mysqld_safe </dev/null >/dev/null 2>&1 &)
+  )
+}
+
 # --- MySQL/MariaDB for the import tests -------------------------------------------------------
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && ! port_open 3306; then
@@ -64,8 +78,7 @@ if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && ! port
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server >/dev/null \
       || fail "apt-get install mariadb-server"
   fi
-  (service mariadb start || service mysql start) >/dev/null 2>&1 \
-    || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; mysqld_safe >/dev/null 2>&1 &)
+  start_mariadb
   for _ in $(seq 1 60); do port_open 3306 && break; sleep 1; done
   port_open 3306 || fail "MariaDB did not start listening on 127.0.0.1:3306"
   # Root over TCP with an empty password, and the `test` database (as on CI machines).
@@ -117,8 +130,7 @@ if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && port_o
     echo "==> wrote /etc/mysql/conf.d/tarn-tls.cnf (ssl_cert, ssl_key); restarting MariaDB"
     mariadb-admin -uroot shutdown 2>/dev/null || mysqladmin -uroot shutdown || fail "stopping MariaDB"
     for _ in $(seq 1 60); do port_open 3306 || break; sleep 1; done
-    (service mariadb start || service mysql start) >/dev/null 2>&1 \
-      || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; mysqld_safe >/dev/null 2>&1 &)
+    start_mariadb
     for _ in $(seq 1 60); do port_open 3306 && break; sleep 1; done
     port_open 3306 || fail "MariaDB did not come back on 127.0.0.1:3306 after turning TLS on"
     [[ "$(my "SHOW VARIABLES LIKE 'have_ssl'" | cut -f2)" == YES ]] \
