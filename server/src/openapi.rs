@@ -268,6 +268,8 @@ pub fn spec() -> Value {
                            query("startingTimestamp", "string", "ISO 8601 timestamp"),
                            query("endingTimestamp", "string", "ISO 8601 timestamp"),
                            query("includeHistoricalMetadata", "boolean", "Also metadata changes"),
+                           query("maxFiles", "integer", "At most this many files per answer; the answer ends with an endStreamAction holding nextPageToken"),
+                           query("pageToken", "string", "The nextPageToken of the previous page"),
                        ]].concat()),
                        true)}),
     );
