@@ -652,6 +652,147 @@ async fn the_postgresql_catalog_works_as_a_tls_only_role() {
     run_sql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }
 
+/// The mode bits of `path` (not following a symlink).
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// `tarn serve` started under `umask 000` with a `verify-ca` catalog (its connections
+/// through the TLS tunnel), its `$TMPDIR` holding a tunnel directory a killed Tarn left
+/// behind: the stale directory is removed, the new tunnel directory is 0700 and its socket
+/// 0600; our own user's psql goes through it over TLS, and another local user's psql
+/// (uid 65534, when we are root) is refused.
+#[tokio::test]
+async fn the_tls_tunnel_is_private_whatever_the_umask() {
+    let Some(admin_url) = admin_url() else { return };
+    let db = unique("tarn_tls_tunnel");
+    let Some(role) = tls_role(&admin_url, "127.0.0.1", &db).await else {
+        return;
+    };
+    run_sql(&admin_url, &format!("CREATE DATABASE {db} OWNER tarn_tls")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let wh = wh.to_str().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // What `kill -9` leaves: a directory whose socket nobody listens on.
+    let stale = tmp.join("tarn-pg-killed");
+    std::fs::create_dir(&stale).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(stale.join(".s.PGSQL.5432")).unwrap());
+    let catalog = format!("{role}?sslmode=verify-ca&sslrootcert={SNAKEOIL}");
+    json_out(&[
+        "--warehouse",
+        wh,
+        "--catalog",
+        &catalog,
+        "catalog",
+        "create",
+        "main",
+    ]);
+
+    let mut server = StdCommand::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(tarn_bin())
+        .args([
+            "--warehouse",
+            wh,
+            "--catalog",
+            &catalog,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+    }
+    assert!(
+        line.contains("http://"),
+        "the server did not start: {line:?}"
+    );
+    let tunnels: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tarn-pg-")
+        })
+        .collect();
+    let socket = tunnels
+        .iter()
+        .find(|p| **p != stale)
+        .map(|p| p.join(".s.PGSQL.5432"));
+    let psql = |uid: Option<u32>| {
+        use std::os::unix::process::CommandExt;
+        let socket = socket.as_ref().unwrap();
+        let conninfo = format!(
+            "host={} port=5432 user=tarn_tls dbname={db} connect_timeout=10",
+            socket.parent().unwrap().display()
+        );
+        let mut cmd = StdCommand::new("psql");
+        cmd.args([
+            conninfo.as_str(),
+            "-XAtc",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ])
+        .env_remove("PGPASSWORD");
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd.output()
+    };
+    let ours = socket.as_ref().map(|_| psql(None));
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&tmp).unwrap().uid() == 0
+    };
+    let theirs = (root && socket.is_some()).then(|| psql(Some(65534)));
+    let tunnel_modes = socket
+        .as_ref()
+        .map(|s| (mode(s.parent().unwrap()), mode(s)));
+    let _ = server.kill();
+    let _ = server.wait();
+    run_sql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+
+    let (dir_mode, socket_mode) = tunnel_modes.expect("no tunnel directory in $TMPDIR");
+    assert_eq!(dir_mode, 0o700, "tunnel directory mode {dir_mode:o}");
+    assert_eq!(socket_mode, 0o600, "tunnel socket mode {socket_mode:o}");
+    match ours.unwrap() {
+        Ok(out) => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "t",
+            "our psql through the tunnel: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("skipped the psql clients: no psql ({e})"),
+    }
+    match theirs {
+        Some(Ok(out)) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "another user got through: {err}");
+            assert!(err.contains("Permission denied"), "{err}");
+        }
+        Some(Err(_)) => {}
+        None => eprintln!("skipped another user's psql: it needs root to take uid 65534"),
+    }
+    assert!(
+        !stale.exists(),
+        "the stale tunnel directory is removed: {tunnels:?}"
+    );
+    assert_eq!(tunnels.len(), 1, "one tunnel directory: {tunnels:?}");
+}
+
 /// MySQL's `ssl-mode=REQUIRED` against a server without TLS (a greeting without the SSL
 /// capability, as MariaDB sends with TLS off): one line, and nothing more is sent.
 #[test]

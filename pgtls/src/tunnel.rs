@@ -1,9 +1,16 @@
 //! sqlx's connections over Tarn's TLS: sqlx connects in the clear to a Unix socket in a
-//! private directory (mode 0700), and each connection accepted there is carried to the
-//! server over a TLS connection Tarn opened ([`PgTls::dial`]). When that cannot be opened,
-//! the tunnel answers sqlx's start-up message with PostgreSQL's own ErrorResponse, so the
-//! reason reaches the user as the server's message would.
+//! private directory, and each connection accepted there is carried to the server over a
+//! TLS connection Tarn opened ([`PgTls::dial`]). When that cannot be opened, the tunnel
+//! answers sqlx's start-up message with PostgreSQL's own ErrorResponse, so the reason
+//! reaches the user as the server's message would.
+//!
+//! Only our own user gets through, whatever the umask: the directory (`$TMPDIR/tarn-pg-*`)
+//! is mode 0700 (set explicitly, then checked), the socket in it 0600, and a connection
+//! whose peer (`SO_PEERCRED`) is another uid is closed unanswered. Directories that a
+//! killed Tarn left behind (ours, whose socket nobody listens on) are removed when the
+//! first tunnel of a process starts.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -147,8 +154,13 @@ impl Tunnel {
         first: Option<Upstream>,
         timeout: Duration,
     ) -> std::io::Result<Tunnel> {
-        let dir = tempfile::Builder::new().prefix("tarn-pg-").tempdir()?;
-        let listener = UnixListener::bind(dir.path().join(format!(".s.PGSQL.{}", tls.inner.port)))?;
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| remove_stale_dirs(&std::env::temp_dir()));
+        let dir = private_dir()?;
+        let socket = dir.path().join(format!(".s.PGSQL.{}", tls.inner.port));
+        let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        let me = our_uid();
         let accepting = tokio::spawn(async move {
             let mut first = first;
             loop {
@@ -160,6 +172,14 @@ impl Tunnel {
                         continue;
                     }
                 };
+                let peer = client.peer_cred().map(|c| c.uid());
+                if !peer_allowed(peer.as_ref().ok().copied(), me) {
+                    tracing::debug!(
+                        "TLS tunnel: refused a connection from uid {peer:?} (only uid {me} may connect)"
+                    );
+                    drop(client);
+                    continue;
+                }
                 let ready = first.take();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -181,6 +201,92 @@ impl Tunnel {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Our effective uid: the only one whose connections the tunnel carries.
+fn our_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether a connection whose peer has uid `peer` (`None`: unknown) may use a tunnel of
+/// uid `me`: only the same uid.
+fn peer_allowed(peer: Option<u32>, me: u32) -> bool {
+    peer == Some(me)
+}
+
+/// A new `tarn-pg-*` directory in `$TMPDIR`, mode 0700 whatever the umask, checked.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    let private = std::fs::Permissions::from_mode(0o700);
+    let dir = tempfile::Builder::new()
+        .prefix("tarn-pg-")
+        .permissions(private.clone())
+        .tempdir()?;
+    // The umask may have taken bits off the mode given at creation (0700 & ~umask).
+    std::fs::set_permissions(dir.path(), private)?;
+    let meta = std::fs::symlink_metadata(dir.path())?;
+    if !meta.is_dir() || meta.mode() & 0o7777 != 0o700 || meta.uid() != our_uid() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory (mode {:o}, owner uid {})",
+            dir.path().display(),
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    Ok(dir)
+}
+
+/// Removes the `tarn-pg-*` directories in `temp` that a killed Tarn left behind: directories
+/// (never symlinks) owned by our uid, holding only a `.s.PGSQL.<port>` socket that refuses
+/// connections. Anything else (another user's, a live tunnel, a directory still being set
+/// up, or one with other files) is left alone.
+fn remove_stale_dirs(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    let me = our_uid();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("tarn-pg-") {
+            continue;
+        }
+        let dir = entry.path();
+        // symlink_metadata: a symlink is seen as one, never followed.
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() && meta.uid() == me => {}
+            _ => continue,
+        }
+        if is_stale(&dir) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::debug!("removed the stale TLS tunnel {}", dir.display()),
+                Err(e) => tracing::debug!("cannot remove {}: {e}", dir.display()),
+            }
+        }
+    }
+}
+
+/// Whether `dir` holds exactly one entry, a socket named `.s.PGSQL.*` that nobody listens on.
+fn is_stale(dir: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let entries: Vec<_> = entries.flatten().collect();
+    let [socket] = entries.as_slice() else {
+        return false;
+    };
+    let is_socket = socket.file_type().map(|t| t.is_socket()).unwrap_or(false);
+    if !is_socket
+        || !socket
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".s.PGSQL.")
+    {
+        return false;
+    }
+    matches!(
+        std::os::unix::net::UnixStream::connect(socket.path()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Copies both ways until either side ends.
@@ -250,6 +356,122 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("sekret"), "{message}");
+    }
+
+    /// What a client of uid `uid` gets from the tunnel socket at `socket`, in a forked child
+    /// that takes that uid (only async-signal-safe calls after the fork): 0 the tunnel's
+    /// answer (an ErrorResponse), 1 closed unanswered, 4 permission denied at connect, 2/3
+    /// another failure.
+    fn client_as(uid: u32, socket: &Path) -> i32 {
+        use std::os::unix::ffi::OsStrExt;
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = socket.as_os_str().as_bytes();
+        assert!(path.len() < addr.sun_path.len(), "socket path too long");
+        for (d, s) in addr.sun_path.iter_mut().zip(path) {
+            *d = *s as libc::c_char;
+        }
+        // A start-up message: length 8, protocol 3.0.
+        let startup = [0u8, 0, 0, 8, 0, 3, 0, 0];
+        // SAFETY: the child only makes raw system calls, then _exit.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                if libc::geteuid() != uid && libc::setuid(uid) != 0 {
+                    libc::_exit(3);
+                }
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                if fd < 0 {
+                    libc::_exit(2);
+                }
+                let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+                if libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) != 0 {
+                    let denied = *libc::__errno_location() == libc::EACCES;
+                    libc::_exit(if denied { 4 } else { 2 });
+                }
+                let sent = libc::send(fd, startup.as_ptr().cast(), 8, libc::MSG_NOSIGNAL);
+                let mut byte = 0u8;
+                let got = libc::read(fd, (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(if sent == 8 && got == 1 && byte == b'E' {
+                    0
+                } else {
+                    1
+                });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "the client did not exit: {status}");
+            libc::WEXITSTATUS(status)
+        }
+    }
+
+    /// Another local user gets nothing through the tunnel: the directory (0700) and socket
+    /// (0600) keep it out whatever the umask, and even with both opened up, a connection from
+    /// another uid is closed unanswered, while our own uid's is carried (here: answered with
+    /// the tunnel's ErrorResponse, as nothing listens upstream).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn another_uid_cannot_use_the_tunnel() {
+        assert!(peer_allowed(Some(our_uid()), our_uid()));
+        assert!(!peer_allowed(Some(our_uid() + 1), our_uid()));
+        assert!(!peer_allowed(None, our_uid()));
+        let old = unsafe { libc::umask(0) };
+        let (tls, _) = PgTls::from_url("postgres://app@127.0.0.1:1/shop?sslmode=require").unwrap();
+        let tunnel = Tunnel::start(tls, None, Duration::from_secs(5));
+        unsafe { libc::umask(old) };
+        let tunnel = tunnel.unwrap();
+        let socket = tunnel.dir().join(".s.PGSQL.1");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(tunnel.dir()), 0o700);
+        assert_eq!(mode(&socket), 0o600);
+        if our_uid() != 0 {
+            eprintln!("skipped the other-uid client: it needs root to take uid 65534");
+            return;
+        }
+        let other = 65534;
+        let run = |uid: u32| {
+            let socket = socket.clone();
+            tokio::task::spawn_blocking(move || client_as(uid, &socket))
+        };
+        assert_eq!(run(other).await.unwrap(), 4, "kept out by the modes");
+        std::fs::set_permissions(tunnel.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(run(other).await.unwrap(), 1, "closed by the uid check");
+        assert_eq!(run(our_uid()).await.unwrap(), 0, "our own uid is carried");
+    }
+
+    /// Only our own stale tunnel directories are removed: not a live one, not a symlink to
+    /// one, not another uid's, not one with other files, not another name.
+    #[test]
+    fn stale_tunnel_directories_of_our_uid_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let make = |name: &str, live: bool| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            let listener = std::os::unix::net::UnixListener::bind(dir.join(".s.PGSQL.5432"));
+            (dir, live.then(|| listener.unwrap()))
+        };
+        let (stale, _) = make("tarn-pg-stale", false);
+        let (live, _listening) = make("tarn-pg-live", true);
+        let (other_name, _) = make("other-pg-stale", false);
+        let (extra, _) = make("tarn-pg-extra", false);
+        std::fs::write(extra.join("keep"), "x").unwrap();
+        let target = temp.path().join("target");
+        let (target_stale, _) = make("target-inner", false);
+        std::fs::rename(&target_stale, &target).unwrap();
+        std::os::unix::fs::symlink(&target, temp.path().join("tarn-pg-link")).unwrap();
+        let mut kept = vec![live, other_name, extra, target.join(".s.PGSQL.5432")];
+        if our_uid() == 0 {
+            let (foreign, _) = make("tarn-pg-foreign", false);
+            std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+            kept.push(foreign);
+        }
+        remove_stale_dirs(temp.path());
+        assert!(!stale.exists(), "the stale directory is removed");
+        for path in kept {
+            assert!(path.exists(), "{} is kept", path.display());
+        }
+        assert!(temp.path().join("tarn-pg-link").is_symlink());
     }
 
     #[test]
