@@ -632,19 +632,20 @@ pub struct ServeArgs {
     /// Delta Sharing hands out. Default: http:// plus the Host of each request.
     #[arg(long, value_name = "URL", env = "TARN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Serve at most this many connections at once; more clients wait until one ends.
-    /// Lowered to fit the process's open-file limit.
+    /// Serve at most this many connections at once; past it, each new client takes the place
+    /// of the connection idle longest. Lowered to fit the process's open-file limit.
     #[arg(long, value_name = "N", env = "TARN_MAX_CONNECTIONS", default_value_t = tarn_server::ServerLimits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
     /// Close a connection whose request line and headers take longer than this to arrive
-    /// (counted from their first byte).
+    /// (counted from the connection's start for its first request, from the first byte
+    /// for later ones).
     #[arg(long, value_name = "SECONDS", env = "TARN_HEADER_READ_TIMEOUT", default_value_t = tarn_server::ServerLimits::default().header_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout: u64,
     /// Answer 408 to a request whose body takes longer than this to arrive.
     #[arg(long, value_name = "SECONDS", env = "TARN_BODY_READ_TIMEOUT", default_value_t = tarn_server::ServerLimits::default().body_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_read_timeout: u64,
-    /// Close a connection that has no request in flight for this long (between requests,
-    /// or before the first), or whose client reads nothing of its answer for this long.
+    /// Close a connection that has no request in flight for this long between requests,
+    /// or whose client reads nothing of its answer for this long.
     #[arg(long, value_name = "SECONDS", env = "TARN_IDLE_TIMEOUT", default_value_t = tarn_server::ServerLimits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
 }

@@ -623,6 +623,122 @@ fn three_hundred_half_open_connections_do_not_starve_a_normal_request() {
     );
 }
 
+/// `GET path`, or `Err` when no answer arrived within `wait` (the server kept the client
+/// waiting).
+fn get_within(addr: SocketAddr, path: &str, wait: Duration) -> Result<Answer, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, wait).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    stream.set_write_timeout(Some(wait)).unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Err(e) if raw.is_empty() => Err(format!("no answer within {wait:?}: {e}")),
+        Ok(_) if raw.is_empty() => Err("closed without an answer".to_string()),
+        read => Ok(parse_answer(&raw, read.err())),
+    }
+}
+
+/// Keeps `n` connections to `addr` open that send `greeting` and then nothing, opening a
+/// new one for each the server closes, until `stop` is set.
+fn silent_flood(
+    addr: SocketAddr,
+    n: usize,
+    greeting: Vec<u8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let open = |_| {
+            let mut s = connect(addr);
+            s.write_all(&greeting).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let mut silent: Vec<TcpStream> = (0..n).map(open).collect();
+        let mut reopened = 0;
+        let mut buf = [0u8; 1024];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for s in &mut silent {
+                let closed = match s.read(&mut buf) {
+                    Ok(_) => true,
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                };
+                if closed {
+                    *s = open(0);
+                    reopened += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reopened
+    })
+}
+
+#[test]
+fn silent_connections_past_the_limit_do_not_lock_out_a_normal_request() {
+    let (_dir, wh) = warehouse();
+    // Long timeouts, so that only making room at the limit can let the client in.
+    let server = Server::start(
+        &wh,
+        &["--no-auth", "--max-connections", "50"],
+        &[
+            ("TARN_HEADER_READ_TIMEOUT", "60"),
+            ("TARN_BODY_READ_TIMEOUT", "60"),
+            ("TARN_IDLE_TIMEOUT", "60"),
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let silent = silent_flood(server.addr, 40, Vec::new(), stop.clone());
+    // A request whose body never comes.
+    let no_body = silent_flood(
+        server.addr,
+        40,
+        format!("POST {UC}/catalogs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{", server.addr).into_bytes(),
+        stop.clone(),
+    );
+    // Let the flood take every slot.
+    std::thread::sleep(Duration::from_millis(500));
+    // Waiting for a slot, the client would wait for the 60 s timeouts, again and again; a
+    // third of that is the guard.
+    let wait = Duration::from_secs(20);
+    for _ in 0..3 {
+        let answer = get_within(server.addr, &format!("{UC}/catalogs"), wait);
+        let answer = answer
+            .unwrap_or_else(|e| panic!("a normal request behind 80 stalled connections got {e}"));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    silent.join().unwrap();
+    no_body.join().unwrap();
+    assert!(
+        server.log().contains("the one idle longest is closed"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_after_the_header_timeout() {
+    let (_dir, wh) = warehouse();
+    let server = Server::start(
+        &wh,
+        &[],
+        &[
+            ("TARN_HEADER_READ_TIMEOUT", "1"),
+            ("TARN_IDLE_TIMEOUT", "3600"),
+        ],
+    );
+    let mut silent = connect(server.addr);
+    assert!(
+        closed_by_server(&mut silent),
+        "a connection that sent nothing was kept for {GUARD:?}"
+    );
+    assert_eq!(get(server.addr, "/health").status, 200);
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed() {
     let (_dir, wh) = warehouse();
@@ -1014,6 +1130,60 @@ fn an_allowed_azure_container_does_not_admit_another_container() {
         assert_eq!(register.status, 403, "{other}: {}", register.text());
         assert!(register.text().contains("outside the allowed locations"));
     }
+}
+
+#[test]
+fn without_tokens_a_second_host_name_in_the_request_is_refused() {
+    let (_dir, wh) = warehouse();
+    let server = Server::start(&wh, &["--no-auth"], &[]);
+    let port = server.addr.port();
+    let ours = format!("127.0.0.1:{port}");
+    let evil = format!("attacker.example:{port}");
+    let catalogs = format!("{UC}/catalogs");
+    // The absolute form naming this server, with a Host header that agrees: answered.
+    let agreed = request(
+        server.addr,
+        "GET",
+        &format!("http://{ours}{catalogs}"),
+        &[("Host", &ours)],
+        None,
+    );
+    assert_eq!(agreed.status, 200, "{}", agreed.text());
+    let ambiguous: [(String, Vec<(&str, &str)>); 4] = [
+        (format!("http://{ours}{catalogs}"), vec![("Host", &evil)]),
+        (format!("http://{evil}{catalogs}"), vec![("Host", &ours)]),
+        (catalogs.clone(), vec![("Host", &ours), ("Host", &evil)]),
+        (catalogs.clone(), vec![("Host", &evil), ("Host", &ours)]),
+    ];
+    for (target, headers) in &ambiguous {
+        let answer = request(server.addr, "GET", target, headers, None);
+        assert_eq!(
+            answer.status,
+            400,
+            "{target} {headers:?}: {}",
+            answer.text()
+        );
+        let message = answer.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains("Host header"), "{message}");
+        let posted = request(
+            server.addr,
+            "POST",
+            target,
+            &[headers.clone(), vec![("Content-Type", "application/json")]].concat(),
+            Some(br#"{"name":"evil"}"#),
+        );
+        assert_eq!(
+            posted.status,
+            400,
+            "{target} {headers:?}: {}",
+            posted.text()
+        );
+    }
+    assert_eq!(
+        wh_json(&wh, &["catalog", "list"]).as_array().unwrap().len(),
+        1,
+        "no catalog was created"
+    );
 }
 
 #[test]

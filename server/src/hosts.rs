@@ -73,22 +73,34 @@ impl AllowedHosts {
 }
 
 /// Axum middleware: refuses (403) a request whose `Host` (or absolute URI) does not name
-/// this server, when the state has [`AllowedHosts`].
+/// this server, when the state has [`AllowedHosts`]. A request whose name is ambiguous (more
+/// than one `Host` header, or an absolute URI naming another host than its `Host` header)
+/// is refused with 400: a proxy or a browser may act on one name and the server on another.
 pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(allowed) = state.hosts.as_deref() else {
         return next.run(request).await;
     };
-    let host = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        });
+    let mut headers = request.headers().get_all(header::HOST).iter();
+    let header_host = headers.next();
+    if headers.next().is_some() {
+        return refuse_ambiguous(allowed, "has more than one Host header");
+    }
+    let header_host = match header_host.map(|h| h.to_str()) {
+        Some(Ok(h)) => Some(h.trim().to_string()),
+        Some(Err(_)) => return refuse_ambiguous(allowed, "has a Host header that is not text"),
+        None => None,
+    };
+    let uri_host = request.uri().authority().map(|a| a.as_str().to_string());
+    let host = match (uri_host, header_host) {
+        (Some(u), Some(h)) if !u.eq_ignore_ascii_case(&h) => {
+            return refuse_ambiguous(
+                allowed,
+                "names one host in its URI and another in its Host header",
+            )
+        }
+        (Some(u), _) => Some(u),
+        (None, h) => h,
+    };
     match host {
         Some(h) if allowed.allows(&h) => next.run(request).await,
         Some(h) => {
@@ -109,6 +121,16 @@ pub async fn check_host(State(state): State<AppState>, request: Request, next: N
         ))
         .into_response(),
     }
+}
+
+/// 400 for a request that does not say unambiguously which host it is for.
+fn refuse_ambiguous(allowed: &AllowedHosts, what: &str) -> Response {
+    tracing::warn!("refused a request that {what} (DNS rebinding?)");
+    ApiError::invalid(format!(
+        "this server runs without tokens (--no-auth) and answers only requests addressed to {}; this request {what}. Send one Host header naming the server",
+        allowed.describe()
+    ))
+    .into_response()
 }
 
 #[cfg(test)]

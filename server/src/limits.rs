@@ -52,26 +52,30 @@ impl TableOpens {
 /// [`ServerLimits::default`]) and a `tarn serve` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Connections served at once. Further clients wait in the listen backlog until one
-    /// ends (they are not refused).
+    /// Connections served at once. When all are taken, a new client is served in place of
+    /// the connection that has waited longest on its client (idle, or still sending a
+    /// request's head or body), which is closed; only when the server is working on a
+    /// request on every connection do new clients wait in the listen backlog.
     pub max_connections: usize,
-    /// How long a client has to send a request's line and headers, counted from the first
-    /// byte of the request. A slower client is disconnected (it gets `408`).
+    /// How long a client has to send a request's line and headers: for the first request
+    /// of a connection, counted from the moment it was accepted (a client that connects and
+    /// sends nothing is closed after it); for later ones, from the request's first byte. A
+    /// slower client is disconnected.
     pub header_read_timeout: Duration,
     /// How long a client has to send a request's body once its headers are in (`408`
     /// after it).
     pub body_read_timeout: Duration,
-    /// How long a connection may stay open without a request in flight: after an answer,
-    /// before the next request starts (keep-alive), and from connecting to the first byte.
+    /// How long a connection may stay open without a request in flight after an answer,
+    /// before the next request starts (keep-alive).
     pub idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
-    /// 1,000 connections; 30 s for headers, 60 s for a body, 60 s idle.
+    /// 1,000 connections; 10 s for headers, 60 s for a body, 60 s idle.
     fn default() -> Self {
         Self {
             max_connections: 1000,
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
         }

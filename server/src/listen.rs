@@ -1,6 +1,8 @@
 //! How `tarn serve` takes connections: an accept loop that serves at most
-//! [`ServerLimits::max_connections`] at once, closes connections that sit idle or are slow
-//! to send a request's headers, answers `408` when a body does not arrive in time,
+//! [`ServerLimits::max_connections`] at once (when all are taken, the connection that has
+//! waited longest on its client, for a request or for a request's body, is closed to make
+//! room for the new one, so silent sockets cannot lock real clients out), closes connections that sit idle or are slow to send a
+//! request's headers (the first request's counted from the accept), answers `408` when a body does not arrive in time,
 //! disconnects clients that stop reading their answer, and on shutdown stops accepting and
 //! lets the requests in flight finish.
 //!
@@ -9,11 +11,12 @@
 //! received but no complete request head yet is *reading headers*; a request handed to the
 //! router is *in flight* until its answer's body has been sent (or dropped).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,7 +31,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
@@ -64,18 +67,11 @@ pub async fn serve_connections(
 ) -> io::Result<()> {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
+    let open = Arc::new(OpenConnections::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     let mut at_limit = false;
-    loop {
-        let permit = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
+    'accepting: loop {
         let stream = tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -92,21 +88,41 @@ pub async fn serve_connections(
                 }
             },
         };
-        let free = slots.available_permits();
-        if free == 0 && !at_limit {
-            tracing::warn!(
-                "serving the maximum of {max} connections (--max-connections): new ones wait until one ends"
-            );
-            at_limit = true;
-        } else if free > max / 2 {
+        // Every slot taken: the connection that has waited longest on its client (idle,
+        // still sending a request's head or body) makes room. Only when the server is
+        // working on a request on every connection does the newcomer wait, until one is done.
+        let permit = loop {
+            if let Ok(permit) = slots.clone().try_acquire_owned() {
+                break permit;
+            }
+            if !at_limit {
+                tracing::warn!(
+                    "serving the maximum of {max} connections (--max-connections): the one idle longest is closed for each new one"
+                );
+                at_limit = true;
+            }
+            let evicted = open.close_longest_waiting();
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break 'accepting,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => break p,
+                    Err(_) => break 'accepting,
+                },
+                _ = open.became_idle.notified(), if !evicted => {}
+            }
+        };
+        if slots.available_permits() > max / 2 {
             at_limit = false;
         }
         let _ = stream.set_nodelay(true);
+        let activity = open.add();
         tokio::spawn(serve_connection(
             stream,
             router.clone(),
             limits,
             stop_rx.clone(),
+            activity,
             permit,
         ));
     }
@@ -140,9 +156,10 @@ async fn serve_connection(
     router: Router,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
+    registered: Registered,
     _slot: OwnedSemaphorePermit,
 ) {
-    let activity = Arc::new(Activity::new());
+    let activity = registered.activity.clone();
     let io = TokioIo::new(TrackedIo {
         inner: stream,
         activity: activity.clone(),
@@ -189,6 +206,12 @@ async fn serve_connection(
                     return;
                 }
             }
+            _ = activity.evict.notified() => {
+                tracing::debug!(
+                    "closing a connection to make room (--max-connections): it waited longest for a request"
+                );
+                return;
+            }
         }
     }
 }
@@ -208,6 +231,7 @@ async fn handle(
             inner: body,
             deadline: Box::pin(tokio::time::sleep(body_timeout)),
             timed_out: timed_out.clone(),
+            activity: activity.clone(),
         })
     });
     let response = tower::ServiceExt::oneshot(router, request)
@@ -241,32 +265,128 @@ pub(crate) fn seconds(d: Duration) -> String {
 
 // ---- what a connection is doing ----------------------------------------------------------
 
+/// The connections being served, so that one can be closed to make room for a new one.
+#[derive(Default)]
+struct OpenConnections {
+    by_id: Mutex<HashMap<u64, Arc<Activity>>>,
+    next_id: AtomicU64,
+    /// Notified when a connection starts waiting on its client (it may now be closed to
+    /// make room): its request is done, or its request's body stalls.
+    became_idle: Arc<Notify>,
+}
+
+impl OpenConnections {
+    /// A new connection, registered until the returned guard is dropped.
+    fn add(self: &Arc<Self>) -> Registered {
+        let activity = Arc::new(Activity::new(self.became_idle.clone()));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.by_id).insert(id, activity.clone());
+        Registered {
+            activity,
+            id,
+            open: self.clone(),
+        }
+    }
+
+    /// Tells the connection that has waited longest on its client (idle since its last
+    /// answer or since it connected, sending its request head, or sending a request's body)
+    /// to close. False when the server is working on a request on every connection.
+    fn close_longest_waiting(&self) -> bool {
+        let all = lock(&self.by_id);
+        // A connection may start a request between the choice and the mark: choose again.
+        for _ in 0..4 {
+            let Some(victim) = all
+                .values()
+                .filter_map(|a| a.waiting_since().map(|since| (since, a)))
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, a)| a)
+            else {
+                return false;
+            };
+            if victim.mark_closing() {
+                victim.evict.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A connection's entry in [`OpenConnections`], removed when the connection ends.
+struct Registered {
+    activity: Arc<Activity>,
+    id: u64,
+    open: Arc<OpenConnections>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.open.by_id).remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Activity {
     state: Mutex<ActivityState>,
+    /// Notified to close the connection to make room for a new one.
+    evict: Notify,
+    /// [`OpenConnections::became_idle`].
+    became_idle: Arc<Notify>,
 }
 
 struct ActivityState {
     /// Requests handed to the router whose answers are not sent yet.
     in_flight: usize,
-    /// When the connection last had nothing to do (opened, or its last answer sent).
+    /// When the connection last had nothing to do (its last answer sent).
     idle_since: Instant,
-    /// When the first byte of the next request arrived, while none was in flight.
+    /// When the next request began, while none is in flight: its first byte, or for the
+    /// first request, the moment the connection was accepted.
     head_started: Option<Instant>,
+    /// While a request is in flight: since when its handler has been waiting for the
+    /// client to send more of the body.
+    body_waiting_since: Option<Instant>,
+    /// Chosen to be closed to make room.
+    closing: bool,
+}
+
+impl ActivityState {
+    /// Since when the connection has been waiting on its client: for a request (idle, or
+    /// sending its head), or for more of a request's body. `None` while the server is
+    /// working on a request, and once the connection is closing.
+    fn waiting_since(&self) -> Option<Instant> {
+        if self.closing {
+            None
+        } else if self.in_flight > 0 {
+            self.body_waiting_since
+        } else {
+            Some(self.head_started.unwrap_or(self.idle_since))
+        }
+    }
 }
 
 impl Activity {
-    fn new() -> Self {
+    /// A connection just accepted: its first request's head is due within
+    /// `--header-read-timeout` from now.
+    fn new(became_idle: Arc<Notify>) -> Self {
+        let now = Instant::now();
         Self {
             state: Mutex::new(ActivityState {
                 in_flight: 0,
-                idle_since: Instant::now(),
-                head_started: None,
+                idle_since: now,
+                head_started: Some(now),
+                body_waiting_since: None,
+                closing: false,
             }),
+            evict: Notify::new(),
+            became_idle,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, ActivityState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Bytes arrived.
@@ -283,6 +403,41 @@ impl Activity {
         s.in_flight += 1;
         s.head_started = None;
         Busy(self.clone())
+    }
+
+    /// [`ActivityState::waiting_since`].
+    fn waiting_since(&self) -> Option<Instant> {
+        self.lock().waiting_since()
+    }
+
+    /// Marks the connection to be closed to make room, if it is still waiting on its client.
+    fn mark_closing(&self) -> bool {
+        let mut s = self.lock();
+        if s.waiting_since().is_none() {
+            return false;
+        }
+        s.closing = true;
+        true
+    }
+
+    /// The request's body is (`true`) or is not (`false`) waiting for the client.
+    fn body_waiting(&self, waiting: bool) {
+        let started = {
+            let mut s = self.lock();
+            if !waiting {
+                s.body_waiting_since = None;
+                false
+            } else if s.body_waiting_since.is_none() {
+                s.body_waiting_since = Some(Instant::now());
+                true
+            } else {
+                false
+            }
+        };
+        if started {
+            // The connection may now be closed to make room.
+            self.became_idle.notify_one();
+        }
     }
 
     /// Why the connection should be closed now, if it should.
@@ -311,11 +466,18 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut s = self.0.lock();
-        s.in_flight = s.in_flight.saturating_sub(1);
-        if s.in_flight == 0 {
-            s.idle_since = Instant::now();
-            s.head_started = None;
+        let idle = {
+            let mut s = self.0.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            s.body_waiting_since = None;
+            if s.in_flight == 0 {
+                s.idle_since = Instant::now();
+                s.head_started = None;
+            }
+            s.in_flight == 0
+        };
+        if idle {
+            self.0.became_idle.notify_one();
         }
     }
 }
@@ -415,11 +577,19 @@ impl AsyncWrite for TrackedIo {
 
 // ---- bodies --------------------------------------------------------------------------------
 
-/// A request body that fails (and flags the request) if it is not all in by its deadline.
+/// A request body that fails (and flags the request) if it is not all in by its deadline,
+/// and tells the connection's [`Activity`] while it waits for the client.
 struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
     timed_out: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        self.activity.body_waiting(false);
+    }
 }
 
 impl http_body::Body for DeadlineBody {
@@ -431,13 +601,20 @@ impl http_body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                self.activity.body_waiting(false);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
+                    self.activity.body_waiting(false);
                     self.timed_out.store(true, Ordering::Relaxed);
                     Poll::Ready(Some(Err("the request body did not arrive in time".into())))
                 }
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    self.activity.body_waiting(true);
+                    Poll::Pending
+                }
             },
         }
     }

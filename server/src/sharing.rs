@@ -472,11 +472,32 @@ impl Resolved {
     /// The version current at `text`, or 400 naming the time range of the history.
     async fn at_timestamp(&self, latest: &Table, text: &str) -> Result<Table> {
         let at = parse_time(text)?;
-        let version = latest.version_at(at).await.map_err(|e| match e.kind() {
+        let version = self.version_at(latest, at).await?;
+        self.at_version(latest, version as i64).await
+    }
+
+    /// The latest version committed at or before `at`, or 400 naming the history's time
+    /// range. Reading the commit log for it counts as opening the table (it reads every
+    /// commit up to `at`), under the server-wide [`TableOpens`] bound.
+    async fn version_at(&self, latest: &Table, at: DateTime<Utc>) -> Result<u64> {
+        let _permit = self.opens.permit().await;
+        latest.version_at(at).await.map_err(|e| match e.kind() {
             tarn_table::ErrorKind::NotFound => SharingError::invalid(e.message()),
             _ => e.into(),
-        })?;
-        self.at_version(latest, version as i64).await
+        })
+    }
+
+    /// The earliest version committed at or after `at`, or 400; under the [`TableOpens`]
+    /// bound like [`Resolved::version_at`].
+    async fn first_version_since(&self, latest: &Table, at: DateTime<Utc>) -> Result<u64> {
+        let _permit = self.opens.permit().await;
+        latest
+            .first_version_since(at)
+            .await
+            .map_err(|e| match e.kind() {
+                tarn_table::ErrorKind::NotFound => SharingError::invalid(e.message()),
+                _ => e.into(),
+            })
     }
 }
 
@@ -502,14 +523,7 @@ async fn table_version(
         None => latest.version(),
         Some(text) => {
             r.require_history("startingTimestamp")?;
-            let at = parse_time(text)?;
-            latest
-                .first_version_since(at)
-                .await
-                .map_err(|e| match e.kind() {
-                    tarn_table::ErrorKind::NotFound => SharingError::invalid(e.message()),
-                    _ => e.into(),
-                })?
+            r.first_version_since(&latest, parse_time(text)?).await?
         }
     };
     let mut response = StatusCode::OK.into_response();
@@ -1562,7 +1576,7 @@ async fn table_changes(
     let (start, end) = if page.is_some() {
         (0, None)
     } else {
-        changes_range(&latest, &params).await?
+        changes_range(&r, &latest, &params).await?
     };
     let answer = HistoryWalk::start(
         &state,
@@ -1585,22 +1599,17 @@ async fn table_changes(
 }
 
 /// The versions a changes request asks for, from versions or times.
-async fn changes_range(latest: &Table, params: &ChangesParams) -> Result<(i64, Option<i64>)> {
+async fn changes_range(
+    r: &Resolved,
+    latest: &Table,
+    params: &ChangesParams,
+) -> Result<(i64, Option<i64>)> {
     let start = match (
         version_param("startingVersion", params.starting_version.as_deref())?,
         params.starting_timestamp.as_deref(),
     ) {
         (Some(v), None) => v,
-        (None, Some(t)) => {
-            let at = parse_time(t)?;
-            latest
-                .first_version_since(at)
-                .await
-                .map_err(|e| match e.kind() {
-                    tarn_table::ErrorKind::NotFound => SharingError::invalid(e.message()),
-                    _ => e.into(),
-                })? as i64
-        }
+        (None, Some(t)) => r.first_version_since(latest, parse_time(t)?).await? as i64,
         _ => {
             return Err(SharingError::invalid(
                 "give exactly one of startingVersion and startingTimestamp",
@@ -1612,13 +1621,7 @@ async fn changes_range(latest: &Table, params: &ChangesParams) -> Result<(i64, O
         params.ending_timestamp.as_deref(),
     ) {
         (Some(v), None) => Some(v),
-        (None, Some(t)) => {
-            let at = parse_time(t)?;
-            Some(latest.version_at(at).await.map_err(|e| match e.kind() {
-                tarn_table::ErrorKind::NotFound => SharingError::invalid(e.message()),
-                _ => e.into(),
-            })? as i64)
-        }
+        (None, Some(t)) => Some(r.version_at(latest, parse_time(t)?).await? as i64),
         (None, None) => None,
         _ => {
             return Err(SharingError::invalid(
