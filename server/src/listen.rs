@@ -101,7 +101,7 @@ pub async fn serve_connections(
                 );
                 at_limit = true;
             }
-            let evicted = open.close_longest_waiting();
+            let evicted = open.close_longest_waiting(EVICTION_GRACE);
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break 'accepting,
@@ -110,6 +110,8 @@ pub async fn serve_connections(
                     Err(_) => break 'accepting,
                 },
                 _ = open.became_idle.notified(), if !evicted => {}
+                // A connection may come of age for eviction without anything being notified.
+                _ = tokio::time::sleep(EVICTION_GRACE / 4), if !evicted => {}
             }
         };
         if slots.available_permits() > max / 2 {
@@ -291,13 +293,17 @@ impl OpenConnections {
     /// Tells the connection that has waited longest on its client (idle since its last
     /// answer or since it connected, sending its request head, or sending a request's body)
     /// to close. False when the server is working on a request on every connection.
-    fn close_longest_waiting(&self) -> bool {
+    /// Only connections that have waited at least `grace` are chosen: in a burst of real
+    /// clients, a connection accepted a moment ago is still about to send its request, and
+    /// closing it would drop that request; the newcomer waits for a slot instead.
+    fn close_longest_waiting(&self, grace: Duration) -> bool {
         let all = lock(&self.by_id);
         // A connection may start a request between the choice and the mark: choose again.
         for _ in 0..4 {
             let Some(victim) = all
                 .values()
                 .filter_map(|a| a.waiting_since().map(|since| (since, a)))
+                .filter(|(since, _)| since.elapsed() >= grace)
                 .min_by_key(|(since, _)| *since)
                 .map(|(_, a)| a)
             else {
@@ -311,6 +317,10 @@ impl OpenConnections {
         false
     }
 }
+
+/// How long a connection must have waited on its client before it may be closed to make
+/// room for a new one at `--max-connections` (see [`OpenConnections::close_longest_waiting`]).
+const EVICTION_GRACE: Duration = Duration::from_secs(2);
 
 /// A connection's entry in [`OpenConnections`], removed when the connection ends.
 struct Registered {
