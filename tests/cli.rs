@@ -984,6 +984,18 @@ fn wh_json(wh: &Path, args: &[&str]) -> Value {
     json(&all)
 }
 
+/// `--warehouse wh --catalog catalog` and then `extra`, as arguments.
+fn wh_and_catalog(wh: &Path, catalog: &Path, extra: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ];
+    all.extend(extra);
+    all.into_iter().map(String::from).collect()
+}
+
 fn wh_fails(wh: &Path, args: &[&str]) -> String {
     let mut all = vec!["--warehouse", wh.to_str().unwrap()];
     all.extend(args);
@@ -1763,16 +1775,7 @@ fn named_table_steps_say_what_went_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh");
     let catalog = dir.path().join("catalog.db");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut all = vec![
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-        ];
-        all.extend(extra);
-        all.into_iter().map(String::from).collect()
-    };
+    let args = |extra: &[&str]| wh_and_catalog(&wh, &catalog, extra);
     let ok = |extra: &[&str]| {
         json(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
     };
@@ -1857,16 +1860,7 @@ fn named_create_on_a_read_only_warehouse_says_the_real_cause() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh");
     let catalog = dir.path().join("catalog.db");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut all = vec![
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-        ];
-        all.extend(extra);
-        all.into_iter().map(String::from).collect()
-    };
+    let args = |extra: &[&str]| wh_and_catalog(&wh, &catalog, extra);
     let run = |extra: &[&str], ok: bool| -> String {
         let all = args(extra);
         let all: Vec<&str> = all.iter().map(String::as_str).collect();

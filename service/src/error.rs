@@ -132,7 +132,7 @@ impl From<tarn_table::Error> for Error {
 
 /// `err` and its sources, as one line: "cannot create …: Permission denied (os error 13)".
 /// A source whose text the line already holds is left out.
-pub fn with_causes(err: &dyn std::error::Error) -> String {
+fn with_causes(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -29,7 +29,7 @@ pub mod faults;
 pub mod locations;
 pub mod tables;
 
-pub use error::{with_causes, Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use locations::AllowedLocations;
 pub use tables::{
     create_managed_table, drop_table, finish_pending, managed_location, register_external_table,
