@@ -7,7 +7,8 @@ use serde_json::json;
 use tarn_catalog::{
     hash_token, new_token_secret, NewCatalog, NewSchema, SchemaName, Scope, TableName,
 };
-use tarn_server::{AllowedLocations, AppState, AuthMode, ServerLimits};
+use tarn_server::{AppState, AuthMode, ServerLimits};
+use tarn_service::AllowedLocations;
 
 use crate::cli::{
     CatalogCommand, OutputFormat, RegisterArgs, SchemaCommand, ScopeArg, ServeArgs, TableCommand,
@@ -118,7 +119,7 @@ pub async fn register(args: RegisterArgs, ctx: &Context, format: OutputFormat) -
     let store = ctx.store().await?;
     let name: TableName = args.name.parse()?;
     let location = ctx.location(&args.location)?;
-    let info = tarn_server::warehouse::register_external_table(
+    let info = tarn_service::register_external_table(
         store.as_ref(),
         &AllowedLocations::anywhere(),
         &name,
@@ -150,12 +151,11 @@ pub async fn drop(
         Some(remote) => remote.drop_table(&n, purged).await?,
         None if purged => {
             let store = ctx.store().await?;
-            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse_dir()?, &n, true)
-                .await?
+            tarn_service::drop_table(store.as_ref(), &ctx.warehouse_dir()?, &n, true).await?
         }
         None => {
             let store = ctx.store().await?;
-            tarn_server::warehouse::drop_table(store.as_ref(), &ctx.warehouse, &n, false).await?
+            tarn_service::drop_table(store.as_ref(), &ctx.warehouse, &n, false).await?
         }
     };
     print_report(
@@ -270,8 +270,7 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
     let limits = server_limits(&args);
     let store = ctx.store().await?;
     // Drops and creates a crash interrupted are finished before the first request.
-    let finished =
-        tarn_server::warehouse::finish_pending(store.as_ref(), &ctx.warehouse_dir()?).await?;
+    let finished = tarn_service::finish_pending(store.as_ref(), &ctx.warehouse_dir()?).await?;
     if !finished.is_empty() {
         eprintln!(
             "note: finished {} table step(s) a crash had interrupted",

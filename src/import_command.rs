@@ -6,21 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tarn_catalog::{NewTable, TableType};
 use tarn_import::{ImportOptions, Mode, Source};
-use tarn_table::{Progress, TableLocation};
+use tarn_service::NewManagedTable;
+use tarn_table::Progress;
 
 use crate::cli::{ImportArgs, ImportMode, OutputFormat};
 use crate::context::{catalog_name, Context};
 use crate::output::print_report;
 use crate::{Failure, Result};
-
-/// A new named table: where it will live, and how to register it once it exists.
-struct NewNamedTable {
-    name: tarn_catalog::TableName,
-    id: String,
-    dir: std::path::PathBuf,
-}
 
 pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
     let source = match (&args.source, &args.query) {
@@ -41,12 +34,10 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
                             "table `{name}` does not exist: create it first (tarn create), or import into a path"
                         )));
                     }
-                    store.get_schema(&name.schema_name()).await?;
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let dir =
-                        tarn_server::warehouse::managed_location(&ctx.warehouse_dir()?, &name, &id);
-                    let location = TableLocation::parse(&dir.to_string_lossy())?;
-                    new_named = Some(NewNamedTable { name, id, dir });
+                    let new =
+                        NewManagedTable::plan(store.as_ref(), &ctx.warehouse_dir()?, &name).await?;
+                    let location = new.location().clone();
+                    new_named = Some(new);
                     location
                 }
                 Err(e) => return Err(e.into()),
@@ -58,7 +49,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
     let opts = ImportOptions {
         url: args.url.clone(),
         source,
-        target: target.clone(),
+        target,
         key: args.key.clone(),
         cursor: args.cursor.clone(),
         mode: args.mode.map(|m| match m {
@@ -109,32 +100,14 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            if let Some(n) = &new_named {
-                let _ = std::fs::remove_dir_all(&n.dir);
+            if let Some(new) = new_named {
+                new.abandon();
             }
             return Err(Failure(e.0));
         }
     };
-    if let (Some(n), true) = (&new_named, report.committed) {
-        let registered = ctx
-            .store()
-            .await?
-            .create_table(NewTable {
-                id: Some(n.id.clone()),
-                catalog_name: n.name.catalog.clone(),
-                schema_name: n.name.schema.clone(),
-                name: n.name.table.clone(),
-                table_type: TableType::Managed,
-                storage_location: target.url().to_string(),
-                comment: None,
-                properties: Default::default(),
-                owner: None,
-            })
-            .await;
-        if let Err(e) = registered {
-            let _ = std::fs::remove_dir_all(&n.dir);
-            return Err(e.into());
-        }
+    if let (Some(new), true) = (new_named, report.committed) {
+        new.register(ctx.store().await?.as_ref()).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let mut value = serde_json::to_value(&report).map_err(|e| Failure(e.to_string()))?;

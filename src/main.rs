@@ -56,10 +56,11 @@ impl From<tarn_table::deltalake::arrow::error::ArrowError> for Failure {
     }
 }
 
-impl From<tarn_server::ApiError> for Failure {
-    /// The cause, not the error id an HTTP client gets: the CLI runs the step itself.
-    fn from(e: tarn_server::ApiError) -> Self {
-        Failure(e.detail().to_string())
+impl From<tarn_service::Error> for Failure {
+    /// The message and its causes: the CLI runs the step itself, and has no log to send
+    /// them to.
+    fn from(e: tarn_service::Error) -> Self {
+        Failure(e.detail())
     }
 }
 
@@ -134,7 +135,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let store = ctx.store().await?;
                     let warehouse = ctx.warehouse_dir()?;
                     let storage = ctx.storage_options();
-                    tarn_server::warehouse::create_managed_table(
+                    tarn_service::create_managed_table(
                         store.as_ref(),
                         &warehouse,
                         &name,

@@ -984,6 +984,18 @@ fn wh_json(wh: &Path, args: &[&str]) -> Value {
     json(&all)
 }
 
+/// `--warehouse wh --catalog catalog` and then `extra`, as arguments.
+fn wh_and_catalog(wh: &Path, catalog: &Path, extra: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ];
+    all.extend(extra);
+    all.into_iter().map(String::from).collect()
+}
+
 fn wh_fails(wh: &Path, args: &[&str]) -> String {
     let mut all = vec!["--warehouse", wh.to_str().unwrap()];
     all.extend(args);
@@ -1171,6 +1183,11 @@ impl Drop for Served {
 }
 
 fn serve(wh: &Path) -> Served {
+    serve_logging_to(wh, Stdio::null())
+}
+
+/// [`serve`], with the server's log (its stderr) going to `log`.
+fn serve_logging_to(wh: &Path, log: impl Into<Stdio>) -> Served {
     use std::io::BufRead;
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("tarn"))
         .args([
@@ -1181,7 +1198,7 @@ fn serve(wh: &Path) -> Served {
             "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -1758,16 +1775,7 @@ fn named_table_steps_say_what_went_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh");
     let catalog = dir.path().join("catalog.db");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut all = vec![
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-        ];
-        all.extend(extra);
-        all.into_iter().map(String::from).collect()
-    };
+    let args = |extra: &[&str]| wh_and_catalog(&wh, &catalog, extra);
     let ok = |extra: &[&str]| {
         json(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
     };
@@ -1839,4 +1847,110 @@ fn named_table_steps_say_what_went_wrong() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!err.contains("error id"), "{err}");
     assert!(err.to_lowercase().contains("credential"), "{err}");
+}
+
+/// A named `tarn create` on a warehouse that cannot be written says why on one line: the
+/// directory it could not make, that the warehouse must be a directory Tarn can write, and
+/// the operating system's own cause; nothing is registered or left behind. The warehouse
+/// is made immutable (`chattr +i`), which stops root too, as permissions would not.
+/// Through `--server`, the server answers 500 with an error id and nothing of its disk, the
+/// CLI says that the server's log has the cause, and the log has it under that id.
+#[test]
+fn named_create_on_a_read_only_warehouse_says_the_real_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let catalog = dir.path().join("catalog.db");
+    let args = |extra: &[&str]| wh_and_catalog(&wh, &catalog, extra);
+    let run = |extra: &[&str], ok: bool| -> String {
+        let all = args(extra);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        if ok {
+            json(&all).to_string()
+        } else {
+            fails(&all)
+        }
+    };
+    run(&["catalog", "create", "main"], true);
+    run(&["schema", "create", "main.shop"], true);
+    std::fs::create_dir_all(&wh).unwrap();
+    {
+        let _frozen = Immutable::new(&wh);
+        assert!(
+            std::fs::create_dir(wh.join("probe")).is_err(),
+            "the warehouse can still be written"
+        );
+        let err = run(&["create", "main.shop.t", "--schema", "id int"], false);
+        assert!(!err.contains("error id"), "{err}");
+        assert!(err.contains("for `main.shop.t`"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the warehouse `{}` must be a directory Tarn can write",
+                wh.canonicalize().unwrap().display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("Operation not permitted (os error 1)"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        run(&["table", "list", "main.shop"], true),
+        serde_json::json!([]).to_string()
+    );
+    assert_eq!(entries_of(&wh), 0, "nothing left in the warehouse");
+
+    // Through a server whose warehouse cannot be written under its catalog's directory.
+    let server_wh = dir.path().join("server-wh");
+    wh_json(&server_wh, &["catalog", "create", "main"]);
+    wh_json(&server_wh, &["schema", "create", "main.shop"]);
+    let token = wh_json(&server_wh, &["token", "create", "a", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::create_dir_all(server_wh.join("main")).unwrap();
+    let _frozen = Immutable::new(&server_wh.join("main"));
+    let log_path = dir.path().join("serve.log");
+    let served = serve_logging_to(&server_wh, std::fs::File::create(&log_path).unwrap());
+    let client_wh = dir.path().join("client-wh");
+    let err = wh_fails(
+        &client_wh,
+        &[
+            "--server",
+            &served.url,
+            "--token",
+            &token,
+            "create",
+            "main.shop.t",
+            "--schema",
+            "id int",
+        ],
+    );
+    assert!(err.contains("HTTP 500"), "{err}");
+    assert!(
+        err.contains("the server's log has the cause under that error id"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("server-wh"),
+        "the server's disk is not shown: {err}"
+    );
+    let id = err
+        .split("error id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no error id in {err}"));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let logged = log
+        .lines()
+        .find(|line| line.contains(id))
+        .unwrap_or_else(|| panic!("error id {id} not in the server's log: {log}"));
+    assert!(
+        logged.contains("for `main.shop.t`") && logged.contains("Operation not permitted"),
+        "{logged}"
+    );
+    assert_eq!(
+        wh_json(&server_wh, &["table", "list", "main.shop"]),
+        serde_json::json!([])
+    );
 }

@@ -71,9 +71,19 @@ impl RemoteCatalogStore {
             "TEMPORARILY_UNAVAILABLE" => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         };
+        // A 5xx names only an error id: the cause is in the server's log, under that id.
+        let hint = if status.is_server_error() && message.contains("error id") {
+            "; the server's log has the cause under that error id"
+        } else {
+            ""
+        };
         Err(Error::new(
             kind,
-            format!("server {}: {message} (HTTP {})", self.base, status.as_u16()),
+            format!(
+                "server {}: {message} (HTTP {}){hint}",
+                self.base,
+                status.as_u16()
+            ),
         ))
     }
 

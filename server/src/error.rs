@@ -1,7 +1,8 @@
 //! The one place errors become HTTP answers: Unity Catalog's error body
 //! `{"error_code", "message", "details"}` with the matching status. 5xx answers carry an
-//! error id and a generic message; the cause is logged, never sent. The CLI, which runs
-//! the same steps in-process, shows the cause instead ([`ApiError::detail`]).
+//! error id and a generic message; the cause is logged, never sent. The named-table steps'
+//! errors ([`tarn_service::Error`]) are mapped here by their kind, and so are the catalog's
+//! and the table library's, through the same kinds.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,8 +14,6 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// A 5xx's cause: logged, and shown by a local caller, never sent.
-    cause: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +23,6 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            cause: None,
         }
     }
 
@@ -58,13 +56,11 @@ impl ApiError {
         let id = uuid::Uuid::new_v4();
         let cause = cause.to_string();
         tracing::error!(error_id = %id, "internal error: {cause}");
-        let mut err = Self::new(
+        Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
             format!("internal error (error id {id})"),
-        );
-        err.cause = Some(cause);
-        err
+        )
     }
 
     /// 503 TEMPORARILY_UNAVAILABLE: the catalog database cannot be reached; the same
@@ -73,13 +69,11 @@ impl ApiError {
         let id = uuid::Uuid::new_v4();
         let cause = cause.to_string();
         tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
-        let mut err = Self::new(
+        Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "TEMPORARILY_UNAVAILABLE",
             format!("the catalog database is unavailable; try again later (error id {id})"),
-        );
-        err.cause = Some(cause);
-        err
+        )
     }
 
     /// The status.
@@ -91,42 +85,37 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
-
-    /// What went wrong, for a caller in the same process (the CLI): a 5xx's cause, which
-    /// its HTTP answer leaves out, else the message. Never put this in an HTTP answer.
-    pub fn detail(&self) -> &str {
-        self.cause.as_deref().unwrap_or(&self.message)
-    }
 }
 
-impl From<tarn_catalog::Error> for ApiError {
-    fn from(err: tarn_catalog::Error) -> Self {
-        use tarn_catalog::ErrorKind as K;
+impl From<tarn_service::Error> for ApiError {
+    fn from(err: tarn_service::Error) -> Self {
+        use tarn_service::ErrorKind as K;
         match err.kind() {
             K::NotFound => Self::not_found(err.message()),
             K::AlreadyExists => Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.message()),
-            K::InvalidInput => Self::invalid(err.message()),
+            K::Conflict => Self::new(StatusCode::CONFLICT, "ABORTED", err.message()),
+            K::InvalidInput | K::Unsupported => Self::invalid(err.message()),
             K::FailedPrecondition => Self::new(
                 StatusCode::BAD_REQUEST,
                 "FAILED_PRECONDITION",
                 err.message(),
             ),
-            K::Unavailable => Self::unavailable(&err),
-            K::Internal => Self::internal(&err),
+            K::PermissionDenied => Self::forbidden(err.message()),
+            K::Unavailable => Self::unavailable(err.detail()),
+            K::Internal => Self::internal(err.detail()),
         }
+    }
+}
+
+impl From<tarn_catalog::Error> for ApiError {
+    fn from(err: tarn_catalog::Error) -> Self {
+        tarn_service::Error::from(err).into()
     }
 }
 
 impl From<tarn_table::Error> for ApiError {
     fn from(err: tarn_table::Error) -> Self {
-        use tarn_table::ErrorKind as K;
-        match err.kind() {
-            K::NotFound => Self::not_found(err.message()),
-            K::AlreadyExists => Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.message()),
-            K::InvalidInput | K::Unsupported => Self::invalid(err.message()),
-            K::Conflict => Self::new(StatusCode::CONFLICT, "ABORTED", err.message()),
-            K::Internal => Self::internal(with_causes(&err)),
-        }
+        tarn_service::Error::from(err).into()
     }
 }
 
@@ -139,20 +128,4 @@ impl IntoResponse for ApiError {
         });
         (self.status, Json(body)).into_response()
     }
-}
-
-/// `err` and its sources, as one line: "cannot create …: Permission denied (os error 13)".
-/// A source whose text the line already holds is left out.
-pub fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    line
 }

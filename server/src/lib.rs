@@ -19,13 +19,11 @@ pub mod error;
 pub mod hosts;
 pub mod limits;
 mod listen;
-pub mod locations;
 mod openapi;
 pub mod predicate;
 pub mod sharing;
 pub mod signing;
 mod unity;
-pub mod warehouse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +40,7 @@ pub use error::ApiError;
 pub use hosts::AllowedHosts;
 pub use limits::{ServerLimits, TableOpens, MAX_TABLE_OPENS};
 pub use listen::{bind, LISTEN_BACKLOG};
-pub use locations::AllowedLocations;
+pub use tarn_service::AllowedLocations;
 
 /// Requests larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

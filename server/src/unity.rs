@@ -18,7 +18,6 @@ use tarn_table::{CreateOptions, Table, TableLocation, TimeTravel};
 
 use crate::error::ApiError;
 use crate::limits::TableOpens;
-use crate::warehouse;
 use crate::AppState;
 
 const PREFIX: &str = "/api/2.1/unity-catalog";
@@ -512,7 +511,7 @@ async fn create_table(
             };
             // Creating runs the Delta kernel like opening does: under the same bound.
             let _permit = s.opens.permit().await;
-            warehouse::create_managed_table(
+            tarn_service::create_managed_table(
                 s.store.as_ref(),
                 &s.warehouse,
                 &name,
@@ -528,7 +527,7 @@ async fn create_table(
                 .ok_or_else(|| ApiError::invalid("an EXTERNAL table needs storage_location"))?;
             let location = s.location(&location)?;
             let _permit = s.opens.permit().await;
-            warehouse::register_external_table(
+            tarn_service::register_external_table(
                 s.store.as_ref(),
                 &s.allowed,
                 &name,
@@ -561,7 +560,7 @@ async fn delete_table(
     Query(p): Query<Purge>,
 ) -> ApiResult<Value> {
     let name: TableName = full_name.parse()?;
-    warehouse::drop_table(s.store.as_ref(), &s.warehouse, &name, p.purge).await?;
+    tarn_service::drop_table(s.store.as_ref(), &s.warehouse, &name, p.purge).await?;
     Ok(Json(json!({})))
 }
 

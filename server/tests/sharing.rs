@@ -43,7 +43,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let name: TableName = "main.shop.orders".parse().unwrap();
-    let (info, _) = tarn_server::warehouse::create_managed_table(
+    let (info, _) = tarn_service::create_managed_table(
         store.as_ref(),
         &state.warehouse,
         &name,

@@ -1,5 +1,5 @@
 //! Named tables: the steps that touch both the catalog and the table itself, in one place
-//! for the CLI and the server.
+//! for the CLI and every protocol of the server.
 //!
 //! Each step is ordered so that a crash at any point (a `kill -9`, a lost connection, an
 //! answer that never came back) leaves something the next attempt, or the next clean-up,
@@ -24,48 +24,13 @@ use tarn_catalog::{
 };
 use tarn_table::{CreateOptions, Table, TableLocation, TimeTravel};
 
-use crate::error::ApiError;
+use crate::error::{Error, ErrorKind, Result};
+use crate::faults::{fault, fault_asked, FAULT_ENV};
 use crate::locations::AllowedLocations;
-
-/// The environment variable of the test-only fault points: set to a point's name (e.g.
-/// `drop:marked`), the process kills itself (`SIGKILL`) when it gets there. For the fault
-/// tests (tests/faults.rs); never set it in production.
-pub const FAULT_ENV: &str = "TARN_TEST_FAULT";
-
-/// The fault points, in the order the steps reach them.
-pub const FAULT_POINTS: &[&str] = &[
-    "create:reserved",
-    "create:files",
-    "create:commit-ack-lost",
-    "create:committed",
-    "drop:marked",
-    "drop:half-deleted",
-    "drop:files-deleted",
-];
-
-/// Whether the test-only fault `point` is asked for (see [`FAULT_ENV`]).
-fn fault_asked(point: &str) -> bool {
-    std::env::var_os(FAULT_ENV).is_some_and(|v| v == point)
-}
-
-/// Test-only: dies here, as `kill -9` would, if [`FAULT_ENV`] names `point`.
-fn fault(point: &str) {
-    if fault_asked(point) {
-        eprintln!("{FAULT_ENV}: killing this process at `{point}` (test only)");
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
-            .status();
-        std::process::abort();
-    }
-}
 
 /// Where a new managed table goes: `<warehouse>/<catalog>/<schema>/<table>_<id prefix>`, so a
 /// table re-created under the same name never meets the old one's files.
-pub fn managed_location(
-    warehouse: &std::path::Path,
-    name: &TableName,
-    id: &str,
-) -> std::path::PathBuf {
+pub fn managed_location(warehouse: &Path, name: &TableName, id: &str) -> PathBuf {
     warehouse
         .join(&name.catalog)
         .join(&name.schema)
@@ -74,24 +39,25 @@ pub fn managed_location(
 
 /// Creates a managed table: reserves the name, creates the Delta table under the warehouse,
 /// then puts the name in use. If a step fails, what the earlier ones made is removed (now,
-/// or by the next [`finish_pending`] if the catalog cannot be reached).
+/// or by the next [`finish_pending`] if the catalog cannot be reached). Files that cannot
+/// be made are an [`ErrorKind::Internal`] error naming the warehouse, with the storage's
+/// own cause (e.g. "Not a directory (os error 20)") in its chain.
 pub async fn create_managed_table(
     store: &dyn CatalogStore,
-    warehouse: &std::path::Path,
+    warehouse: &Path,
     name: &TableName,
     options: CreateOptions,
     storage_options: Vec<(String, String)>,
-) -> Result<(TableInfo, Table), ApiError> {
+) -> Result<(TableInfo, Table)> {
     // A name left reserved or half-dropped by a crash is freed first.
     finish_pending(store, warehouse).await?;
     store.get_schema(&name.schema_name()).await?;
     match store.get_table(name).await {
         Ok(_) => {
-            return Err(tarn_catalog::Error::new(
-                CatalogErrorKind::AlreadyExists,
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
                 format!("table `{name}` already exists"),
-            )
-            .into())
+            ))
         }
         Err(e) if e.kind() == CatalogErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
@@ -116,12 +82,24 @@ pub async fn create_managed_table(
         })
         .await?;
     fault("create:reserved");
-    let table = match Table::create(&location, options).await {
+    // The directory is made here, not by `Table::create`: under the warehouse it is the
+    // server's or the CLI's own storage failing, never the caller's input.
+    let made = match std::fs::create_dir_all(&dir) {
+        Ok(()) => Table::create(&location, options)
+            .await
+            .map_err(|e| match e.kind() {
+                tarn_table::ErrorKind::Internal => files_not_made(name, &dir, warehouse, e),
+                // The caller's own mistake (a partition column not in the schema, say).
+                _ => e.into(),
+            }),
+        Err(e) => Err(files_not_made(name, &dir, warehouse, e)),
+    };
+    let table = match made {
         Ok(table) => table,
         Err(e) => {
             remove_table_files(&dir).ok();
             let _ = reservation.abandon().await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     fault("create:files");
@@ -153,6 +131,91 @@ pub async fn create_managed_table(
     }
 }
 
+/// The error of a managed table whose files could not be made at `dir` under `warehouse`:
+/// storage failing (a read-only or full disk, a file where a directory goes), which is
+/// [`ErrorKind::Internal`] whoever asked. The message names the place and what it must be;
+/// the storage's own `cause` stays in the chain ([`Error::detail`]).
+fn files_not_made(
+    name: &TableName,
+    dir: &Path,
+    warehouse: &Path,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::internal(format!(
+        "cannot create `{}` for `{name}` (the warehouse `{}` must be a directory Tarn can write)",
+        dir.display(),
+        warehouse.display()
+    ))
+    .with_source(cause)
+}
+
+/// A MANAGED table whose files a longer step (the first run of an import) writes before its
+/// name is registered: its id and managed location are picked first, nothing is written
+/// here, and the name is put in use only after the first commit ([`NewManagedTable::register`]).
+/// A run that fails or commits nothing removes what it wrote ([`NewManagedTable::abandon`]).
+#[derive(Debug, Clone)]
+pub struct NewManagedTable {
+    name: TableName,
+    id: String,
+    dir: PathBuf,
+    location: TableLocation,
+}
+
+impl NewManagedTable {
+    /// Plans a new MANAGED table at `name` under `warehouse`. Its schema must exist.
+    pub async fn plan(
+        store: &dyn CatalogStore,
+        warehouse: &Path,
+        name: &TableName,
+    ) -> Result<Self> {
+        store.get_schema(&name.schema_name()).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = managed_location(warehouse, name, &id);
+        let location = TableLocation::parse(&dir.to_string_lossy())?;
+        Ok(Self {
+            name: name.clone(),
+            id,
+            dir,
+            location,
+        })
+    }
+
+    /// Where the table's files go.
+    pub fn location(&self) -> &TableLocation {
+        &self.location
+    }
+
+    /// Puts the name in use for the table now at [`NewManagedTable::location`]. If it
+    /// cannot be (the name was taken meanwhile, say), the files are removed.
+    pub async fn register(self, store: &dyn CatalogStore) -> Result<TableInfo> {
+        let registered = store
+            .create_table(NewTable {
+                id: Some(self.id.clone()),
+                catalog_name: self.name.catalog.clone(),
+                schema_name: self.name.schema.clone(),
+                name: self.name.table.clone(),
+                table_type: TableType::Managed,
+                storage_location: self.location.url().to_string(),
+                comment: None,
+                properties: Default::default(),
+                owner: None,
+            })
+            .await;
+        match registered {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                self.abandon();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Removes whatever was written at the location; the name was never in use.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Registers an existing Delta table at `location` as EXTERNAL, if it lies under an allowed
 /// root and really holds a Delta table.
 pub async fn register_external_table(
@@ -162,13 +225,16 @@ pub async fn register_external_table(
     location: &TableLocation,
     comment: Option<String>,
     properties: std::collections::BTreeMap<String, String>,
-) -> Result<TableInfo, ApiError> {
+) -> Result<TableInfo> {
     if !allowed.allows(location.url()) {
-        return Err(ApiError::forbidden(format!(
-            "`{}` is outside the allowed locations ({})",
-            location.display_name(),
-            allowed.describe()
-        )));
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "`{}` is outside the allowed locations ({})",
+                location.display_name(),
+                allowed.describe()
+            ),
+        ));
     }
     // Register where the table really is: a symlink re-pointed later cannot move it.
     let resolved;
@@ -184,7 +250,7 @@ pub async fn register_external_table(
     match Table::open(location, &TimeTravel::Latest).await {
         Ok(_) => {}
         Err(e) if e.kind() == tarn_table::ErrorKind::NotFound => {
-            return Err(ApiError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "no Delta table at `{}`",
                 location.display_name()
             )))
@@ -214,7 +280,7 @@ pub async fn drop_table(
     warehouse: &Path,
     name: &TableName,
     purge: bool,
-) -> Result<TableInfo, ApiError> {
+) -> Result<TableInfo> {
     if !purge {
         return Ok(store.delete_table(name).await?);
     }
@@ -237,7 +303,7 @@ pub async fn drop_table(
     let info = store.begin_drop(name, &info.id).await?;
     fault("drop:marked");
     let unfinished = |what: String| {
-        ApiError::internal(format!(
+        Error::internal(format!(
             "`{name}` is dropped, but {what}; the next `drop --purge` or create, or the next start of `tarn serve`, finishes it"
         ))
     };
@@ -246,12 +312,13 @@ pub async fn drop_table(
             "its files at `{}` could not all be deleted ({e})",
             path.display()
         ))
+        .with_source(e)
     })?;
     fault("drop:files-deleted");
     store
         .finish_drop(&info.id)
         .await
-        .map_err(|e| unfinished(format!("its name could not be removed ({e})")))?;
+        .map_err(|e| unfinished(format!("its name could not be removed ({e})")).with_source(e))?;
     Ok(info)
 }
 
@@ -259,10 +326,7 @@ pub async fn drop_table(
 /// deleted, then its row removed), and every reservation whose holder is gone (the same).
 /// Returns the tables finished. An error only if the catalog cannot be asked; a table that
 /// cannot be finished is logged and left for the next time.
-pub async fn finish_pending(
-    store: &dyn CatalogStore,
-    warehouse: &Path,
-) -> Result<Vec<TableInfo>, tarn_catalog::Error> {
+pub async fn finish_pending(store: &dyn CatalogStore, warehouse: &Path) -> Result<Vec<TableInfo>> {
     let pending = store.pending_drops().await?;
     let mut finished = Vec::new();
     for info in pending {
@@ -295,10 +359,10 @@ pub async fn finish_pending(
 /// The directory `drop --purge` may delete for `info`: a MANAGED table on local disk whose
 /// location, with symlinks resolved, is exactly its managed location under `warehouse`.
 /// Anything else is refused, before anything changes.
-fn purgeable_path(warehouse: &Path, info: &TableInfo) -> Result<PathBuf, ApiError> {
+fn purgeable_path(warehouse: &Path, info: &TableInfo) -> Result<PathBuf> {
     let name = info.full_name();
     if info.table_type == TableType::External {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "`{name}` is EXTERNAL: Tarn never deletes its data (drop it without --purge)"
         )));
     }
@@ -306,12 +370,12 @@ fn purgeable_path(warehouse: &Path, info: &TableInfo) -> Result<PathBuf, ApiErro
         .ok()
         .and_then(|u| u.to_file_path().ok())
     else {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "`{name}` is not on local disk: --purge only deletes local data"
         )));
     };
     let refuse = |why: String| {
-        ApiError::invalid(format!(
+        Error::invalid(format!(
             "refusing to delete `{}` for `{name}`: {why}; drop it without --purge and delete the files yourself",
             path.display()
         ))
