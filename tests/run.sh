@@ -184,6 +184,53 @@ if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
   fi
 fi
 
+# --- PostgreSQL roles that log in with a password (import/src/pgwire.rs) ------------------
+# As root, idempotently: roles `tarn_scram` (password stored as SCRAM-SHA-256), `tarn_md5`
+# (stored as MD5) and `tarn_password` (sent in the clear), each LOGIN with the password
+# `<role>-pw`, and pg_hba lines before all the others that make each log in that way:
+#   host all tarn_scram 127.0.0.1/32 scram-sha-256    host all tarn_md5 127.0.0.1/32 md5
+#   host all tarn_password 127.0.0.1/32 password
+# then SELECT pg_reload_conf(). The old pg_hba.conf is kept next to it as
+# pg_hba.conf.before-tarn-auth. Each change is printed. Not root, or no psql: the
+# authentication tests of Tarn's COPY client skip and say how to set this up.
+if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
+  pg_admin="${TARN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+  if [[ "$(id -u)" != 0 ]] || ! command -v psql >/dev/null; then
+    echo "==> not root (or no psql): the PostgreSQL roles with passwords are not set up; the COPY client's authentication tests will skip"
+  elif ! hba="$(psql "$pg_admin" -Atc 'SHOW hba_file' 2>/dev/null)" || [[ ! -w "$hba" ]]; then
+    echo "==> cannot read or write PostgreSQL's pg_hba.conf via $pg_admin: the COPY client's authentication tests will skip"
+  else
+    for role_method in tarn_scram:scram-sha-256 tarn_md5:md5 tarn_password:scram-sha-256; do
+      role="${role_method%%:*}" stored="${role_method#*:}"
+      if [[ "$(psql "$pg_admin" -Atc "SELECT count(*) FROM pg_roles WHERE rolname = '$role'")" == 0 ]]; then
+        psql "$pg_admin" -qc "SET password_encryption = '$stored'; CREATE ROLE $role LOGIN PASSWORD '$role-pw'" >/dev/null \
+          || fail "CREATE ROLE $role"
+        echo "==> created the PostgreSQL role $role (LOGIN, password '$role-pw' stored as $stored)"
+      fi
+    done
+    if ! grep -Eq '^host[[:space:]]+all[[:space:]]+tarn_scram[[:space:]]' "$hba"; then
+      cp "$hba" "$hba.before-tarn-auth"
+      tmp="$(mktemp)"
+      awk '
+        !done && /^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]/ {
+          print "# tarn tests/run.sh: roles that log in with a password (import/src/pgwire.rs)"
+          print "host    all tarn_scram 127.0.0.1/32 scram-sha-256"
+          print "host    all tarn_scram ::1/128 scram-sha-256"
+          print "host    all tarn_md5 127.0.0.1/32 md5"
+          print "host    all tarn_md5 ::1/128 md5"
+          print "host    all tarn_password 127.0.0.1/32 password"
+          print "host    all tarn_password ::1/128 password"
+          done = 1
+        }
+        { print }
+      ' "$hba" >"$tmp"
+      cat "$tmp" >"$hba" && rm -f "$tmp"
+      psql "$pg_admin" -Atc "SELECT pg_reload_conf()" >/dev/null || fail "SELECT pg_reload_conf()"
+      echo "==> $hba: added 'host all tarn_scram ... scram-sha-256', 'host all tarn_md5 ... md5' and 'host all tarn_password ... password' before the other lines (old file: $hba.before-tarn-auth); configuration reloaded"
+    fi
+  fi
+fi
+
 # --- Rust ---------------------------------------------------------------------------------
 step "cargo build --bins"
 cargo build --bins || fail "cargo build --bins"
