@@ -861,6 +861,25 @@ mod tests {
     }
 
     #[test]
+    fn connection_errors_hide_passwords_in_the_query_too() {
+        let url = "postgres://app:Us3r@db/shop?password=Qu3ry&sslpassword=Ssl3&sslmode=require";
+        for e in [
+            no_answer(url, CONNECT_TIMEOUT),
+            not_the_protocol(url),
+            connect_error(url, sqlx::Error::PoolTimedOut),
+        ] {
+            let shown = e.to_string();
+            assert!(
+                shown.contains(
+                    "postgres://***@db/shop?password=***&sslpassword=***&sslmode=require"
+                ),
+                "{shown}"
+            );
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{shown}");
+        }
+    }
+
+    #[test]
     fn dialects_are_recognised_and_other_schemes_refused() {
         assert_eq!(dialect("postgresql://x/y").ok(), Some(Dialect::Postgres));
         assert_eq!(dialect("mariadb://x/y").ok(), Some(Dialect::MySql));
