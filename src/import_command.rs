@@ -65,7 +65,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
     if args.dry_run {
         let plan = tarn_import::dry_run(&opts)
             .await
-            .map_err(|e| Failure(e.0))?;
+            .map_err(|e| Failure(e.to_string()))?;
         return print_report(format, &plan, || {
             let mut text = format!(
                 "would {} `{}` from {}: about {} rows{}\ncolumns:",
@@ -103,7 +103,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
             if let Some(new) = new_named {
                 new.abandon();
             }
-            return Err(Failure(e.0));
+            return Err(Failure(e.to_string()));
         }
     };
     if let (Some(new), true) = (new_named, report.committed) {

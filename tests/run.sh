@@ -145,41 +145,73 @@ if [[ "${TARN_TEST_MYSQL:-}" != "skip" && -z "${TARN_TEST_MYSQL:-}" ]] && port_o
   fi
 fi
 
-# --- A PostgreSQL role that may only connect over TLS (tests/tls.rs) -----------------------
-# As root, idempotently: role `tarn_tls` (LOGIN, no password), and pg_hba lines before all
-# the others so that it gets in over TLS only:
-#   hostssl all tarn_tls 127.0.0.1/32 trust    host all tarn_tls 127.0.0.1/32 reject
-# (and the same for ::1/128), then SELECT pg_reload_conf(). The old pg_hba.conf is kept
-# next to it as pg_hba.conf.before-tarn-tls. Each change is printed. Not root, or no psql:
-# the TLS tests skip and say how to set this up.
+# --- PostgreSQL roles for the TLS and authentication tests ---------------------------------
+# As root, idempotently:
+# - role `tarn_tls` (LOGIN, no password) for tests/tls.rs, and pg_hba lines before all the
+#   others so that it gets in over TLS only:
+#     hostssl all tarn_tls 127.0.0.1/32 trust    host all tarn_tls 127.0.0.1/32 reject
+#   (and the same for ::1/128); the old pg_hba.conf is kept as pg_hba.conf.before-tarn-tls;
+# - roles `tarn_scram` (password stored as SCRAM-SHA-256), `tarn_md5` (stored as MD5) and
+#   `tarn_password` (sent in the clear), each LOGIN with the password `<role>-pw`, for the
+#   authentication tests of the import's COPY client (import/src/pgwire.rs), and pg_hba
+#   lines before all the others that make each log in that way:
+#     host all tarn_scram 127.0.0.1/32 scram-sha-256    host all tarn_md5 127.0.0.1/32 md5
+#     host all tarn_password 127.0.0.1/32 password
+#   (and the same for ::1/128); the old pg_hba.conf is kept as pg_hba.conf.before-tarn-auth;
+# then SELECT pg_reload_conf(). Each change is printed. Not root, or no psql: those tests
+# skip and say how to set this up.
 if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]]; then
   pg_admin="${TARN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+  # Puts the lines of $3 before the first rule of pg_hba.conf $1 (the old file kept as
+  # $1.$2), then reloads the configuration.
+  pg_hba_first() {
+    cp "$1" "$1.$2"
+    local tmp
+    tmp="$(mktemp)"
+    TARN_HBA_LINES="$3" awk '
+      !done && /^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]/ {
+        print ENVIRON["TARN_HBA_LINES"]
+        done = 1
+      }
+      { print }
+    ' "$1" >"$tmp"
+    cat "$tmp" >"$1" && rm -f "$tmp"
+    psql "$pg_admin" -Atc "SELECT pg_reload_conf()" >/dev/null || fail "SELECT pg_reload_conf()"
+  }
   if [[ "$(id -u)" != 0 ]] || ! command -v psql >/dev/null; then
-    echo "==> not root (or no psql): the TLS-only PostgreSQL role is not set up; tests/tls.rs will skip"
+    echo "==> not root (or no psql): the PostgreSQL test roles are not set up; tests/tls.rs and the COPY client's authentication tests will skip"
   elif ! hba="$(psql "$pg_admin" -Atc 'SHOW hba_file' 2>/dev/null)" || [[ ! -w "$hba" ]]; then
-    echo "==> cannot read or write PostgreSQL's pg_hba.conf via $pg_admin: tests/tls.rs will skip"
+    echo "==> cannot read or write PostgreSQL's pg_hba.conf via $pg_admin: tests/tls.rs and the COPY client's authentication tests will skip"
   else
     if [[ "$(psql "$pg_admin" -Atc "SELECT count(*) FROM pg_roles WHERE rolname = 'tarn_tls'")" == 0 ]]; then
       psql "$pg_admin" -qc "CREATE ROLE tarn_tls LOGIN" >/dev/null || fail "CREATE ROLE tarn_tls"
       echo "==> created the PostgreSQL role tarn_tls (LOGIN, no password) for tests/tls.rs"
     fi
     if ! grep -Eq '^hostssl[[:space:]]+all[[:space:]]+tarn_tls[[:space:]]' "$hba"; then
-      cp "$hba" "$hba.before-tarn-tls"
-      tmp="$(mktemp)"
-      awk '
-        !done && /^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]/ {
-          print "# tarn tests/run.sh: the role tarn_tls may only connect over TLS (tests/tls.rs)"
-          print "hostssl all tarn_tls 127.0.0.1/32 trust"
-          print "hostssl all tarn_tls ::1/128 trust"
-          print "host    all tarn_tls 127.0.0.1/32 reject"
-          print "host    all tarn_tls ::1/128 reject"
-          done = 1
-        }
-        { print }
-      ' "$hba" >"$tmp"
-      cat "$tmp" >"$hba" && rm -f "$tmp"
-      psql "$pg_admin" -Atc "SELECT pg_reload_conf()" >/dev/null || fail "SELECT pg_reload_conf()"
+      pg_hba_first "$hba" before-tarn-tls "# tarn tests/run.sh: the role tarn_tls may only connect over TLS (tests/tls.rs)
+hostssl all tarn_tls 127.0.0.1/32 trust
+hostssl all tarn_tls ::1/128 trust
+host    all tarn_tls 127.0.0.1/32 reject
+host    all tarn_tls ::1/128 reject"
       echo "==> $hba: added 'hostssl all tarn_tls ... trust' and 'host all tarn_tls ... reject' before the other lines (old file: $hba.before-tarn-tls); configuration reloaded"
+    fi
+    for role_stored in tarn_scram:scram-sha-256 tarn_md5:md5 tarn_password:scram-sha-256; do
+      role="${role_stored%%:*}" stored="${role_stored#*:}"
+      if [[ "$(psql "$pg_admin" -Atc "SELECT count(*) FROM pg_roles WHERE rolname = '$role'")" == 0 ]]; then
+        psql "$pg_admin" -qc "SET password_encryption = '$stored'; CREATE ROLE $role LOGIN PASSWORD '$role-pw'" >/dev/null \
+          || fail "CREATE ROLE $role"
+        echo "==> created the PostgreSQL role $role (LOGIN, password '$role-pw' stored as $stored)"
+      fi
+    done
+    if ! grep -Eq '^host[[:space:]]+all[[:space:]]+tarn_scram[[:space:]]' "$hba"; then
+      pg_hba_first "$hba" before-tarn-auth "# tarn tests/run.sh: roles that log in with a password (import/src/pgwire.rs)
+host    all tarn_scram 127.0.0.1/32 scram-sha-256
+host    all tarn_scram ::1/128 scram-sha-256
+host    all tarn_md5 127.0.0.1/32 md5
+host    all tarn_md5 ::1/128 md5
+host    all tarn_password 127.0.0.1/32 password
+host    all tarn_password ::1/128 password"
+      echo "==> $hba: added 'host all tarn_scram ... scram-sha-256', 'host all tarn_md5 ... md5' and 'host all tarn_password ... password' before the other lines (old file: $hba.before-tarn-auth); configuration reloaded"
     fi
   fi
 fi

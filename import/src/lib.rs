@@ -8,6 +8,7 @@
 //! its commit leaves nothing behind and is simply run again; two runs racing on one table
 //! cannot both commit the same step.
 
+mod error;
 mod mysql;
 mod pgwire;
 mod postgres;
@@ -19,8 +20,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tarn_secrets::redact_url;
 use tarn_table::deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
-use tarn_table::{InputSource, Progress, Table, TableLocation, WriteMode, WriteOptions};
+use tarn_table::{one_line, InputSource, Progress, Table, TableLocation, WriteMode, WriteOptions};
 
 pub use types::{ColType, Column};
 
@@ -34,26 +36,8 @@ const ROW_GROUP_ROWS: usize = 8 * BATCH_ROWS;
 /// The commitInfo key where a run records what it imported.
 const COMMIT_KEY: &str = "tarnImport";
 
-/// An import error: one line, for users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<tarn_table::Error> for Error {
-    fn from(e: tarn_table::Error) -> Self {
-        Error(e.to_string())
-    }
-}
-
-/// Result with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use error::kind_of_sqlstate;
+pub use error::{Error, ErrorKind, Result};
 
 /// What to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,12 +127,6 @@ pub struct DryRun {
     pub mode: String,
 }
 
-/// The source URL with every secret replaced by `***` ([`tarn_secrets::redact_url`]):
-/// what every message, report and commit shows of it.
-pub fn redact(url: &str) -> String {
-    tarn_secrets::redact_url(url)
-}
-
 /// How runs before Tarn hid secrets in query parameters showed the URL: their application
 /// id was made from it (with such a secret in it), so a URL with `?password=` finds the
 /// state they left ([`previous`]), and the run goes on under [`app_id`]. Used for nothing
@@ -185,27 +163,32 @@ pub(crate) fn connect_error(url: &str, e: sqlx::Error) -> Error {
             not_the_protocol(url)
         }
         // A certificate sqlx's TLS (MySQL's) refused, worded as PostgreSQL's are.
-        sqlx::Error::Io(e) if mysql::tls_failure(url, &e).is_some() => Error(format!(
-            "cannot connect to {}: {}",
-            redact(url),
-            mysql::tls_failure(url, &e).unwrap_or_default()
-        )),
+        sqlx::Error::Io(e) if mysql::tls_failure(url, &e).is_some() => {
+            Error::unavailable(format!(
+                "cannot connect to {}: {}",
+                redact_url(url),
+                mysql::tls_failure(url, &e).unwrap_or_default()
+            ))
+            .with_source(e)
+        }
         // sqlx's TLS (MySQL's; PostgreSQL's TLS is tarn-pgtls's): a mode that requires TLS,
         // and a server without it.
-        sqlx::Error::Tls(e) if e.to_string() == "server does not support TLS" => Error(format!(
-            "cannot connect to {}: the server does not offer TLS but ssl-mode={} (turn TLS on at the server, or use ssl-mode=PREFERRED or DISABLED)",
-            redact(url),
-            mysql::ssl_mode(url)
-        )),
-        e => db_error(&format!("cannot connect to {}", redact(url)), e),
+        sqlx::Error::Tls(e) if e.to_string() == "server does not support TLS" => {
+            Error::unavailable(format!(
+                "cannot connect to {}: the server does not offer TLS but ssl-mode={} (turn TLS on at the server, or use ssl-mode=PREFERRED or DISABLED)",
+                redact_url(url),
+                mysql::ssl_mode(url)
+            ))
+        }
+        e => db_error(&format!("cannot connect to {}", redact_url(url)), e),
     }
 }
 
 /// `url` gave no answer within `timeout`.
 pub(crate) fn no_answer(url: &str, timeout: std::time::Duration) -> Error {
-    Error(format!(
+    Error::unavailable(format!(
         "cannot connect to {}: no answer within {} s (is a PostgreSQL or MySQL server listening there? --connect-timeout sets how long to wait)",
-        redact(url),
+        redact_url(url),
         timeout.as_secs_f64()
     ))
 }
@@ -216,38 +199,47 @@ fn not_the_protocol(url: &str) -> Error {
         Ok(Dialect::MySql) => "MySQL's",
         _ => "PostgreSQL's",
     };
-    Error(format!(
+    Error::unavailable(format!(
         "cannot connect to {}: the server there does not speak {protocol} protocol (is the port right?)",
-        redact(url)
+        redact_url(url)
     ))
 }
 
-/// A database error for users: what was being done, and the server's own message.
+/// A database error for users: what was being done, and the server's own message. Its kind
+/// comes from the SQLSTATE ([`kind_of_sqlstate`]), or from the failure (a connection that
+/// broke is [`ErrorKind::Unavailable`]); the sqlx error is kept as the source.
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> Error {
-    let (message, read_only) = match &e {
-        sqlx::Error::Database(d) => (
-            d.message().to_string(),
-            d.code().as_deref() == Some(READ_ONLY_SQLSTATE),
-        ),
-        other => (other.to_string(), false),
+    let (message, code) = match &e {
+        sqlx::Error::Database(d) => (d.message().to_string(), d.code().map(|c| c.into_owned())),
+        other => (other.to_string(), None),
+    };
+    let kind = match (&e, code.as_deref()) {
+        (_, Some(code)) => kind_of_sqlstate(code),
+        (
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+            None,
+        ) => ErrorKind::Unavailable,
+        (sqlx::Error::Configuration(_), None) => ErrorKind::InvalidInput,
+        _ => ErrorKind::Internal,
     };
     let mut text = format!("{what}: {}", one_line(&message));
-    if read_only {
+    if code.as_deref() == Some(READ_ONLY_SQLSTATE) {
         text.push_str(READ_ONLY_HINT);
     }
-    Error(text)
+    Error::new(kind, text).with_source(e)
 }
 
 /// The SQLSTATE PostgreSQL and MySQL both answer a write in a read-only transaction with.
-const READ_ONLY_SQLSTATE: &str = "25006";
+pub(crate) const READ_ONLY_SQLSTATE: &str = "25006";
 
 /// What an error about a write in the run's read-only transaction goes on to say.
 pub(crate) const READ_ONLY_HINT: &str =
     " (an import only reads: the source is read in a read-only transaction, and nothing was changed there)";
-
-pub(crate) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
@@ -260,9 +252,9 @@ fn dialect(url: &str) -> Result<Dialect> {
     match scheme {
         "postgres" | "postgresql" => Ok(Dialect::Postgres),
         "mysql" | "mariadb" => Ok(Dialect::MySql),
-        _ => Err(Error(format!(
+        _ => Err(Error::invalid(format!(
             "`{}` is not a database URL: use postgres://user@host/db or mysql://user@host/db",
-            redact(url)
+            redact_url(url)
         ))),
     }
 }
@@ -270,7 +262,7 @@ fn dialect(url: &str) -> Result<Dialect> {
 /// The id this source has in the table's log (its `txn` application id): a hash of the
 /// redacted URL and the source, so no secret goes into it.
 fn app_id(opts: &ImportOptions) -> String {
-    app_id_of(&redact(&opts.url), opts)
+    app_id_of(&redact_url(&opts.url), opts)
 }
 
 fn app_id_of(shown_url: &str, opts: &ImportOptions) -> String {
@@ -286,8 +278,8 @@ fn app_id_of(shown_url: &str, opts: &ImportOptions) -> String {
 
 fn source_label(opts: &ImportOptions) -> String {
     match &opts.source {
-        Source::Table(t) => format!("{} table {t}", redact(&opts.url)),
-        Source::Query(_) => format!("{} query", redact(&opts.url)),
+        Source::Table(t) => format!("{} table {t}", redact_url(&opts.url)),
+        Source::Query(_) => format!("{} query", redact_url(&opts.url)),
     }
 }
 
@@ -349,19 +341,18 @@ async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
 /// Checks the options that do not need the source.
 fn check_options(opts: &ImportOptions) -> Result<()> {
     if opts.cursor.is_some() && opts.mode == Some(Mode::Overwrite) {
-        return Err(Error(
-            "--cursor imports only new rows: it cannot be combined with --mode overwrite".into(),
+        return Err(Error::invalid(
+            "--cursor imports only new rows: it cannot be combined with --mode overwrite",
         ));
     }
     if !opts.key.is_empty() && opts.mode.is_some() {
-        return Err(Error(
-            "--key upserts rows on the key: drop --mode (or drop --key to append or overwrite)"
-                .into(),
+        return Err(Error::invalid(
+            "--key upserts rows on the key: drop --mode (or drop --key to append or overwrite)",
         ));
     }
     if opts.cursor.is_none() && opts.key.is_empty() && opts.mode.is_none() {
-        return Err(Error(
-            "say what a run does: --cursor COLUMN (with --key) for incremental imports, or --mode overwrite|append".into(),
+        return Err(Error::invalid(
+            "say what a run does: --cursor COLUMN (with --key) for incremental imports, or --mode overwrite|append",
         ));
     }
     Ok(())
@@ -435,7 +426,7 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
     }
     for x in &opts.exclude {
         if opts.key.contains(x) || opts.cursor.as_deref() == Some(x.as_str()) {
-            return Err(Error(format!(
+            return Err(Error::invalid(format!(
                 "--exclude-column {x}: it is the key or the cursor"
             )));
         }
@@ -446,14 +437,17 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
             .find(|c| c.name == name)
             .cloned()
             .ok_or_else(|| {
-                Error(format!(
-                    "{role} column `{name}` is not a column of the source (columns: {})",
-                    mapped
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{role} column `{name}` is not a column of the source (columns: {})",
+                        mapped
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
             })
     };
     for k in &opts.key {
@@ -463,7 +457,7 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
     if let Some(c) = &opts.cursor {
         let col = find(c, "--cursor")?;
         if !col.col_type.is_cursor_type() {
-            return Err(Error(format!(
+            return Err(Error::invalid(format!(
                 "--cursor `{c}` is {}: a cursor must be an integer, decimal, date or timestamp column, whose values grow",
                 col.source_type
             )));
@@ -478,14 +472,15 @@ async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepar
                 }
             };
             let cast = cast.ok_or_else(|| {
-                Error(format!(
+                Error::invalid(format!(
                     "--cursor `{c}` is {}: a cursor must be an integer, decimal, date or timestamp column, whose values grow",
                     col.source_type
                 ))
             })?;
             // The checked value has no NUL byte, the one thing a literal cannot hold.
-            let literal = postgres::quote_literal(&value)
-                .ok_or_else(|| Error(format!("the watermark of `{c}` cannot be quoted")))?;
+            let literal = postgres::quote_literal(&value).ok_or_else(|| {
+                Error::invalid(format!("the watermark of `{c}` cannot be quoted"))
+            })?;
             beyond = Some(Beyond {
                 column: quote(c),
                 cast,
@@ -680,7 +675,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         );
         if let Some(dup) = prepared.scalar(&sql).await? {
             prepared.close().await;
-            return Err(Error(format!(
+            return Err(Error::invalid(format!(
                 "--key ({}) is not unique in the source rows: ({dup}) appears more than once; nothing was imported",
                 opts.key.join(", ")
             )));
@@ -750,15 +745,17 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
             .prefix("tarn-import-")
             .suffix(".parquet")
             .tempfile()
-            .map_err(|e| Error(format!("cannot create a spool file: {e}")))?;
+            .map_err(|e| {
+                Error::internal(format!("cannot create a spool file: {e}")).with_source(e)
+            })?;
         let path = spool.path().to_path_buf();
-        let file = spool
-            .reopen()
-            .map_err(|e| Error(format!("cannot open the spool file: {e}")))?;
+        let file = spool.reopen().map_err(|e| {
+            Error::internal(format!("cannot open the spool file: {e}")).with_source(e)
+        })?;
         let writer = tokio::task::spawn_blocking(move || spool_batches(file, schema, rx));
         let (read, spooled) = tokio::join!(reader, writer);
         let read = read?;
-        spooled.map_err(|e| Error(format!("spooling failed: {e}")))??;
+        spooled.map_err(|e| Error::internal(format!("spooling failed: {e}")).with_source(e))??;
         let input = InputSource::file(&path, Some(tarn_table::InputFormat::Parquet))?
             .with_label(label.clone());
         let (table, report) = Table::write(&opts.target, vec![input], options).await?;
@@ -815,7 +812,8 @@ fn spool_batches(
     let props = WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
         .build();
-    let spool_error = |e: &dyn std::fmt::Display| Error(format!("writing the spool file: {e}"));
+    let spool_error =
+        |e: &dyn std::fmt::Display| Error::internal(format!("writing the spool file: {e}"));
     let mut writer =
         ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| spool_error(&e))?;
     while let Some(batch) = rx.blocking_recv() {
@@ -863,18 +861,34 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_redacted_and_dialects_recognised() {
-        assert_eq!(
-            redact("postgres://app:pw@db/shop"),
-            "postgres://***@db/shop"
+    fn connection_errors_hide_passwords_in_the_query_too() {
+        let url = "postgres://app:Us3r@db/shop?password=Qu3ry&sslpassword=Ssl3&sslmode=require";
+        for e in [
+            no_answer(url, CONNECT_TIMEOUT),
+            not_the_protocol(url),
+            connect_error(url, sqlx::Error::PoolTimedOut),
+        ] {
+            let shown = e.to_string();
+            assert!(
+                shown.contains(
+                    "postgres://***@db/shop?password=***&sslpassword=***&sslmode=require"
+                ),
+                "{shown}"
+            );
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{shown}");
+        }
+    }
+
+    #[test]
+    fn dialects_are_recognised_and_other_schemes_refused() {
+        assert_eq!(dialect("postgresql://x/y").ok(), Some(Dialect::Postgres));
+        assert_eq!(dialect("mariadb://x/y").ok(), Some(Dialect::MySql));
+        let e = dialect("sqlite://u:pw@x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(
+            e.message()
+                .starts_with("`sqlite://***@x` is not a database URL"),
+            "{e}"
         );
-        assert_eq!(redact("mysql://db/shop"), "mysql://db/shop");
-        assert_eq!(
-            redact("postgres://app@db/shop?sslmode=require&password=pw"),
-            "postgres://***@db/shop?sslmode=require&password=***"
-        );
-        assert_eq!(dialect("postgresql://x/y"), Ok(Dialect::Postgres));
-        assert_eq!(dialect("mariadb://x/y"), Ok(Dialect::MySql));
-        assert!(dialect("sqlite://x").is_err());
     }
 }

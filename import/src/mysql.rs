@@ -10,7 +10,7 @@ use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
 use crate::types::{finish_batch, parse_decimal, ColBuilder, ColType, Column};
-use crate::{db_error, Error, Result, Source, BATCH_ROWS};
+use crate::{db_error, Error, ErrorKind, Result, Source, BATCH_ROWS};
 
 /// The name the source has in every query of a run.
 pub(crate) const SOURCE_ALIAS: &str = "tarn_import_source";
@@ -174,7 +174,7 @@ impl MySqlSession {
                 continue;
             }
             let Some((col_type, decoder)) = map_type(&type_text, timestamp_ntz) else {
-                return Err(Error(format!(
+                return Err(Error::new(ErrorKind::Unsupported, format!(
                     "column `{name}` has type {type_text}, which Tarn cannot import faithfully: skip it with --exclude-column {name}, or cast it in --query"
                 )));
             };
@@ -188,7 +188,7 @@ impl MySqlSession {
             ));
         }
         if out.is_empty() {
-            return Err(Error("the source has no columns to import".into()));
+            return Err(Error::invalid("the source has no columns to import"));
         }
         // From here on, one consistent snapshot, read-only.
         sqlx::raw_sql(
@@ -256,7 +256,7 @@ impl MySqlSession {
                     match value {
                         None => builder.append_null(),
                         Some(v) => decode(decoder, v, builder).map_err(|m| {
-                            Error(format!("column `{}`: {m}", schema.field(i).name()))
+                            Error::invalid(format!("column `{}`: {m}", schema.field(i).name()))
                         })?,
                     }
                 }
@@ -274,7 +274,9 @@ impl MySqlSession {
         }
         .await;
         if let Err(e) = &result {
-            let _ = tx.send(Err(tarn_table::Error::invalid(e.0.clone()))).await;
+            let _ = tx
+                .send(Err(tarn_table::Error::invalid(e.message().to_string())))
+                .await;
         }
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
         result
@@ -292,7 +294,7 @@ async fn send_batch(
 ) -> Result<()> {
     tx.send(Ok(finish_batch(schema, builders)?))
         .await
-        .map_err(|_| Error("the table writer stopped".into()))
+        .map_err(|_| Error::internal("the table writer stopped"))
 }
 
 /// Maps a `SHOW COLUMNS` type (`int(11)`, `decimal(12,2)`, `bigint(20) unsigned`).

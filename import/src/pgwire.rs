@@ -10,14 +10,24 @@
 //!
 //! TLS is the URL's, as libpq reads it (`sslmode`, `sslrootcert`), through tarn-pgtls: the
 //! same settings and rustls configuration as the run's sqlx connections.
+//!
+//! The protocol itself is `postgres-protocol`'s, which does no I/O of its own: the messages
+//! sent are written by its `frontend` module, MD5 and SCRAM-SHA-256 are its `authentication`,
+//! and messages received are framed by its `backend::Header` and parsed by
+//! `backend::Message`, all but CopyData: its body is handed over where it lies in the read
+//! buffer (`Message::parse` wants the message in a `BytesMut` of its own, which a blocking
+//! read cannot fill without zeroing or copying it first).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 
-use base64::prelude::{Engine as _, BASE64_STANDARD};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::backend::{self, Message};
+use postgres_protocol::message::frontend;
 use sqlx::ConnectOptions;
 use tarn_pgtls::{Attempt, Negotiated, PgTls, TlsSocket};
 
@@ -74,17 +84,25 @@ impl Target {
 #[derive(Debug)]
 pub(crate) enum WireError {
     Connect(String),
-    Server(String),
+    /// The server's ErrorResponse: its SQLSTATE and its message.
+    Server {
+        code: String,
+        message: String,
+    },
     Io(String),
 }
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WireError::Connect(m) | WireError::Server(m) | WireError::Io(m) => f.write_str(m),
+            WireError::Connect(m) | WireError::Server { message: m, .. } | WireError::Io(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
+
+impl std::error::Error for WireError {}
 
 type WireResult<T> = Result<T, WireError>;
 
@@ -154,14 +172,19 @@ const MAX_MESSAGE: usize = (1 << 30) - 1;
 /// One connection, used from one (blocking) thread.
 pub(crate) struct WireConn {
     socket: Socket,
+    /// What was read: unread messages lie in `start..end`.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Messages to send, written by `frontend`.
+    out: BytesMut,
 }
 
-/// A message: its type byte and where its body lies in the buffer.
-struct Message {
+/// A whole message in the read buffer: its type byte, and where the message (from its type
+/// byte) and its body lie.
+struct Frame {
     tag: u8,
+    whole: std::ops::Range<usize>,
     body: std::ops::Range<usize>,
 }
 
@@ -176,7 +199,9 @@ impl WireConn {
             match WireConn::connect_as(target, *attempt, timeout) {
                 Ok(conn) => return Ok(conn),
                 // `allow`: the server refused the connection in the clear; try TLS.
-                Err(WireError::Server(m)) if i + 1 < attempts.len() => refused_in_clear = Some(m),
+                Err(WireError::Server { message, .. }) if i + 1 < attempts.len() => {
+                    refused_in_clear = Some(message)
+                }
                 Err(e) => {
                     return Err(WireError::Connect(
                         refused_in_clear.unwrap_or_else(|| e.to_string()),
@@ -243,91 +268,87 @@ impl WireConn {
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
+            out: BytesMut::new(),
         };
         conn.startup(target)?;
         conn.socket.set_timeouts(None).map_err(io_error)?;
         Ok(conn)
     }
 
+    /// The startup message, authentication, and the server's parameters up to its first
+    /// ReadyForQuery.
     fn startup(&mut self, target: &Target) -> WireResult<()> {
-        let mut body = 196_608_i32.to_be_bytes().to_vec(); // protocol 3.0
-        let mut param = |k: &str, v: &str| {
-            body.extend_from_slice(k.as_bytes());
-            body.push(0);
-            body.extend_from_slice(v.as_bytes());
-            body.push(0);
-        };
-        param("user", &target.user);
+        let mut params = vec![("user", target.user.as_str())];
         if let Some(db) = &target.database {
-            param("database", db);
+            params.push(("database", db.as_str()));
         }
-        param("client_encoding", "UTF8");
-        param("application_name", "tarn import");
+        params.push(("client_encoding", "UTF8"));
+        params.push(("application_name", "tarn import"));
         if let Some(options) = &target.options {
-            param("options", options);
+            params.push(("options", options.as_str()));
         }
-        body.push(0);
-        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-        packet.extend_from_slice(&body);
-        self.socket.write_all(&packet).map_err(io_error)?;
-        self.socket.flush().map_err(io_error)?;
+        frontend::startup_message(params, &mut self.out).map_err(unsendable)?;
+        self.send()?;
 
-        let mut scram: Option<Scram> = None;
+        let mut scram: Option<ScramSha256> = None;
         loop {
-            let m = self.message()?;
-            let body = self.buf[m.body.clone()].to_vec();
-            match m.tag {
-                b'R' => {
-                    let code = be_i32(&body, 0)?;
-                    match code {
-                        0 => {}
-                        3 => {
-                            let password = self.password(target)?;
-                            let mut data = password.into_bytes();
-                            data.push(0);
-                            self.send(b'p', &data)?;
-                        }
-                        5 => {
-                            let password = self.password(target)?;
-                            let salt = body.get(4..8).ok_or_else(|| short("MD5 salt"))?;
-                            let mut data = md5_password(&target.user, &password, salt).into_bytes();
-                            data.push(0);
-                            self.send(b'p', &data)?;
-                        }
-                        10 => {
-                            let mechanisms = &body[4..];
-                            if !mechanisms.split(|b| *b == 0).any(|m| m == b"SCRAM-SHA-256") {
-                                return Err(WireError::Connect(
-                                    "the source offers no SASL mechanism this client knows".into(),
-                                ));
-                            }
-                            let password = self.password(target)?;
-                            let s = Scram::new("", &password, &nonce()?);
-                            let first = s.client_first();
-                            let mut data = b"SCRAM-SHA-256\0".to_vec();
-                            data.extend_from_slice(&(first.len() as i32).to_be_bytes());
-                            data.extend_from_slice(first.as_bytes());
-                            self.send(b'p', &data)?;
-                            scram = Some(s);
-                        }
-                        11 => {
-                            let s = scram.as_mut().ok_or_else(|| short("SASL exchange"))?;
-                            let reply = s.client_final(&String::from_utf8_lossy(&body[4..]))?;
-                            self.send(b'p', reply.as_bytes())?;
-                        }
-                        12 => {
-                            let s = scram.as_ref().ok_or_else(|| short("SASL exchange"))?;
-                            s.verify_server(&String::from_utf8_lossy(&body[4..]))?;
-                        }
-                        other => {
-                            return Err(WireError::Connect(format!(
-                                "authentication method {other} is not supported by this client"
-                            )))
-                        }
-                    }
+            let frame = self.frame()?;
+            match self.parse(&frame)? {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationCleartextPassword => {
+                    let password = self.password(target)?;
+                    frontend::password_message(password.as_bytes(), &mut self.out)
+                        .map_err(unsendable)?;
+                    self.send()?;
                 }
-                b'E' => return Err(WireError::Server(error_text(&body))),
-                b'Z' => return Ok(()),
+                Message::AuthenticationMd5Password(body) => {
+                    let password = self.password(target)?;
+                    let hash = md5_hash(target.user.as_bytes(), password.as_bytes(), body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.out)
+                        .map_err(unsendable)?;
+                    self.send()?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let offered = body
+                        .mechanisms()
+                        .any(|m| Ok(m == SCRAM_SHA_256))
+                        .map_err(malformed)?;
+                    if !offered {
+                        return Err(WireError::Connect(
+                            "the source offers no SASL mechanism this client knows".into(),
+                        ));
+                    }
+                    // Without channel binding ("n,,"), as before: over TLS too, the server
+                    // then runs plain SCRAM-SHA-256.
+                    let password = self.password(target)?;
+                    let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut self.out)
+                        .map_err(unsendable)?;
+                    self.send()?;
+                    scram = Some(s);
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let s = scram.as_mut().ok_or_else(|| out_of_turn("SASL exchange"))?;
+                    s.update(body.data()).map_err(scram_failure)?;
+                    frontend::sasl_response(s.message(), &mut self.out).map_err(unsendable)?;
+                    self.send()?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let s = scram.as_mut().ok_or_else(|| out_of_turn("SASL exchange"))?;
+                    // The server proves it knows the password too.
+                    s.finish(body.data()).map_err(scram_failure)?;
+                }
+                Message::AuthenticationGss
+                | Message::AuthenticationKerberosV5
+                | Message::AuthenticationScmCredential
+                | Message::AuthenticationSspi
+                | Message::AuthenticationGssContinue(_) => {
+                    return Err(WireError::Connect(
+                        "the source asks for an authentication method this client lacks".into(),
+                    ))
+                }
+                Message::ErrorResponse(body) => return Err(server_error(&body)),
+                Message::ReadyForQuery(_) => return Ok(()),
                 // ParameterStatus, BackendKeyData, notices.
                 _ => {}
             }
@@ -347,17 +368,18 @@ impl WireConn {
         self.query(sql)?;
         let mut failure = None;
         loop {
-            let m = self.message()?;
-            match m.tag {
-                b'E' => failure = Some(WireError::Server(error_text(&self.buf[m.body]))),
-                b'Z' => return failure.map_or(Ok(()), Err),
+            let frame = self.frame()?;
+            match frame.tag {
+                backend::ERROR_RESPONSE_TAG => failure = Some(self.server_error(&frame)?),
+                backend::READY_FOR_QUERY_TAG => return failure.map_or(Ok(()), Err),
                 _ => {}
             }
         }
     }
 
-    /// Runs `COPY ... TO STDOUT` and hands each CopyData message's bytes to `sink`. An error
-    /// of `sink` ends the COPY (the connection is then unusable; drop it).
+    /// Runs `COPY ... TO STDOUT` and hands each CopyData message's bytes to `sink`, where
+    /// they lie in the read buffer. An error of `sink` ends the COPY (the connection is then
+    /// unusable; drop it).
     pub(crate) fn copy_out<E>(
         &mut self,
         sql: &str,
@@ -366,11 +388,15 @@ impl WireConn {
         self.query(sql).map_err(CopyError::Wire)?;
         let mut failure = None;
         loop {
-            let m = self.message().map_err(CopyError::Wire)?;
-            match m.tag {
-                b'd' => sink(&self.buf[m.body]).map_err(CopyError::Sink)?,
-                b'E' => failure = Some(WireError::Server(error_text(&self.buf[m.body]))),
-                b'Z' => return failure.map_or(Ok(()), |e| Err(CopyError::Wire(e))),
+            let frame = self.frame().map_err(CopyError::Wire)?;
+            match frame.tag {
+                backend::COPY_DATA_TAG => sink(&self.buf[frame.body]).map_err(CopyError::Sink)?,
+                backend::ERROR_RESPONSE_TAG => {
+                    failure = Some(self.server_error(&frame).map_err(CopyError::Wire)?)
+                }
+                backend::READY_FOR_QUERY_TAG => {
+                    return failure.map_or(Ok(()), |e| Err(CopyError::Wire(e)))
+                }
                 // CopyOutResponse, CopyDone, CommandComplete, notices.
                 _ => {}
             }
@@ -378,29 +404,25 @@ impl WireConn {
     }
 
     fn query(&mut self, sql: &str) -> WireResult<()> {
-        let mut data = sql.as_bytes().to_vec();
-        data.push(0);
-        self.send(b'Q', &data)
+        frontend::query(sql, &mut self.out).map_err(unsendable)?;
+        self.send()
     }
 
-    fn send(&mut self, tag: u8, body: &[u8]) -> WireResult<()> {
-        let mut packet = Vec::with_capacity(body.len() + 5);
-        packet.push(tag);
-        packet.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        packet.extend_from_slice(body);
-        self.socket.write_all(&packet).map_err(io_error)?;
+    /// Sends what `out` holds.
+    fn send(&mut self) -> WireResult<()> {
+        let sent = self.socket.write_all(&self.out);
+        self.out.clear();
+        sent.map_err(io_error)?;
         self.socket.flush().map_err(io_error)
     }
 
     /// The next whole message in the buffer, reading as needed.
-    fn message(&mut self) -> WireResult<Message> {
+    fn frame(&mut self) -> WireResult<Frame> {
         self.fill(5)?;
-        let tag = self.buf[self.start];
-        let len = be_i32(&self.buf[self.start + 1..self.start + 5], 0)?;
-        if len < 4 {
-            return Err(WireError::Io("malformed message from the source".into()));
-        }
-        let len = len as usize;
+        let header = backend::Header::parse(&self.buf[self.start..self.end])
+            .map_err(malformed)?
+            .expect("5 bytes are a header");
+        let (tag, len) = (header.tag(), header.len() as usize);
         // As libpq: only these types of message may be long (and none over PostgreSQL's
         // 1 GiB allocation limit). Anything else is not PostgreSQL talking, e.g. another
         // service on the port, whose first bytes must not be taken for a length to read.
@@ -410,9 +432,31 @@ impl WireConn {
             ));
         }
         self.fill(1 + len)?;
-        let body = self.start + 5..self.start + 1 + len;
+        let frame = Frame {
+            tag,
+            whole: self.start..self.start + 1 + len,
+            body: self.start + 5..self.start + 1 + len,
+        };
         self.start += 1 + len;
-        Ok(Message { tag, body })
+        Ok(frame)
+    }
+
+    /// `frame` parsed by `backend::Message` (from a copy: for the few messages that are not
+    /// CopyData).
+    fn parse(&self, frame: &Frame) -> WireResult<Message> {
+        let mut bytes = BytesMut::from(&self.buf[frame.whole.clone()]);
+        match Message::parse(&mut bytes).map_err(malformed)? {
+            Some(message) => Ok(message),
+            None => Err(malformed("a short message")),
+        }
+    }
+
+    /// The server's error in `frame` (an ErrorResponse), as a [`WireError::Server`].
+    fn server_error(&self, frame: &Frame) -> WireResult<WireError> {
+        match self.parse(frame)? {
+            Message::ErrorResponse(body) => Ok(server_error(&body)),
+            _ => Err(malformed("an error")),
+        }
     }
 
     /// Makes at least `need` unread bytes available from `start`.
@@ -445,7 +489,9 @@ impl WireConn {
 impl Drop for WireConn {
     fn drop(&mut self) {
         // Terminate; the server ends the session (and any open transaction) either way.
-        let _ = self.socket.write_all(&[b'X', 0, 0, 0, 4]);
+        self.out.clear();
+        frontend::terminate(&mut self.out);
+        let _ = self.socket.write_all(&self.out);
         let _ = self.socket.flush();
     }
 }
@@ -456,173 +502,49 @@ pub(crate) enum CopyError<E> {
     Sink(E),
 }
 
-fn short(what: &str) -> WireError {
-    WireError::Connect(format!("malformed {what} from the source"))
+/// A message this client could not write (a statement or parameter with a NUL byte).
+fn unsendable(e: std::io::Error) -> WireError {
+    WireError::Io(format!("cannot send to the source: {e}"))
 }
 
-fn be_i32(data: &[u8], at: usize) -> WireResult<i32> {
-    data.get(at..at + 4)
-        .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
-        .ok_or_else(|| WireError::Io("malformed message from the source".into()))
+/// A message from the source that does not parse.
+fn malformed(e: impl std::fmt::Display) -> WireError {
+    WireError::Io(format!("malformed message from the source: {e}"))
 }
 
-/// The `M` (message) field of an ErrorResponse.
-fn error_text(body: &[u8]) -> String {
-    let mut message = None;
-    for field in body.split(|b| *b == 0) {
-        if let Some((b'M', text)) = field.split_first() {
-            message = Some(String::from_utf8_lossy(text).into_owned());
+fn out_of_turn(what: &str) -> WireError {
+    WireError::Connect(format!("the source sent a {what} message out of turn"))
+}
+
+/// A SCRAM message of the server's that does not parse, or a signature that does not prove
+/// it knows the password.
+fn scram_failure(e: std::io::Error) -> WireError {
+    WireError::Connect(format!(
+        "SCRAM-SHA-256 authentication with the source failed: {e}"
+    ))
+}
+
+/// An ErrorResponse as a [`WireError::Server`]: its `C` (SQLSTATE) and `M` (message) fields.
+fn server_error(body: &backend::ErrorResponseBody) -> WireError {
+    let mut fields = body.fields();
+    let (mut code, mut message) = (None, None);
+    while let Ok(Some(field)) = fields.next() {
+        let text = || String::from_utf8_lossy(field.value_bytes()).into_owned();
+        match field.type_() {
+            b'C' => code = Some(text()),
+            b'M' => message = Some(text()),
+            _ => {}
         }
     }
-    message.unwrap_or_else(|| "the source reported an error".into())
-}
-
-fn md5_password(user: &str, password: &str, salt: &[u8]) -> String {
-    let inner = hex::encode(md5::Md5::digest(format!("{password}{user}").as_bytes()));
-    let mut outer = md5::Md5::new();
-    outer.update(inner.as_bytes());
-    outer.update(salt);
-    format!("md5{}", hex::encode(outer.finalize()))
-}
-
-fn nonce() -> WireResult<String> {
-    use rand::RngCore;
-    let mut bytes = [0u8; 18];
-    rand::thread_rng()
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| WireError::Connect(format!("no random nonce: {e}")))?;
-    Ok(BASE64_STANDARD.encode(bytes))
-}
-
-/// The client side of SCRAM-SHA-256 (RFC 5802/7677) without channel binding, as PostgreSQL
-/// runs it (the user name is taken from the startup message).
-struct Scram {
-    /// The `n=` attribute: empty for PostgreSQL.
-    user: String,
-    password: String,
-    client_nonce: String,
-    auth_message: String,
-    salted: Vec<u8>,
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-impl Scram {
-    fn new(user: &str, password: &str, client_nonce: &str) -> Scram {
-        Scram {
-            user: user.to_string(),
-            password: password.to_string(),
-            client_nonce: client_nonce.to_string(),
-            auth_message: String::new(),
-            salted: Vec::new(),
-        }
-    }
-
-    fn client_first_bare(&self) -> String {
-        format!("n={},r={}", self.user, self.client_nonce)
-    }
-
-    fn client_first(&self) -> String {
-        format!("n,,{}", self.client_first_bare())
-    }
-
-    /// The client-final message for the server-first message `server`.
-    fn client_final(&mut self, server: &str) -> WireResult<String> {
-        let bad = || WireError::Connect("malformed SCRAM message from the source".into());
-        let attr = |name: &str| {
-            server
-                .split(',')
-                .find_map(|a| a.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-        };
-        let nonce = attr("r").ok_or_else(bad)?;
-        if !nonce.starts_with(&self.client_nonce) {
-            return Err(bad());
-        }
-        let salt = BASE64_STANDARD
-            .decode(attr("s").ok_or_else(bad)?)
-            .map_err(|_| bad())?;
-        let iterations: u32 = attr("i")
-            .and_then(|i| i.parse().ok())
-            .filter(|i| *i > 0)
-            .ok_or_else(bad)?;
-        // Hi(password, salt, i): PBKDF2 with HMAC-SHA-256, one block.
-        let mut block = salt.clone();
-        block.extend_from_slice(&1u32.to_be_bytes());
-        let mut u = hmac(self.password.as_bytes(), &block);
-        let mut salted = u.clone();
-        for _ in 1..iterations {
-            u = hmac(self.password.as_bytes(), &u);
-            salted.iter_mut().zip(&u).for_each(|(s, x)| *s ^= x);
-        }
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key = Sha256::digest(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        self.auth_message = format!("{},{server},{without_proof}", self.client_first_bare());
-        let signature = hmac(&stored_key, self.auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        self.salted = salted;
-        Ok(format!(
-            "{without_proof},p={}",
-            BASE64_STANDARD.encode(proof)
-        ))
-    }
-
-    /// Checks the server-final message (the server proves it knows the password too).
-    fn verify_server(&self, server: &str) -> WireResult<()> {
-        let server_key = hmac(&self.salted, b"Server Key");
-        let expected = BASE64_STANDARD.encode(hmac(&server_key, self.auth_message.as_bytes()));
-        match server.strip_prefix("v=") {
-            Some(v) if v == expected => Ok(()),
-            _ => Err(WireError::Connect(
-                "the source's SCRAM signature does not match".into(),
-            )),
-        }
+    WireError::Server {
+        code: code.unwrap_or_default(),
+        message: message.unwrap_or_else(|| "the source reported an error".into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scram_sha_256_matches_rfc_7677() {
-        // RFC 7677, section 3: user "user", password "pencil".
-        let mut s = Scram::new("user", "pencil", "rOprNGfwEbeRWgbNEkqO");
-        assert_eq!(s.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
-        let server = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        assert_eq!(
-            s.client_final(server).unwrap(),
-            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
-        );
-        s.verify_server("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
-            .unwrap();
-        assert!(s
-            .verify_server("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=")
-            .is_err());
-        // A server nonce that does not extend ours is refused.
-        assert!(s
-            .client_final("r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
-            .is_err());
-    }
-
-    #[test]
-    fn md5_passwords_are_hashed_as_postgresql_expects() {
-        // "md5" || md5(md5("secret" || "alice") || salt), computed with Python's hashlib.
-        assert_eq!(
-            md5_password("alice", "secret", &[1, 2, 3, 4]),
-            "md598a0412b9c31436fc53776e863350083"
-        );
-    }
 
     /// The local PostgreSQL of the test suite (`TARN_TEST_POSTGRES`, `skip` to skip).
     fn test_target() -> Option<Target> {
@@ -684,15 +606,17 @@ mod tests {
             .execute("SELECT * FROM wire_no_such_table")
             .unwrap_err();
         assert!(
-            matches!(&err, WireError::Server(m) if m.contains("wire_no_such_table")),
+            matches!(&err, WireError::Server { code, message }
+                if code == "42P01" && message.contains("wire_no_such_table")),
             "{err}"
         );
         match conn.copy_out::<()>(
             "COPY (SELECT 1 / (g - 500) FROM generate_series(1, 1000) g) TO STDOUT",
             |_| Ok(()),
         ) {
-            Err(CopyError::Wire(WireError::Server(m))) => {
-                assert!(m.contains("division by zero"), "{m}")
+            Err(CopyError::Wire(WireError::Server { code, message })) => {
+                assert_eq!(code, "22012");
+                assert!(message.contains("division by zero"), "{message}")
             }
             _ => panic!("a failing COPY is an error"),
         }
@@ -783,6 +707,73 @@ mod tests {
         match WireConn::connect(&role("disable"), timeout) {
             Err(WireError::Connect(m)) => assert!(m.contains("no encryption"), "{m}"),
             _ => panic!("the clear is refused"),
+        }
+    }
+
+    /// As the roles of tests/run.sh that log in with a password (skipped when they are not
+    /// set up): SCRAM-SHA-256, MD5 and a password in the clear, each in the clear and over
+    /// TLS, and a wrong password refused with the server's words.
+    #[test]
+    fn logs_in_with_scram_md5_and_a_clear_password() {
+        let Some(admin) = test_target() else { return };
+        let timeout = std::time::Duration::from_secs(10);
+        let mut conn = WireConn::connect(&admin, timeout).unwrap();
+        let mut rules = Vec::new();
+        conn.copy_out::<()>(
+            "COPY (SELECT auth_method FROM pg_hba_file_rules \
+              WHERE user_name && ARRAY['tarn_scram', 'tarn_md5', 'tarn_password'] \
+              AND address = '127.0.0.1' ORDER BY line_number) TO STDOUT",
+            |m| {
+                rules.extend_from_slice(m);
+                Ok(())
+            },
+        )
+        .unwrap_or_else(|_| panic!("COPY failed"));
+        if rules.is_empty() {
+            eprintln!("skipped: no roles tarn_scram, tarn_md5, tarn_password (tests/run.sh sets them up as root)");
+            return;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&rules),
+            "scram-sha-256\nmd5\npassword\n"
+        );
+        let as_role = |role: &str, password: &str, mode: &str| {
+            Target::from_url(&format!(
+                "postgres://{role}:{password}@127.0.0.1:{}/test?sslmode={mode}",
+                admin.port
+            ))
+            .unwrap()
+        };
+        for role in ["tarn_scram", "tarn_md5", "tarn_password"] {
+            for mode in ["disable", "require"] {
+                let mut conn =
+                    WireConn::connect(&as_role(role, &format!("{role}-pw"), mode), timeout)
+                        .unwrap_or_else(|e| panic!("{role} with sslmode={mode}: {e}"));
+                let mut seen = Vec::new();
+                conn.copy_out::<()>(
+                    "COPY (SELECT current_user || ' ' || ssl FROM pg_stat_ssl \
+                      WHERE pid = pg_backend_pid()) TO STDOUT",
+                    |m| {
+                        seen.extend_from_slice(m);
+                        Ok(())
+                    },
+                )
+                .unwrap_or_else(|_| panic!("COPY failed"));
+                let tls = mode == "require";
+                assert_eq!(String::from_utf8_lossy(&seen), format!("{role} {tls}\n"));
+            }
+            match WireConn::connect(&as_role(role, "wrong", "disable"), timeout) {
+                Err(WireError::Connect(m)) => {
+                    assert!(m.contains("password authentication failed"), "{role}: {m}")
+                }
+                _ => panic!("{role}: a wrong password is refused"),
+            }
+            let mut without = as_role(role, "x", "disable");
+            without.password = None;
+            match WireConn::connect(&without, timeout) {
+                Err(WireError::Connect(m)) => assert_eq!(m, "the source asks for a password"),
+                _ => panic!("{role}: no password is refused"),
+            }
         }
     }
 

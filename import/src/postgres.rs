@@ -9,9 +9,12 @@ use sqlx::{Connection, Row};
 use tarn_table::deltalake::arrow::array::RecordBatch;
 use tarn_table::deltalake::arrow::datatypes::SchemaRef;
 
-use crate::pgwire::{CopyError, Target, WireConn};
+use crate::error::kind_of_sqlstate;
+use crate::pgwire::{CopyError, Target, WireConn, WireError};
 use crate::types::{finish_batch, ColBuilder, ColType, Column};
-use crate::{db_error, one_line, redact, Error, Result, Source, BATCH_ROWS};
+use crate::{db_error, Error, ErrorKind, Result, Source, BATCH_ROWS};
+use tarn_secrets::redact_url;
+use tarn_table::one_line;
 
 /// The temporary view every query of a run reads, so a table and a query are handled alike.
 const VIEW: &str = "tarn_import_source";
@@ -111,8 +114,8 @@ fn query_error(e: sqlx::Error) -> Error {
     let multiple =
         matches!(&e, sqlx::Error::Database(d) if d.message().contains("multiple commands"));
     if multiple {
-        Error(
-            "--query must be one SELECT statement: it holds more than one (nothing was run)".into(),
+        Error::invalid(
+            "--query must be one SELECT statement: it holds more than one (nothing was run)",
         )
     } else {
         db_error("--query", e)
@@ -206,7 +209,7 @@ impl PgSession {
             }
         }
         if snapshot.is_empty() {
-            return Err(Error("could not share the source's snapshot".into()));
+            return Err(Error::internal("could not share the source's snapshot"));
         }
         Ok(Self {
             conn,
@@ -239,7 +242,7 @@ impl PgSession {
                 map_scalar(&c.typname, &c.typtype, c.typmod, timestamp_ntz)
             };
             let Some((col_type, decoder)) = mapped else {
-                return Err(Error(format!(
+                return Err(Error::new(ErrorKind::Unsupported, format!(
                     "column `{name}` has type {}, which Tarn cannot import faithfully: skip it with --exclude-column {name}, or cast it in --query (e.g. {name}::text)",
                     c.type_text
                 )));
@@ -254,7 +257,7 @@ impl PgSession {
             ));
         }
         if out.is_empty() {
-            return Err(Error("the source has no columns to import".into()));
+            return Err(Error::invalid("the source has no columns to import"));
         }
         Ok(out)
     }
@@ -372,7 +375,7 @@ impl PgSession {
                     });
                     let mut rows = 0;
                     for done in futures::future::join_all(streams).await {
-                        rows += done.map_err(|e| Error(format!("the decoder failed: {e}")))??;
+                        rows += done.map_err(|e| Error::internal(format!("the decoder failed: {e}")).with_source(e))??;
                     }
                     Ok(rows)
                 }
@@ -405,7 +408,7 @@ impl PgSession {
         }
         .await;
         if let Err(e) = &result {
-            let _ = tx.send(Err(fail(e.0.clone()))).await;
+            let _ = tx.send(Err(fail(e.message().to_string()))).await;
         }
         self.close().await;
         result
@@ -435,9 +438,10 @@ async fn connect_first(
         });
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(connected)) => Ok(connected),
-        Ok(Err(tarn_pgtls::ConnectError::Tls(e))) => {
-            Err(Error(format!("cannot connect to {}: {e}", redact(url))))
-        }
+        Ok(Err(tarn_pgtls::ConnectError::Tls(e))) => Err(Error::unavailable(format!(
+            "cannot connect to {}: {e}",
+            redact_url(url)
+        ))),
         Ok(Err(tarn_pgtls::ConnectError::Sql(e))) => Err(crate::connect_error(url, e)),
         Err(_) => Err(crate::no_answer(url, timeout)),
     }
@@ -445,7 +449,7 @@ async fn connect_first(
 
 /// The run's exported snapshot id as a literal.
 fn snapshot_literal(snapshot: &str) -> Result<String> {
-    quote_literal(snapshot).ok_or_else(|| Error("the source's snapshot id is malformed".into()))
+    quote_literal(snapshot).ok_or_else(|| Error::internal("the source's snapshot id is malformed"))
 }
 
 /// Tables of at least this many blocks (8 KiB each) are read as two parallel streams.
@@ -575,14 +579,18 @@ fn wire_stream(
             Err(CopyError::Sink(e)) => return Err(e),
             Err(CopyError::Wire(e)) => {
                 let message = one_line(&e.to_string());
-                let hint = if message.contains("read-only transaction") {
-                    crate::READ_ONLY_HINT
-                } else {
-                    ""
+                let (kind, hint) = match &e {
+                    WireError::Server { code, .. } if code == crate::READ_ONLY_SQLSTATE => {
+                        (ErrorKind::InvalidInput, crate::READ_ONLY_HINT)
+                    }
+                    WireError::Server { code, .. } => (kind_of_sqlstate(code), ""),
+                    WireError::Connect(_) | WireError::Io(_) => (ErrorKind::Unavailable, ""),
                 };
-                return Err(Error(format!(
-                    "COPY from the source failed: {message}{hint}"
-                )));
+                return Err(Error::new(
+                    kind,
+                    format!("COPY from the source failed: {message}{hint}"),
+                )
+                .with_source(e));
             }
         }
     }
@@ -628,7 +636,7 @@ async fn copy_stream(conn: &mut PgConnection, select: &str, plan: &CopyPlan) -> 
     drop(stream);
     let decoded = decoder
         .await
-        .map_err(|e| Error(format!("the decoder failed: {e}")))?;
+        .map_err(|e| Error::internal(format!("the decoder failed: {e}")).with_source(e))?;
     received?;
     decoded
 }
@@ -703,7 +711,7 @@ impl<'a> CopyDecoder<'a> {
         if self.carry.is_empty() {
             Ok(())
         } else {
-            Err(Error("the source's COPY data ended inside a row".into()))
+            Err(Error::internal("the source's COPY data ended inside a row"))
         }
     }
 
@@ -725,7 +733,7 @@ impl<'a> CopyDecoder<'a> {
                 return Ok(0);
             }
             if &data[..11] != b"PGCOPY\n\xff\r\n\0" {
-                return Err(Error("unexpected COPY header from the source".into()));
+                return Err(Error::internal("unexpected COPY header from the source"));
             }
             let ext = u32::from_be_bytes(data[15..19].try_into().expect("4 bytes")) as usize;
             if data.len() < 19 + ext {
@@ -735,14 +743,14 @@ impl<'a> CopyDecoder<'a> {
             self.header_done = true;
         }
         loop {
-            match tuple_len(&data[pos..], decoders.len()).map_err(Error)? {
+            match tuple_len(&data[pos..], decoders.len()).map_err(Error::internal)? {
                 TupleLen::Incomplete => return Ok(pos),
                 TupleLen::End => return Ok(data.len()),
                 TupleLen::Tuple(len) => {
                     decode_tuple(&data[pos..pos + len], decoders, &mut self.builders).map_err(
                         |(column, e)| {
                             let name = self.plan.schema.field(column).name();
-                            Error(format!("column `{name}`: {e}"))
+                            Error::invalid(format!("column `{name}`: {e}"))
                         },
                     )?;
                     pos += len;
@@ -762,7 +770,7 @@ impl<'a> CopyDecoder<'a> {
         self.plan
             .tx
             .blocking_send(Ok(finish_batch(&self.plan.schema, &mut self.builders)?))
-            .map_err(|_| Error("the table writer stopped".into()))
+            .map_err(|_| Error::internal("the table writer stopped"))
     }
 }
 
@@ -1508,6 +1516,6 @@ mod tests {
             tx,
         };
         let err = decode_stream(raw_rx, &plan).unwrap_err();
-        assert!(err.0.contains("unexpected COPY header"), "{err}");
+        assert!(err.message().contains("unexpected COPY header"), "{err}");
     }
 }

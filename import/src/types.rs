@@ -262,7 +262,7 @@ pub fn finish_batch(
 ) -> Result<tarn_table::deltalake::arrow::array::RecordBatch, crate::Error> {
     let columns = builders.iter_mut().map(ColBuilder::finish).collect();
     tarn_table::deltalake::arrow::array::RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| crate::Error(format!("building a batch: {e}")))
+        .map_err(|e| crate::Error::internal(format!("building a batch: {e}")).with_source(e))
 }
 
 /// Parses a decimal written in base 10 (`-12.5`, `3`, `0.125`) into an integer scaled by

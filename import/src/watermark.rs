@@ -21,7 +21,7 @@ pub(crate) fn canonical(text: &str, cursor: &str, col_type: &ColType) -> Result<
         _ => None,
     };
     parsed.ok_or_else(|| {
-        Error(format!(
+        Error::invalid(format!(
             "the table's saved watermark for cursor `{cursor}` is not a value of type {}: `{}`; the table's _delta_log was changed outside Tarn, so nothing was imported (restore the table to a version Tarn wrote, or re-import it into a new table)",
             col_type.type_text(),
             shown(text)
@@ -239,10 +239,11 @@ mod tests {
         ] {
             let err = canonical(text, "updated_at", &t).unwrap_err();
             assert!(
-                err.0.contains("cursor `updated_at`") && err.0.contains("nothing was imported"),
+                err.message().contains("cursor `updated_at`")
+                    && err.message().contains("nothing was imported"),
                 "{text}: {err}"
             );
-            assert_eq!(err.0.lines().count(), 1, "{err}");
+            assert_eq!(err.message().lines().count(), 1, "{err}");
         }
     }
 }

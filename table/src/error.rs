@@ -126,8 +126,9 @@ impl Error {
     }
 }
 
-/// Collapses a multi-line message into one line.
-pub(crate) fn one_line(text: &str) -> String {
+/// Collapses a multi-line message into one line (every run of white space becomes one
+/// space), as every error message of Tarn is shown.
+pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -42,7 +42,7 @@ mod write;
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{one_line, Error, ErrorKind, Result};
 pub use files::{is_table_relative, DataFile, TableFile};
 pub use input::{InputFormat, InputSource, Progress};
 pub use location::TableLocation;
