@@ -264,8 +264,10 @@ pub fn cut_cell(text: &str, width: usize) -> String {
 fn cut_line(line: &str, width: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
-    let mut chars = line.chars().map(|c| if c.is_control() { ' ' } else { c });
-    let all: Vec<char> = chars.by_ref().collect();
+    let all: Vec<char> = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let total: usize = all.iter().map(|c| c.width().unwrap_or(0)).sum();
     if total <= width {
         out.extend(all);

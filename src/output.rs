@@ -119,7 +119,8 @@ impl TextTable {
         let mut widths: Vec<usize> = self
             .header
             .iter()
-            .map(|h| encoding::text_width(h))
+            .map(String::as_str)
+            .map(encoding::text_width)
             .collect();
         for row in &self.sample {
             for (w, cell) in widths.iter_mut().zip(row) {
