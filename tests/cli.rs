@@ -1976,7 +1976,10 @@ fn long_values_are_cut_in_the_text_table_and_whole_in_csv_and_json() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 6, "{table}");
     let width = lines[0].chars().count();
-    assert!(lines[..5].iter().all(|l| l.chars().count() == width), "{table}");
+    assert!(
+        lines[..5].iter().all(|l| l.chars().count() == width),
+        "{table}"
+    );
     let four = "[[[[5,5,5],[5,5,5]],[[5,5,5],[5,5,5]]],[[[5,5,5],[5,5,5]],[[5,5,5],[5,5,5]]]]";
     let whole = format!("[{four},{four}]");
     let cut: String = whole.chars().take(79).collect();

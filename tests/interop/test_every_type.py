@@ -19,6 +19,7 @@ import io
 import json
 import math
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from tarn_cli import TarnCli
+from tarn_cli import TarnCli, describe
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "spark-golden"
 
 UTC = dt.timezone.utc
+
+# Decimals compared with every digit (the default context keeps 28).
+EXACT = decimal.Context(prec=100)
 
 
 # --- what each printed value must be, per arrow type -------------------------------------
@@ -47,7 +51,7 @@ def canon(value: Any, t: pa.DataType) -> Any:
     if pa.types.is_floating(t):
         return float_canon(float(value))
     if pa.types.is_decimal(t):
-        return decimal.Decimal(value).normalize()
+        return decimal.Decimal(value).normalize(EXACT)
     if pa.types.is_timestamp(t):
         if t.tz is not None:
             return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
@@ -87,7 +91,7 @@ def from_json(value: Any, t: pa.DataType) -> Any:
         return float_canon(float(value))
     if pa.types.is_decimal(t):
         assert isinstance(value, (int, decimal.Decimal)), f"a decimal should be a JSON number: {value!r}"
-        return decimal.Decimal(value).normalize()
+        return decimal.Decimal(value).normalize(EXACT)
     if pa.types.is_integer(t):
         assert isinstance(value, int) and not isinstance(value, bool), value
         return value
@@ -126,17 +130,22 @@ def timestamp_text(text: str, t: pa.TimestampType) -> str:
     return parsed.isoformat()
 
 
+def empty_is_text(t: pa.DataType) -> bool:
+    """Whether an empty CSV cell of this type reads as an empty value rather than null."""
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
 def from_csv(cell: str, t: pa.DataType) -> Any:
     """A CSV cell in the form of `canon` (an empty cell is null, or an empty string)."""
     if cell == "":
-        return "" if pa.types.is_string(t) or pa.types.is_large_string(t) else None
+        return "" if empty_is_text(t) else None
     if pa.types.is_nested(t):
         return from_json(json.loads(cell, parse_float=decimal.Decimal), t)
     if pa.types.is_floating(t):
         v = float(cell)
         return float_canon(float(np.float32(v)) if pa.types.is_float32(t) else v)
     if pa.types.is_decimal(t):
-        return decimal.Decimal(cell).normalize()
+        return decimal.Decimal(cell).normalize(EXACT)
     if pa.types.is_integer(t):
         return int(cell)
     if pa.types.is_boolean(t):
@@ -157,8 +166,8 @@ def sort_key(row: dict[str, Any]) -> str:
 
 
 def empty_strings_as_null(rows: list[dict[str, Any]], schema: pa.Schema) -> list[dict[str, Any]]:
-    """CSV prints a null string and an empty one alike."""
-    text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    """CSV prints a null string (or binary) and an empty one alike."""
+    text = {f.name for f in schema if empty_is_text(f.type)}
     return [{k: ("" if k in text and v is None else v) for k, v in r.items()} for r in rows]
 
 
@@ -180,7 +189,7 @@ def check_every_format(tarn: TarnCli, table: Path | str, truth: pa.Table) -> Non
     for g, w in zip(got, want):
         assert g == w, f"JSON row differs:\n tarn: {g}\n want: {w}"
 
-    proc = tarn.run("--format", "csv", "query", sql, "--table", spec)
+    proc = run_in_format(tarn, "csv", "query", sql, "--table", spec)
     records = list(csv.reader(io.StringIO(proc.stdout, newline="")))
     assert records[0] == schema.names, records[0]
     assert len(records) - 1 == truth.num_rows
@@ -192,13 +201,21 @@ def check_every_format(tarn: TarnCli, table: Path | str, truth: pa.Table) -> Non
     for g, w in zip(got, want_csv):
         assert g == w, f"CSV row differs:\n tarn: {g}\n want: {w}"
 
-    proc = tarn.run("--format", "table", "query", sql, "--table", spec)
+    proc = run_in_format(tarn, "table", "query", sql, "--table", spec)
     lines = proc.stdout.rstrip("\n").split("\n")
     assert lines[-1] == f"({truth.num_rows} row{'' if truth.num_rows == 1 else 's'})", lines[-1]
     body = lines[:-1]
     widths = {display_width(line) for line in body}
     assert len(widths) == 1, f"the text table's lines should all be as wide: {sorted(widths)}"
     assert widths.pop() <= (80 + 3) * len(schema) + 1
+
+
+def run_in_format(tarn: TarnCli, fmt: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs `tarn --format FMT ARGS...`, which must succeed."""
+    cmd = [str(tarn.binary), "--format", fmt, *args]
+    proc = subprocess.run(cmd, env=tarn.environment(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, describe(proc, "exited with a failure")
+    return proc
 
 
 def display_width(line: str) -> int:
