@@ -16,9 +16,11 @@ use std::io::Write;
 use std::sync::{Arc, LazyLock};
 
 use tarn_table::deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, MapArray, RecordBatch, StringBuilder,
+    Array, ArrayRef, AsArray, MapArray, PrimitiveArray, RecordBatch, StringBuilder,
 };
-use tarn_table::deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema};
+use tarn_table::deltalake::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, FieldRef, Float32Type, Float64Type, Schema,
+};
 use tarn_table::deltalake::arrow::error::ArrowError;
 use tarn_table::deltalake::arrow::json::writer::{
     make_encoder, Encoder, EncoderFactory, EncoderOptions, JsonArray, NullableEncoder, Writer,
@@ -65,32 +67,8 @@ impl EncoderFactory for DeltaJson {
         options: &'a EncoderOptions,
     ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
         match array.data_type() {
-            DataType::Float32 => {
-                let floats =
-                    array.as_primitive::<tarn_table::deltalake::arrow::datatypes::Float32Type>();
-                let finite = make_encoder(field, array, &ARROW_JSON)?;
-                let encoder = FloatEncoder {
-                    value: Box::new(move |i| f64::from(floats.value(i))),
-                    finite,
-                };
-                Ok(Some(NullableEncoder::new(
-                    Box::new(encoder),
-                    array.nulls().cloned(),
-                )))
-            }
-            DataType::Float64 => {
-                let floats =
-                    array.as_primitive::<tarn_table::deltalake::arrow::datatypes::Float64Type>();
-                let finite = make_encoder(field, array, &ARROW_JSON)?;
-                let encoder = FloatEncoder {
-                    value: Box::new(move |i| floats.value(i)),
-                    finite,
-                };
-                Ok(Some(NullableEncoder::new(
-                    Box::new(encoder),
-                    array.nulls().cloned(),
-                )))
-            }
+            DataType::Float32 => Ok(Some(float_encoder::<Float32Type>(field, array)?)),
+            DataType::Float64 => Ok(Some(float_encoder::<Float64Type>(field, array)?)),
             DataType::Map(_, _) => {
                 let map = array.as_map();
                 if matches!(
@@ -111,22 +89,44 @@ impl EncoderFactory for DeltaJson {
 }
 
 /// A float: arrow's text when finite, else `"NaN"`, `"Infinity"` or `"-Infinity"`.
-struct FloatEncoder<'a> {
-    value: Box<dyn Fn(usize) -> f64 + 'a>,
+fn float_encoder<'a, T>(
+    field: &'a FieldRef,
+    array: &'a dyn Array,
+) -> Result<NullableEncoder<'a>, ArrowError>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    let encoder = FloatEncoder {
+        floats: array.as_primitive::<T>(),
+        finite: make_encoder(field, array, &ARROW_JSON)?,
+    };
+    Ok(NullableEncoder::new(
+        Box::new(encoder),
+        array.nulls().cloned(),
+    ))
+}
+
+struct FloatEncoder<'a, T: ArrowPrimitiveType> {
+    floats: &'a PrimitiveArray<T>,
     finite: NullableEncoder<'a>,
 }
 
-impl Encoder for FloatEncoder<'_> {
+impl<T> Encoder for FloatEncoder<'_, T>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        let v = (self.value)(idx);
-        if v.is_nan() {
-            out.extend_from_slice(b"\"NaN\"");
-        } else if v == f64::INFINITY {
-            out.extend_from_slice(b"\"Infinity\"");
-        } else if v == f64::NEG_INFINITY {
-            out.extend_from_slice(b"\"-Infinity\"");
-        } else {
+        let v: f64 = self.floats.value(idx).into();
+        if v.is_finite() {
             self.finite.encode(idx, out);
+        } else if v.is_nan() {
+            out.extend_from_slice(b"\"NaN\"");
+        } else if v > 0.0 {
+            out.extend_from_slice(b"\"Infinity\"");
+        } else {
+            out.extend_from_slice(b"\"-Infinity\"");
         }
     }
 }
@@ -246,7 +246,10 @@ pub fn table_cells(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> 
 /// `text` for a text-table cell: tabs and control characters shown as spaces, at most
 /// [`CELL_LINES`] lines, and each line at most `width` columns wide (cut ones end with `…`).
 pub fn cut_cell(text: &str, width: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(width * 2));
+    if text.len() <= width && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len().min(width * 4 + 8));
     for (n, line) in text.split('\n').enumerate() {
         if n > 0 {
             out.push('\n');
@@ -255,40 +258,48 @@ pub fn cut_cell(text: &str, width: usize) -> String {
             out.push('…');
             break;
         }
-        out.push_str(&cut_line(line, width));
+        push_cut_line(&mut out, line, width);
     }
     out
 }
 
-/// One line at most `width` columns wide.
-fn cut_line(line: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut used = 0;
-    let all: Vec<char> = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let total: usize = all.iter().map(|c| c.width().unwrap_or(0)).sum();
-    if total <= width {
-        out.extend(all);
-        return out;
+/// A character as a cell shows it, and its width in terminal columns.
+fn shown(c: char) -> (char, usize) {
+    if c.is_control() {
+        (' ', 1)
+    } else {
+        (c, c.width().unwrap_or(0))
     }
-    for c in all {
-        let w = c.width().unwrap_or(0);
-        if used + w + 1 > width {
-            break;
+}
+
+/// Appends one line, cut to at most `width` columns (the last of them `…`) if wider.
+fn push_cut_line(out: &mut String, line: &str, width: usize) {
+    let start = out.len();
+    let mut used = 0;
+    // Where the line ends if it has to be cut: the last character that leaves room for `…`.
+    let mut cut_at = None;
+    for c in line.chars() {
+        let (c, w) = shown(c);
+        if cut_at.is_none() && used + w + 1 > width {
+            cut_at = Some(out.len());
+        }
+        if used + w > width {
+            out.truncate(cut_at.unwrap_or(start));
+            out.push('…');
+            return;
         }
         out.push(c);
         used += w;
     }
-    out.push('…');
-    out
 }
 
 /// The width of `text`'s widest line, in terminal columns.
 pub fn text_width(text: &str) -> usize {
+    if text.is_ascii() && !text.contains('\n') {
+        return text.len();
+    }
     text.split('\n')
-        .map(|l| l.chars().map(|c| c.width().unwrap_or(0)).sum())
+        .map(|l| l.chars().map(|c| shown(c).1).sum())
         .max()
         .unwrap_or(0)
 }

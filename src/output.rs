@@ -98,9 +98,15 @@ impl TextTable {
         match &self.widths {
             Some(widths) => {
                 let cells: Vec<String> = cells
-                    .iter()
+                    .into_iter()
                     .zip(widths)
-                    .map(|(c, w)| encoding::cut_cell(c, *w))
+                    .map(|(c, w)| {
+                        if encoding::text_width(&c) > *w {
+                            encoding::cut_cell(&c, *w)
+                        } else {
+                            c
+                        }
+                    })
                     .collect();
                 write_line(out, &cells, widths)
             }
@@ -126,6 +132,10 @@ impl TextTable {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(encoding::text_width(cell));
             }
+        }
+        // A column is at least 1 wide, so a later value cut to it still shows `…`.
+        for w in &mut widths {
+            *w = (*w).max(1);
         }
         if widths.is_empty() {
             self.widths = Some(widths);
@@ -165,20 +175,37 @@ fn write_border(out: &mut impl Write, widths: &[usize]) -> std::io::Result<()> {
 
 /// One row; a cell of several lines makes several text lines.
 fn write_line(out: &mut impl Write, cells: &[String], widths: &[usize]) -> std::io::Result<()> {
+    if !cells.iter().any(|c| c.contains('\n')) {
+        out.write_all(b"|")?;
+        for (cell, w) in cells.iter().zip(widths) {
+            write_cell(out, cell, *w)?;
+        }
+        return out.write_all(b"\n");
+    }
     let lines: Vec<Vec<&str>> = cells.iter().map(|c| c.split('\n').collect()).collect();
     let height = lines.iter().map(Vec::len).max().unwrap_or(1);
     for i in 0..height {
-        let mut line = String::from("|");
+        out.write_all(b"|")?;
         for (cell, w) in lines.iter().zip(widths) {
-            let text = cell.get(i).copied().unwrap_or("");
-            line.push(' ');
-            line.push_str(text);
-            line.push_str(&" ".repeat(w.saturating_sub(encoding::text_width(text)) + 1));
-            line.push('|');
+            write_cell(out, cell.get(i).copied().unwrap_or(""), *w)?;
         }
-        writeln!(out, "{line}")?;
+        out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// ` text ` padded to `width` columns, then `|`.
+fn write_cell(out: &mut impl Write, text: &str, width: usize) -> std::io::Result<()> {
+    const SPACES: &[u8] = &[b' '; 96];
+    out.write_all(b" ")?;
+    out.write_all(text.as_bytes())?;
+    let mut pad = width.saturating_sub(encoding::text_width(text)) + 1;
+    while pad > 0 {
+        let n = pad.min(SPACES.len());
+        out.write_all(&SPACES[..n])?;
+        pad -= n;
+    }
+    out.write_all(b"|")
 }
 
 /// A time in ms since the epoch as Tarn prints times (RFC 3339, ms, `Z`).

@@ -2036,3 +2036,44 @@ fn spark_tables_with_column_mapping_and_deletion_vectors_read_exactly() {
     ]);
     assert_eq!(rows[0], serde_json::json!({"s": 1015, "parts": 10}));
 }
+
+#[test]
+fn the_text_table_streams_and_cuts_a_value_wider_than_its_column_after_the_first_1000_rows() {
+    let sql =
+        "SELECT value, CASE WHEN value = 1500 THEN 'a much longer value' ELSE 'short' END AS v \
+               FROM range(2000) ORDER BY value";
+    let table = printed("table", &["query", sql]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2000 + 5, "{}", &table[..200]);
+    let width = lines[0].chars().count();
+    assert!(lines[..2004].iter().all(|l| l.chars().count() == width));
+    assert_eq!(lines[3], "| 0     | short |");
+    assert_eq!(lines[3 + 1500], "| 1500  | a mu… |");
+    assert_eq!(lines[2004], "(2000 rows)");
+    // A wider value among the first 1000 rows widens its column instead.
+    let sql =
+        "SELECT value, CASE WHEN value = 999 THEN 'a much longer value' ELSE 'short' END AS v \
+               FROM range(2000) ORDER BY value";
+    let table = printed("table", &["query", sql]);
+    assert!(
+        table.contains("| 999   | a much longer value |\n"),
+        "{}",
+        &table[..200]
+    );
+}
+
+#[test]
+fn history_cuts_long_parameters_in_the_text_table_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = orders_table(dir.path());
+    // The CREATE TABLE commit's parameters hold the whole metadata, schema included.
+    let history = json(&["history", &t]);
+    let metadata = history[0]["parameters"]["metadata"].as_str().unwrap();
+    assert!(metadata.contains("created_at"), "{history}");
+    let table = printed("table", &["history", &t]);
+    assert!(table.contains('…'), "{table}");
+    assert!(!table.contains("created_at"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() < 5 * 84), "{table}");
+    let csv = printed("csv", &["history", &t]);
+    assert!(csv.contains("created_at"), "{csv}");
+}
