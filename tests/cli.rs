@@ -2077,3 +2077,41 @@ fn history_cuts_long_parameters_in_the_text_table_only() {
     let csv = printed("csv", &["history", &t]);
     assert!(csv.contains("created_at"), "{csv}");
 }
+
+#[test]
+fn databricks_tables_with_a_deletion_vector_and_column_mapping_read_exactly() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/databricks");
+    let dv = format!("t={}", data.join("table-with-dv-small").display());
+    let rows = json(&[
+        "query",
+        "SELECT value FROM t ORDER BY value",
+        "--table",
+        &dv,
+    ]);
+    let values: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, (1..=8).collect::<Vec<_>>());
+    let mapped = format!("t={}", data.join("table_with_column_mapping").display());
+    let csv = printed(
+        "csv",
+        &[
+            "query",
+            "SELECT * FROM t ORDER BY \"Super Name\"",
+            "--table",
+            &mapped,
+        ],
+    );
+    assert_eq!(
+        csv,
+        "Company Very Short,Super Name\n\
+         BMS,Anthony Johnson\n\
+         BMS,Mr. Daniel Ferguson MD\n\
+         BMS,Nathan Bennett\n\
+         BMS,Stephanie Mcgrath\n\
+         BME,Timothy Lamb\n"
+    );
+}
