@@ -4,6 +4,7 @@ mod allocator;
 mod catalog_commands;
 mod cli;
 mod context;
+mod encoding;
 mod import_command;
 mod output;
 mod quickstart;

@@ -1,38 +1,48 @@
-//! Printing results: rows as aligned tables, CSV or JSON; reports as text or JSON.
+//! Printing results: rows as aligned tables, CSV or JSON (values encoded by `encoding`);
+//! reports as text or JSON.
 
 use std::io::Write;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table as TextTable};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table as RecordTable};
 use futures::StreamExt;
 use serde::Serialize;
 use tarn_table::deltalake::arrow::array::RecordBatch;
-use tarn_table::deltalake::arrow::util::pretty::pretty_format_batches;
 use tarn_table::QueryResult;
+
+use crate::encoding;
 
 use crate::{Failure, Result};
 
 use crate::cli::OutputFormat;
 
-/// Streams a query's rows to stdout in `format`.
+/// Rows of the text table read before its column widths are fixed.
+const TABLE_SAMPLE_ROWS: usize = 1000;
+
+/// Streams a query's rows to stdout in `format`, one batch at a time. Values are encoded
+/// as `encoding` says, in every format.
 pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result<u64> {
     let stdout = std::io::stdout();
     let mut rows = 0u64;
     match format {
         OutputFormat::Table => {
-            // Alignment needs every row; a query for people should be small.
-            let mut batches: Vec<RecordBatch> = Vec::new();
+            let header: Vec<String> = result
+                .schema
+                .fields()
+                .iter()
+                .map(|f| encoding::cut_cell(f.name(), encoding::CELL_WIDTH))
+                .collect();
+            let mut table = TextTable::new(header);
+            let mut out = std::io::BufWriter::new(stdout.lock());
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
-                batches.push(batch);
+                for cells in encoding::table_cells(&batch)? {
+                    table.row(cells, &mut out).map_err(io_error)?;
+                }
             }
-            if batches.is_empty() {
-                batches.push(RecordBatch::new_empty(result.schema.clone()));
-            }
-            let text = pretty_format_batches(&batches)?;
-            let mut out = stdout.lock();
-            writeln!(out, "{text}").map_err(io_error)?;
+            table.finish(&mut out).map_err(io_error)?;
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(io_error)?;
+            out.flush().map_err(io_error)?;
         }
         OutputFormat::Csv => {
             let mut writer = tarn_table::deltalake::arrow::csv::WriterBuilder::new()
@@ -42,17 +52,16 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
-                writer.write(&batch)?;
+                writer.write(&encoding::csv_ready(&batch)?)?;
                 wrote_any = true;
             }
             if !wrote_any {
-                writer.write(&RecordBatch::new_empty(result.schema.clone()))?;
+                let empty = RecordBatch::new_empty(result.schema.clone());
+                writer.write(&encoding::csv_ready(&empty)?)?;
             }
         }
         OutputFormat::Json => {
-            let mut writer = tarn_table::deltalake::arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, tarn_table::deltalake::arrow::json::writer::JsonArray>(stdout.lock());
+            let mut writer = encoding::json_array_writer(stdout.lock());
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
@@ -64,6 +73,139 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
         }
     }
     Ok(rows)
+}
+
+/// A text table printed as rows arrive, in arrow's layout (`+---+` borders). The column
+/// widths come from the header and the first [`TABLE_SAMPLE_ROWS`] rows; a later value
+/// wider than its column is cut to it with `…`.
+struct TextTable {
+    header: Vec<String>,
+    sample: Vec<Vec<String>>,
+    widths: Option<Vec<usize>>,
+}
+
+impl TextTable {
+    fn new(header: Vec<String>) -> Self {
+        Self {
+            header,
+            sample: Vec::new(),
+            widths: None,
+        }
+    }
+
+    /// Adds one row (its cells already cut to [`encoding::CELL_WIDTH`]).
+    fn row(&mut self, cells: Vec<String>, out: &mut impl Write) -> std::io::Result<()> {
+        match &self.widths {
+            Some(widths) => {
+                let cells: Vec<String> = cells
+                    .into_iter()
+                    .zip(widths)
+                    .map(|(c, w)| {
+                        if encoding::text_width(&c) > *w {
+                            encoding::cut_cell(&c, *w)
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                write_line(out, &cells, widths)
+            }
+            None => {
+                self.sample.push(cells);
+                if self.sample.len() >= TABLE_SAMPLE_ROWS {
+                    self.start(out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Fixes the widths and prints the header and the sampled rows.
+    fn start(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut widths: Vec<usize> = self
+            .header
+            .iter()
+            .map(String::as_str)
+            .map(encoding::text_width)
+            .collect();
+        for row in &self.sample {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(encoding::text_width(cell));
+            }
+        }
+        // A column is at least 1 wide, so a later value cut to it still shows `…`.
+        for w in &mut widths {
+            *w = (*w).max(1);
+        }
+        if widths.is_empty() {
+            self.widths = Some(widths);
+            return Ok(());
+        }
+        write_border(out, &widths)?;
+        write_line(out, &self.header, &widths)?;
+        write_border(out, &widths)?;
+        for row in std::mem::take(&mut self.sample) {
+            write_line(out, &row, &widths)?;
+        }
+        self.widths = Some(widths);
+        Ok(())
+    }
+
+    /// Prints what is left and the closing border.
+    fn finish(mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if self.widths.is_none() {
+            self.start(out)?;
+        }
+        let widths = self.widths.unwrap_or_default();
+        if !widths.is_empty() {
+            write_border(out, &widths)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_border(out: &mut impl Write, widths: &[usize]) -> std::io::Result<()> {
+    let mut line = String::from("+");
+    for w in widths {
+        line.push_str(&"-".repeat(w + 2));
+        line.push('+');
+    }
+    writeln!(out, "{line}")
+}
+
+/// One row; a cell of several lines makes several text lines.
+fn write_line(out: &mut impl Write, cells: &[String], widths: &[usize]) -> std::io::Result<()> {
+    if !cells.iter().any(|c| c.contains('\n')) {
+        out.write_all(b"|")?;
+        for (cell, w) in cells.iter().zip(widths) {
+            write_cell(out, cell, *w)?;
+        }
+        return out.write_all(b"\n");
+    }
+    let lines: Vec<Vec<&str>> = cells.iter().map(|c| c.split('\n').collect()).collect();
+    let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+    for i in 0..height {
+        out.write_all(b"|")?;
+        for (cell, w) in lines.iter().zip(widths) {
+            write_cell(out, cell.get(i).copied().unwrap_or(""), *w)?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// ` text ` padded to `width` columns, then `|`.
+fn write_cell(out: &mut impl Write, text: &str, width: usize) -> std::io::Result<()> {
+    const SPACES: &[u8] = &[b' '; 96];
+    out.write_all(b" ")?;
+    out.write_all(text.as_bytes())?;
+    let mut pad = width.saturating_sub(encoding::text_width(text)) + 1;
+    while pad > 0 {
+        let n = pad.min(SPACES.len());
+        out.write_all(&SPACES[..n])?;
+        pad -= n;
+    }
+    out.write_all(b"|")
 }
 
 /// A time in ms since the epoch as Tarn prints times (RFC 3339, ms, `Z`).
@@ -113,12 +255,18 @@ pub fn print_records<T: Serialize>(
             print!("{writer}");
         }
         OutputFormat::Table => {
-            let mut table = TextTable::new();
+            let mut table = RecordTable::new();
             table
                 .load_preset(UTF8_BORDERS_ONLY)
                 .set_header(header.to_vec());
             for r in records {
-                table.add_row(row(r));
+                let cells = row(r);
+                table.add_row(
+                    cells
+                        .iter()
+                        .map(|c| encoding::cut_cell(c, encoding::CELL_WIDTH))
+                        .collect::<Vec<_>>(),
+                );
             }
             println!("{table}");
         }
@@ -127,7 +275,7 @@ pub fn print_records<T: Serialize>(
 }
 
 fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
+    if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_string()

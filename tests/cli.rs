@@ -1954,3 +1954,278 @@ fn named_create_on_a_read_only_warehouse_says_the_real_cause() {
         serde_json::json!([])
     );
 }
+
+/// A Spark-written table checked in under tests/data/spark-golden.
+fn spark_table(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/spark-golden")
+        .join(name)
+        .join("delta")
+        .to_string_lossy()
+        .to_string()
+}
+
+/// Runs `tarn --format FORMAT ARGS`, expects success, returns stdout.
+fn printed(format: &str, args: &[&str]) -> String {
+    let out = tarn()
+        .arg("--format")
+        .arg(format)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tarn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn maps_with_keys_of_any_type_print_in_json_csv_and_table() {
+    // Spark's map<int,int>, map<bigint,tinyint>, map<smallint,boolean>, map<float,double>,
+    // map<string,decimal(1,0)> and map<int,array<struct<val:int>>>.
+    let spec = format!("t={}", spark_table("data-reader-map"));
+    let sql = "SELECT * FROM t WHERE i = 5";
+    let rows = json(&["query", sql, "--table", &spec]);
+    assert_eq!(
+        rows[0],
+        serde_json::json!({
+            "i": 5,
+            "a": [{"key": 5, "value": 5}],
+            "b": [{"key": 5, "value": 5}],
+            "c": [{"key": 5, "value": false}],
+            "d": [{"key": 5.0, "value": 5.0}],
+            "e": {"5": 5},
+            "f": [{"key": 5, "value": [{"val": 5}, {"val": 5}, {"val": 5}]}],
+        })
+    );
+    let csv = printed(
+        "csv",
+        &[
+            "query",
+            "SELECT i, a, e, f FROM t WHERE i = 5",
+            "--table",
+            &spec,
+        ],
+    );
+    assert_eq!(
+        csv,
+        "i,a,e,f\n5,\"[{\"\"key\"\":5,\"\"value\"\":5}]\",\"{\"\"5\"\":5}\",\"[{\"\"key\"\":5,\"\"value\"\":[{\"\"val\"\":5},{\"\"val\"\":5},{\"\"val\"\":5}]}]\"\n"
+    );
+    let table = printed(
+        "table",
+        &["query", "SELECT i, f FROM t WHERE i = 5", "--table", &spec],
+    );
+    assert_eq!(
+        table,
+        "+---+-----------------------------------------------------+\n\
+         | i | f                                                   |\n\
+         +---+-----------------------------------------------------+\n\
+         | 5 | [{\"key\":5,\"value\":[{\"val\":5},{\"val\":5},{\"val\":5}]}] |\n\
+         +---+-----------------------------------------------------+\n\
+         (1 row)\n"
+    );
+}
+
+#[test]
+fn json_keeps_big_numbers_exact_and_names_floats_that_are_not_finite() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("numbers").to_string_lossy().to_string();
+    tarn()
+        .args([
+            "create",
+            &t,
+            "--schema",
+            "id int, big bigint, d decimal(38,10), x double, f float, b binary",
+        ])
+        .assert()
+        .success();
+    let csv = write_file(
+        dir.path(),
+        "n.csv",
+        "id,big,d,x,f\n\
+         1,9007199254740993,-9999999999999999999999999999.9999999999,NaN,inf\n\
+         2,-9223372036854775808,0.0000000001,-inf,1.5\n\
+         3,,,,\n",
+    );
+    json(&["write", &t, csv.to_str().unwrap()]);
+    let spec = format!("t={t}");
+    let text = printed(
+        "json",
+        &["query", "SELECT * FROM t ORDER BY id", "--table", &spec],
+    );
+    assert!(text.contains("\"big\":9007199254740993,"), "{text}");
+    assert!(
+        text.contains("\"d\":-9999999999999999999999999999.9999999999,"),
+        "{text}"
+    );
+    assert!(text.contains("\"d\":0.0000000001,"), "{text}");
+    let rows: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rows[0]["x"], "NaN");
+    assert_eq!(rows[0]["f"], "Infinity");
+    assert_eq!(rows[1]["x"], "-Infinity");
+    assert_eq!(rows[1]["big"], i64::MIN);
+    assert_eq!(rows[1]["f"], 1.5);
+    for column in ["big", "d", "x", "f", "b"] {
+        assert_eq!(rows[2][column], Value::Null, "{column}");
+    }
+    let csv = printed(
+        "csv",
+        &[
+            "query",
+            "SELECT x, f, b FROM t ORDER BY id",
+            "--table",
+            &spec,
+        ],
+    );
+    assert_eq!(csv, "x,f,b\nNaN,inf,\n-inf,1.5,\n,,\n");
+}
+
+#[test]
+fn long_values_are_cut_in_the_text_table_and_whole_in_csv_and_json() {
+    let spec = format!("t={}", spark_table("data-reader-array-complex-objects"));
+    let sql = "SELECT i, make_array(\"4d_int_list\", \"4d_int_list\") AS deep FROM t WHERE i = 5";
+    let table = printed("table", &["query", sql, "--table", &spec]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    let width = lines[0].chars().count();
+    assert!(
+        lines[..5].iter().all(|l| l.chars().count() == width),
+        "{table}"
+    );
+    let four = "[[[[5,5,5],[5,5,5]],[[5,5,5],[5,5,5]]],[[[5,5,5],[5,5,5]],[[5,5,5],[5,5,5]]]]";
+    let whole = format!("[{four},{four}]");
+    let cut: String = whole.chars().take(79).collect();
+    assert_eq!(lines[3], format!("| 5 | {cut}… |"), "{table}");
+    let rows = json(&["query", sql, "--table", &spec]);
+    assert_eq!(rows[0]["deep"].to_string(), whole);
+    let csv = printed("csv", &["query", sql, "--table", &spec]);
+    assert_eq!(csv, format!("i,deep\n5,\"{whole}\"\n"));
+}
+
+#[test]
+fn spark_tables_with_column_mapping_and_deletion_vectors_read_exactly() {
+    // Spark's answers (tests/data/spark-golden/*/expected): 6 rows in each column-mapping
+    // table, 35 rows left by the deletion vectors.
+    for (name, rows) in [
+        ("table-with-columnmapping-mode-name", 6),
+        ("table-with-columnmapping-mode-id", 6),
+        ("dv-with-columnmapping", 35),
+        ("dv-partitioned-with-checkpoint", 35),
+    ] {
+        let spec = format!("t={}", spark_table(name));
+        assert_eq!(
+            query_n(&spark_table(name), "SELECT COUNT(*) AS n FROM t"),
+            rows,
+            "{name}"
+        );
+        let all = json(&["query", "SELECT * FROM t", "--table", &spec]);
+        assert_eq!(all.as_array().unwrap().len(), rows as usize, "{name}");
+    }
+    let spec = format!("t={}", spark_table("table-with-columnmapping-mode-id"));
+    let rows = json(&[
+        "query",
+        "SELECT \"ByteType\", \"BinaryType\", \"TimestampType\", nested_struct, map_of_arrays \
+         FROM t WHERE \"IntegerType\" = 2",
+        "--table",
+        &spec,
+    ]);
+    assert_eq!(
+        rows,
+        serde_json::json!([{
+            "ByteType": 2,
+            "BinaryType": "32",
+            "TimestampType": "1970-01-01T00:00:00.002Z",
+            "nested_struct": {"aa": "2", "ac": {"aca": 2}},
+            "map_of_arrays": [{"key": 2, "value": [2, null, 3]}, {"key": 3, "value": []}],
+        }])
+    );
+    let spec = format!("t={}", spark_table("dv-with-columnmapping"));
+    let rows = json(&[
+        "query",
+        "SELECT SUM(col1) AS s, COUNT(DISTINCT part) AS parts FROM t",
+        "--table",
+        &spec,
+    ]);
+    assert_eq!(rows[0], serde_json::json!({"s": 1015, "parts": 10}));
+}
+
+#[test]
+fn the_text_table_streams_and_cuts_a_value_wider_than_its_column_after_the_first_1000_rows() {
+    let sql =
+        "SELECT value, CASE WHEN value = 1500 THEN 'a much longer value' ELSE 'short' END AS v \
+               FROM range(2000) ORDER BY value";
+    let table = printed("table", &["query", sql]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2000 + 5, "{}", &table[..200]);
+    let width = lines[0].chars().count();
+    assert!(lines[..2004].iter().all(|l| l.chars().count() == width));
+    assert_eq!(lines[3], "| 0     | short |");
+    assert_eq!(lines[3 + 1500], "| 1500  | a mu… |");
+    assert_eq!(lines[2004], "(2000 rows)");
+    // A wider value among the first 1000 rows widens its column instead.
+    let sql =
+        "SELECT value, CASE WHEN value = 999 THEN 'a much longer value' ELSE 'short' END AS v \
+               FROM range(2000) ORDER BY value";
+    let table = printed("table", &["query", sql]);
+    assert!(
+        table.contains("| 999   | a much longer value |\n"),
+        "{}",
+        &table[..200]
+    );
+}
+
+#[test]
+fn history_cuts_long_parameters_in_the_text_table_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = orders_table(dir.path());
+    // The CREATE TABLE commit's parameters hold the whole metadata, schema included.
+    let history = json(&["history", &t]);
+    let metadata = history[0]["parameters"]["metadata"].as_str().unwrap();
+    assert!(metadata.contains("created_at"), "{history}");
+    let table = printed("table", &["history", &t]);
+    assert!(table.contains('…'), "{table}");
+    assert!(!table.contains("created_at"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() < 5 * 84), "{table}");
+    let csv = printed("csv", &["history", &t]);
+    assert!(csv.contains("created_at"), "{csv}");
+}
+
+#[test]
+fn databricks_tables_with_a_deletion_vector_and_column_mapping_read_exactly() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/databricks");
+    let dv = format!("t={}", data.join("table-with-dv-small").display());
+    let rows = json(&[
+        "query",
+        "SELECT value FROM t ORDER BY value",
+        "--table",
+        &dv,
+    ]);
+    let values: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, (1..=8).collect::<Vec<_>>());
+    let mapped = format!("t={}", data.join("table_with_column_mapping").display());
+    let csv = printed(
+        "csv",
+        &[
+            "query",
+            "SELECT * FROM t ORDER BY \"Super Name\"",
+            "--table",
+            &mapped,
+        ],
+    );
+    assert_eq!(
+        csv,
+        "Company Very Short,Super Name\n\
+         BMS,Anthony Johnson\n\
+         BMS,Mr. Daniel Ferguson MD\n\
+         BMS,Nathan Bennett\n\
+         BMS,Stephanie Mcgrath\n\
+         BME,Timothy Lamb\n"
+    );
+}
