@@ -1,7 +1,10 @@
 //! tarn-server: HTTP access to Tarn's catalog. [`app`] builds the axum `Router`; each
-//! protocol is one module (today: the Unity Catalog REST API under `/api/2.1/unity-catalog`),
-//! errors become HTTP answers in one place ([`error`]), and bearer-token auth with scopes
-//! guards every route ([`auth`]).
+//! protocol is one folder split by concern (routes, wire types, handlers): [`unity`] (the
+//! Unity Catalog REST API under `/api/2.1/unity-catalog`) and [`sharing`] (Delta Sharing
+//! under `/delta-sharing`). What they share is written once: errors become HTTP answers in
+//! one place ([`error`], with each protocol's body shape), lists page the same way
+//! ([`pagination`]), bearer tokens are read in one place and catalog tokens with scopes
+//! guard every Unity route ([`auth`]), and tables are opened under one bound ([`limits`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,10 +24,11 @@ pub mod limits;
 mod listen;
 pub mod locations;
 mod openapi;
+pub mod pagination;
 pub mod predicate;
 pub mod sharing;
 pub mod signing;
-mod unity;
+pub mod unity;
 pub mod warehouse;
 
 use std::path::PathBuf;
@@ -144,13 +148,13 @@ impl AppState {
 
     /// The key that signs Delta Sharing file URLs: kept in the catalog, so it survives
     /// restarts and every replica on the same catalog shares it.
-    pub(crate) async fn sharing_secret(&self) -> Result<Vec<u8>, sharing::SharingError> {
+    pub(crate) async fn sharing_secret(&self) -> Result<Vec<u8>, ApiError> {
         let store = self.store.clone();
         self.secret
             .get_or_try_init(|| async move {
                 match store.sharing() {
                     Some(s) => s.secret("delta-sharing-url-key").await.map_err(Into::into),
-                    None => Err(sharing::SharingError::from(tarn_catalog::Error::new(
+                    None => Err(ApiError::from(tarn_catalog::Error::new(
                         tarn_catalog::ErrorKind::NotFound,
                         "this server does not share tables",
                     ))),
@@ -161,12 +165,23 @@ impl AppState {
     }
 }
 
+/// The answer of `GET /health`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route(
             "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            get(|| async {
+                Json(Health {
+                    status: "ok".into(),
+                })
+            }),
         )
         .route("/openapi.json", get(openapi::document))
         .merge(unity::routes())
