@@ -139,8 +139,7 @@ impl RemoteCatalogStore {
             comment,
             properties: Default::default(),
         };
-        let table: Table = self.call(Method::POST, "/tables", Some(&body)).await?;
-        Ok(table.into())
+        self.post::<Table, _>("/tables", &body).await
     }
 
     /// Drops a table on the server (`DELETE /tables/NAME`, with `?purge=true` to have the
@@ -153,13 +152,48 @@ impl RemoteCatalogStore {
         } else {
             format!("/tables/{name}")
         };
-        let _: Deleted = self.call(Method::DELETE, &path, NO_BODY).await?;
+        self.delete(&path).await?;
         Ok(info)
     }
 }
 
 /// No request body.
 const NO_BODY: Option<&()> = None;
+
+impl RemoteCatalogStore {
+    /// `GET path`, read as `T` and converted to what the catalog trait returns.
+    async fn get<T: DeserializeOwned + Into<U>, U>(&self, path: &str) -> Result<U, Error> {
+        Ok(self.call::<T>(Method::GET, path, NO_BODY).await?.into())
+    }
+
+    /// `POST path` with `body`, read as `T` and converted.
+    async fn post<T: DeserializeOwned + Into<U>, U>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<U, Error> {
+        Ok(self.call::<T>(Method::POST, path, Some(body)).await?.into())
+    }
+
+    /// `DELETE path`, whose answer is `{}`.
+    async fn delete(&self, path: &str) -> Result<(), Error> {
+        let _: Deleted = self.call(Method::DELETE, path, NO_BODY).await?;
+        Ok(())
+    }
+
+    /// A list answer's items, converted.
+    async fn list<T: DeserializeOwned, U>(
+        &self,
+        path: &str,
+        items: impl FnOnce(T) -> Vec<U>,
+    ) -> Result<Vec<U>, Error> {
+        Ok(items(self.call(Method::GET, path, NO_BODY).await?))
+    }
+}
+
+fn converted<T: Into<U>, U>(items: Vec<T>) -> Vec<U> {
+    items.into_iter().map(Into::into).collect()
+}
 
 fn local_only<T>() -> Result<T, Error> {
     Err(Error::new(
@@ -176,28 +210,18 @@ impl CatalogStore for RemoteCatalogStore {
             comment: new.comment,
             properties: new.properties,
         };
-        let c: Catalog = self.call(Method::POST, "/catalogs", Some(&body)).await?;
-        Ok(c.into())
+        self.post::<Catalog, _>("/catalogs", &body).await
     }
     async fn get_catalog(&self, name: &str) -> Result<CatalogInfo, Error> {
-        let c: Catalog = self
-            .call(Method::GET, &format!("/catalogs/{name}"), NO_BODY)
-            .await?;
-        Ok(c.into())
+        self.get::<Catalog, _>(&format!("/catalogs/{name}")).await
     }
     async fn list_catalogs(&self) -> Result<Vec<CatalogInfo>, Error> {
-        let list: ListCatalogs = self.call(Method::GET, "/catalogs", NO_BODY).await?;
-        Ok(list.catalogs.into_iter().map(Into::into).collect())
+        self.list("/catalogs", |l: ListCatalogs| converted(l.catalogs))
+            .await
     }
     async fn delete_catalog(&self, name: &str, force: bool) -> Result<(), Error> {
-        let _: Deleted = self
-            .call(
-                Method::DELETE,
-                &format!("/catalogs/{name}?force={force}"),
-                NO_BODY,
-            )
-            .await?;
-        Ok(())
+        self.delete(&format!("/catalogs/{name}?force={force}"))
+            .await
     }
     async fn create_schema(&self, new: NewSchema) -> Result<SchemaInfo, Error> {
         let body = CreateSchema {
@@ -206,34 +230,18 @@ impl CatalogStore for RemoteCatalogStore {
             comment: new.comment,
             properties: new.properties,
         };
-        let s: Schema = self.call(Method::POST, "/schemas", Some(&body)).await?;
-        Ok(s.into())
+        self.post::<Schema, _>("/schemas", &body).await
     }
     async fn get_schema(&self, name: &SchemaName) -> Result<SchemaInfo, Error> {
-        let s: Schema = self
-            .call(Method::GET, &format!("/schemas/{name}"), NO_BODY)
-            .await?;
-        Ok(s.into())
+        self.get::<Schema, _>(&format!("/schemas/{name}")).await
     }
     async fn list_schemas(&self, catalog: &str) -> Result<Vec<SchemaInfo>, Error> {
-        let list: ListSchemas = self
-            .call(
-                Method::GET,
-                &format!("/schemas?catalog_name={catalog}"),
-                NO_BODY,
-            )
-            .await?;
-        Ok(list.schemas.into_iter().map(Into::into).collect())
+        let path = format!("/schemas?catalog_name={catalog}");
+        self.list(&path, |l: ListSchemas| converted(l.schemas))
+            .await
     }
     async fn delete_schema(&self, name: &SchemaName, force: bool) -> Result<(), Error> {
-        let _: Deleted = self
-            .call(
-                Method::DELETE,
-                &format!("/schemas/{name}?force={force}"),
-                NO_BODY,
-            )
-            .await?;
-        Ok(())
+        self.delete(&format!("/schemas/{name}?force={force}")).await
     }
     async fn create_table(&self, new: NewTable) -> Result<TableInfo, Error> {
         let body = CreateTable {
@@ -247,14 +255,10 @@ impl CatalogStore for RemoteCatalogStore {
             comment: new.comment,
             properties: new.properties,
         };
-        let t: Table = self.call(Method::POST, "/tables", Some(&body)).await?;
-        Ok(t.into())
+        self.post::<Table, _>("/tables", &body).await
     }
     async fn get_table(&self, name: &TableName) -> Result<TableInfo, Error> {
-        let t: Table = self
-            .call(Method::GET, &format!("/tables/{name}"), NO_BODY)
-            .await?;
-        Ok(t.into())
+        self.get::<Table, _>(&format!("/tables/{name}")).await
     }
     async fn get_table_by_id(&self, id: &str) -> Result<TableInfo, Error> {
         Err(Error::new(
@@ -267,8 +271,7 @@ impl CatalogStore for RemoteCatalogStore {
             "/tables?catalog_name={}&schema_name={}",
             schema.catalog, schema.schema
         );
-        let list: ListTables = self.call(Method::GET, &path, NO_BODY).await?;
-        Ok(list.tables.into_iter().map(Into::into).collect())
+        self.list(&path, |l: ListTables| converted(l.tables)).await
     }
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo, Error> {
         self.drop_table(name, false).await

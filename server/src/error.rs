@@ -197,29 +197,31 @@ impl ApiError {
 
     /// 500: logs `cause` under a fresh error id and answers with the id only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let id = uuid::Uuid::new_v4();
-        let cause = cause.to_string();
-        tracing::error!(error_id = %id, "internal error: {cause}");
-        let mut err = Self::new(
-            ErrorKind::Internal,
-            format!("internal error (error id {id})"),
-        );
-        err.cause = Some(cause);
-        err
+        Self::with_error_id(ErrorKind::Internal, cause.to_string())
     }
 
     /// 503: the catalog database cannot be reached; the same request may succeed later.
     /// Logs `cause` under an error id, as [`ApiError::internal`].
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        Self::with_error_id(ErrorKind::Unavailable, cause.to_string())
+    }
+
+    /// An error whose cause is logged under a fresh id and never sent: the message names
+    /// the id only.
+    fn with_error_id(kind: ErrorKind, cause: String) -> Self {
         let id = uuid::Uuid::new_v4();
-        let cause = cause.to_string();
-        tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
-        let mut err = Self::new(
-            ErrorKind::Unavailable,
-            format!("the catalog database is unavailable; try again later (error id {id})"),
-        );
-        err.cause = Some(cause);
-        err
+        let message = if kind == ErrorKind::Unavailable {
+            tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
+            format!("the catalog database is unavailable; try again later (error id {id})")
+        } else {
+            tracing::error!(error_id = %id, "internal error: {cause}");
+            format!("internal error (error id {id})")
+        };
+        Self {
+            kind,
+            message,
+            cause: Some(cause),
+        }
     }
 
     /// What kind of error this is.
