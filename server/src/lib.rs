@@ -35,7 +35,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::http::Method;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use tarn_catalog::CatalogStore;
 use tarn_table::TableLocation;
@@ -172,18 +173,64 @@ pub struct Health {
     pub status: String,
 }
 
-/// The whole HTTP API.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/health",
+/// One route: a method on a path, and its handler. Each protocol lists its routes as
+/// endpoints, builds its router from them ([`Endpoint::router`]), and the OpenAPI document
+/// is checked against the same list, so no route goes undocumented.
+pub(crate) struct Endpoint {
+    /// The method (`GET` also answers `HEAD`).
+    pub(crate) method: Method,
+    /// The path, with `{name}` parameters.
+    pub(crate) path: String,
+    /// The handler, for `method` only.
+    pub(crate) handler: MethodRouter<AppState>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(method: Method, path: String, handler: MethodRouter<AppState>) -> Self {
+        Self {
+            method,
+            path,
+            handler,
+        }
+    }
+
+    /// A router serving `endpoints` (several methods of one path are merged).
+    pub(crate) fn router(endpoints: Vec<Endpoint>) -> Router<AppState> {
+        endpoints
+            .into_iter()
+            .fold(Router::new(), |router, e| router.route(&e.path, e.handler))
+    }
+}
+
+/// The server's own routes: health and the API description.
+fn server_endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            Method::GET,
+            "/health".into(),
             get(|| async {
                 Json(Health {
                     status: "ok".into(),
                 })
             }),
-        )
-        .route("/openapi.json", get(openapi::document))
+        ),
+        Endpoint::new(Method::GET, "/openapi.json".into(), get(openapi::document)),
+    ]
+}
+
+/// Every route the server answers, protocol by protocol.
+#[cfg(test)]
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    let mut all = server_endpoints();
+    all.extend(unity::endpoints());
+    all.extend(sharing::endpoints());
+    all
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(Endpoint::router(server_endpoints()))
         .merge(unity::routes())
         .merge(sharing::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -37,6 +37,7 @@ mod resolve;
 mod signer;
 pub mod wire;
 
+use axum::http::Method;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -46,7 +47,7 @@ pub use pages::PAGE_TOKEN_TTL_MS;
 pub use recipient::Recipient;
 
 use crate::error::{ApiError, ErrorShape};
-use crate::AppState;
+use crate::{AppState, Endpoint};
 
 /// Where the protocol lives; a profile's `endpoint` is the server URL plus this.
 pub const PREFIX: &str = "/delta-sharing";
@@ -54,30 +55,44 @@ pub const PREFIX: &str = "/delta-sharing";
 /// How long a pre-signed file URL stays valid.
 pub const URL_TTL_MS: i64 = 60 * 60 * 1000;
 
-/// The routes of this protocol.
-pub fn routes() -> Router<AppState> {
-    let t = format!("{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}");
-    Router::new()
-        .route(&format!("{PREFIX}/shares"), get(lists::list_shares))
-        .route(&format!("{PREFIX}/shares/{{share}}"), get(lists::get_share))
-        .route(
-            &format!("{PREFIX}/shares/{{share}}/schemas"),
+/// Every route of this protocol, the one table [`routes`] builds the router from (and the
+/// OpenAPI document is checked against).
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    let ds = |path: &str| format!("{PREFIX}{path}");
+    let t = |path: &str| {
+        ds(&format!(
+            "/shares/{{share}}/schemas/{{schema}}/tables/{{table}}{path}"
+        ))
+    };
+    vec![
+        Endpoint::new(Method::GET, ds("/shares"), get(lists::list_shares)),
+        Endpoint::new(Method::GET, ds("/shares/{share}"), get(lists::get_share)),
+        Endpoint::new(
+            Method::GET,
+            ds("/shares/{share}/schemas"),
             get(lists::list_schemas),
-        )
-        .route(
-            &format!("{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables"),
+        ),
+        Endpoint::new(
+            Method::GET,
+            ds("/shares/{share}/schemas/{schema}/tables"),
             get(lists::list_tables),
-        )
-        .route(
-            &format!("{PREFIX}/shares/{{share}}/all-tables"),
+        ),
+        Endpoint::new(
+            Method::GET,
+            ds("/shares/{share}/all-tables"),
             get(lists::list_all_tables),
-        )
-        .route(&format!("{t}/version"), get(query::table_version))
-        .route(&format!("{t}/metadata"), get(query::table_metadata))
-        .route(&format!("{t}/query"), post(query::query_table))
-        .route(&format!("{t}/changes"), get(history::table_changes))
-        .route(&format!("{PREFIX}/files/{{token}}"), get(files::serve_file))
-        .layer(axum::middleware::map_response(sharing_errors))
+        ),
+        Endpoint::new(Method::GET, t("/version"), get(query::table_version)),
+        Endpoint::new(Method::GET, t("/metadata"), get(query::table_metadata)),
+        Endpoint::new(Method::POST, t("/query"), post(query::query_table)),
+        Endpoint::new(Method::GET, t("/changes"), get(history::table_changes)),
+        Endpoint::new(Method::GET, ds("/files/{token}"), get(files::serve_file)),
+    ]
+}
+
+/// The routes of this protocol, every error in Delta Sharing's shape.
+pub fn routes() -> Router<AppState> {
+    Endpoint::router(endpoints()).layer(axum::middleware::map_response(sharing_errors))
 }
 
 /// Every error of these routes in Delta Sharing's shape.

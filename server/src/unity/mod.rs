@@ -8,7 +8,8 @@ mod columns;
 mod handlers;
 pub mod wire;
 
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -16,51 +17,62 @@ pub(crate) use columns::ColumnsCache;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::pagination::Page;
-use crate::AppState;
+use crate::{AppState, Endpoint};
 
 /// Where the protocol lives.
 pub const PREFIX: &str = "/api/2.1/unity-catalog";
 
+/// Every route of this protocol, the one table [`routes`] builds the router from (and the
+/// OpenAPI document is checked against).
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use handlers::*;
+    let uc = |path: &str| format!("{PREFIX}{path}");
+    vec![
+        Endpoint::new(Method::GET, uc("/catalogs"), get(list_catalogs)),
+        Endpoint::new(Method::POST, uc("/catalogs"), post(create_catalog)),
+        Endpoint::new(Method::GET, uc("/catalogs/{name}"), get(get_catalog)),
+        Endpoint::new(
+            Method::DELETE,
+            uc("/catalogs/{name}"),
+            delete(delete_catalog),
+        ),
+        Endpoint::new(Method::GET, uc("/schemas"), get(list_schemas)),
+        Endpoint::new(Method::POST, uc("/schemas"), post(create_schema)),
+        Endpoint::new(Method::GET, uc("/schemas/{full_name}"), get(get_schema)),
+        Endpoint::new(
+            Method::DELETE,
+            uc("/schemas/{full_name}"),
+            delete(delete_schema),
+        ),
+        Endpoint::new(Method::GET, uc("/tables"), get(list_tables)),
+        Endpoint::new(Method::POST, uc("/tables"), post(create_table)),
+        Endpoint::new(Method::GET, uc("/tables/{full_name}"), get(get_table)),
+        Endpoint::new(
+            Method::DELETE,
+            uc("/tables/{full_name}"),
+            delete(delete_table),
+        ),
+        Endpoint::new(
+            Method::POST,
+            uc("/temporary-table-credentials"),
+            post(table_credentials),
+        ),
+        Endpoint::new(
+            Method::POST,
+            uc("/temporary-path-credentials"),
+            post(path_credentials),
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/api/2.0/settings/types/default_namespace_ws/names/default".into(),
+            get(default_namespace),
+        ),
+    ]
+}
+
 /// The routes of this protocol.
 pub fn routes() -> Router<AppState> {
-    use handlers::*;
-    Router::new()
-        .route(
-            &format!("{PREFIX}/catalogs"),
-            get(list_catalogs).post(create_catalog),
-        )
-        .route(
-            &format!("{PREFIX}/catalogs/{{name}}"),
-            get(get_catalog).delete(delete_catalog),
-        )
-        .route(
-            &format!("{PREFIX}/schemas"),
-            get(list_schemas).post(create_schema),
-        )
-        .route(
-            &format!("{PREFIX}/schemas/{{full_name}}"),
-            get(get_schema).delete(delete_schema),
-        )
-        .route(
-            &format!("{PREFIX}/tables"),
-            get(list_tables).post(create_table),
-        )
-        .route(
-            &format!("{PREFIX}/tables/{{full_name}}"),
-            get(get_table).delete(delete_table),
-        )
-        .route(
-            &format!("{PREFIX}/temporary-table-credentials"),
-            post(table_credentials),
-        )
-        .route(
-            &format!("{PREFIX}/temporary-path-credentials"),
-            post(path_credentials),
-        )
-        .route(
-            "/api/2.0/settings/types/default_namespace_ws/names/default",
-            get(default_namespace),
-        )
+    Endpoint::router(endpoints())
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
