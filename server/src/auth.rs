@@ -1,8 +1,10 @@
-//! Bearer-token auth with scopes. Reads need `read`, table changes `write`, catalog and
-//! schema changes `admin`. Missing or bad token: 401; too small a scope: 403.
+//! Bearer-token auth. [`bearer_token`] reads the `Authorization` header for every protocol;
+//! catalog tokens carry scopes: reads need `read`, table changes `write`, catalog and
+//! schema changes `admin`. Missing or bad token: 401; too small a scope: 403. (Delta
+//! Sharing checks its recipients' tokens itself, in `sharing::recipient`.)
 
 use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tarn_catalog::{hash_token, ErrorKind, Scope};
@@ -17,6 +19,16 @@ pub enum AuthMode {
     Tokens,
     /// No checks (only allowed when listening on loopback).
     Disabled,
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// The scope a request needs.
@@ -49,15 +61,7 @@ pub async fn require_token(
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(secret) = header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(secret) = bearer_token(request.headers()) else {
         return ApiError::unauthenticated(
             "missing bearer token (send `Authorization: Bearer <token>`)",
         )

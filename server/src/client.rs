@@ -4,13 +4,19 @@
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tarn_catalog::{
     CatalogInfo, CatalogStore, Error, ErrorKind, NewCatalog, NewSchema, NewTable, SchemaInfo,
-    SchemaName, Scope, TableInfo, TableName, TableType, TokenInfo,
+    SchemaName, Scope, TableInfo, TableName, TokenInfo,
 };
 
-const UC: &str = "/api/2.1/unity-catalog";
+use crate::error::UnityError;
+use crate::unity::wire::{
+    Catalog, CreateCatalog, CreateColumn, CreateSchema, CreateTable, Deleted, ListCatalogs,
+    ListSchemas, ListTables, Schema, Table,
+};
+use crate::unity::PREFIX as UC;
 
 /// A remote catalog.
 #[derive(Debug, Clone)]
@@ -30,7 +36,16 @@ impl RemoteCatalogStore {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, Error> {
+    /// Sends a request and reads the answer as `T`. An error answer becomes the catalog
+    /// error its `error_code` names; an answer that is not a `T` is an error naming the
+    /// endpoint and what is wrong with it.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, Error> {
+        let endpoint = format!("{method} {UC}{path}");
         let mut req = self
             .http
             .request(method, format!("{}{UC}{path}", self.base));
@@ -38,9 +53,13 @@ impl RemoteCatalogStore {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
+            let bytes = serde_json::to_vec(b).map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot encode {endpoint}: {e}"),
+                )
+            })?;
+            req = req.header("Content-Type", "application/json").body(bytes);
         }
         let resp = req.send().await.map_err(|e| {
             Error::new(
@@ -52,18 +71,28 @@ impl RemoteCatalogStore {
         let bytes = resp.bytes().await.map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
-                format!("bad answer from {}: {e}", self.base),
+                format!("bad answer from {} to {endpoint}: {e}", self.base),
             )
         })?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(value);
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("server {}: malformed answer to {endpoint}: {e}", self.base),
+                )
+            });
         }
-        let message = value["message"]
-            .as_str()
-            .unwrap_or("request failed")
-            .to_string();
-        let kind = match value["error_code"].as_str().unwrap_or("") {
+        let Ok(error) = serde_json::from_slice::<UnityError>(&bytes) else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "server {}: {endpoint} failed with HTTP {} and no error body",
+                    self.base,
+                    status.as_u16()
+                ),
+            ));
+        };
+        let kind = match error.error_code.as_str() {
             "NOT_FOUND" => ErrorKind::NotFound,
             "ALREADY_EXISTS" => ErrorKind::AlreadyExists,
             "FAILED_PRECONDITION" => ErrorKind::FailedPrecondition,
@@ -72,7 +101,7 @@ impl RemoteCatalogStore {
             _ => ErrorKind::Internal,
         };
         // A 5xx names only an error id: the cause is in the server's log, under that id.
-        let hint = if status.is_server_error() && message.contains("error id") {
+        let hint = if status.is_server_error() && error.message.contains("error id") {
             "; the server's log has the cause under that error id"
         } else {
             ""
@@ -80,8 +109,9 @@ impl RemoteCatalogStore {
         Err(Error::new(
             kind,
             format!(
-                "server {}: {message} (HTTP {}){hint}",
+                "server {}: {} (HTTP {}){hint}",
                 self.base,
+                error.message,
                 status.as_u16()
             ),
         ))
@@ -94,20 +124,28 @@ impl RemoteCatalogStore {
         columns: &[(String, String, bool)],
         comment: Option<String>,
     ) -> Result<TableInfo, Error> {
-        let columns: Vec<Value> = columns
+        let columns = columns
             .iter()
             .enumerate()
-            .map(|(i, (n, t, nullable))| json!({"name": n, "type_text": t, "nullable": nullable, "position": i}))
+            .map(|(i, (n, t, nullable))| CreateColumn {
+                name: n.clone(),
+                type_text: t.clone(),
+                nullable: *nullable,
+                position: Some(i as i64),
+            })
             .collect();
-        let v = self
-            .call(
-                Method::POST,
-                "/tables",
-                Some(json!({"name": name.table, "catalog_name": name.catalog, "schema_name": name.schema,
-                            "table_type": "MANAGED", "data_source_format": "DELTA", "columns": columns, "comment": comment})),
-            )
-            .await?;
-        table_from(&v)
+        let body = CreateTable {
+            name: name.table.clone(),
+            catalog_name: name.catalog.clone(),
+            schema_name: name.schema.clone(),
+            table_type: "MANAGED".into(),
+            data_source_format: Some("DELTA".into()),
+            columns,
+            storage_location: None,
+            comment,
+            properties: Default::default(),
+        };
+        self.post::<Table, _>("/tables", &body).await
     }
 
     /// Drops a table on the server (`DELETE /tables/NAME`, with `?purge=true` to have the
@@ -120,70 +158,47 @@ impl RemoteCatalogStore {
         } else {
             format!("/tables/{name}")
         };
-        self.call(Method::DELETE, &path, None).await?;
+        self.delete(&path).await?;
         Ok(info)
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
+/// No request body.
+const NO_BODY: Option<&()> = None;
+
+impl RemoteCatalogStore {
+    /// `GET path`, read as `T` and converted to what the catalog trait returns.
+    async fn get<T: DeserializeOwned + Into<U>, U>(&self, path: &str) -> Result<U, Error> {
+        Ok(self.call::<T>(Method::GET, path, NO_BODY).await?.into())
+    }
+
+    /// `POST path` with `body`, read as `T` and converted.
+    async fn post<T: DeserializeOwned + Into<U>, U>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<U, Error> {
+        Ok(self.call::<T>(Method::POST, path, Some(body)).await?.into())
+    }
+
+    /// `DELETE path`, whose answer is `{}`.
+    async fn delete(&self, path: &str) -> Result<(), Error> {
+        let _: Deleted = self.call(Method::DELETE, path, NO_BODY).await?;
+        Ok(())
+    }
+
+    /// A list answer's items, converted.
+    async fn list<T: DeserializeOwned, U>(
+        &self,
+        path: &str,
+        items: impl FnOnce(T) -> Vec<U>,
+    ) -> Result<Vec<U>, Error> {
+        Ok(items(self.call(Method::GET, path, NO_BODY).await?))
+    }
 }
 
-fn properties(v: &Value) -> std::collections::BTreeMap<String, String> {
-    serde_json::from_value(v["properties"].clone()).unwrap_or_default()
-}
-
-fn catalog_from(v: &Value) -> Result<CatalogInfo, Error> {
-    Ok(CatalogInfo {
-        id: text(v, "id"),
-        name: text(v, "name"),
-        comment: v["comment"].as_str().map(str::to_string),
-        properties: properties(v),
-        owner: v["owner"].as_str().map(str::to_string),
-        created_at: v["created_at"].as_i64().unwrap_or(0),
-        updated_at: v["updated_at"].as_i64().unwrap_or(0),
-    })
-}
-
-fn schema_from(v: &Value) -> Result<SchemaInfo, Error> {
-    Ok(SchemaInfo {
-        id: text(v, "schema_id"),
-        catalog_name: text(v, "catalog_name"),
-        name: text(v, "name"),
-        comment: v["comment"].as_str().map(str::to_string),
-        properties: properties(v),
-        owner: v["owner"].as_str().map(str::to_string),
-        created_at: v["created_at"].as_i64().unwrap_or(0),
-        updated_at: v["updated_at"].as_i64().unwrap_or(0),
-    })
-}
-
-fn table_from(v: &Value) -> Result<TableInfo, Error> {
-    Ok(TableInfo {
-        id: text(v, "table_id"),
-        catalog_name: text(v, "catalog_name"),
-        schema_name: text(v, "schema_name"),
-        name: text(v, "name"),
-        table_type: if v["table_type"] == "MANAGED" {
-            TableType::Managed
-        } else {
-            TableType::External
-        },
-        data_source_format: text(v, "data_source_format"),
-        storage_location: text(v, "storage_location"),
-        comment: v["comment"].as_str().map(str::to_string),
-        properties: properties(v),
-        owner: v["owner"].as_str().map(str::to_string),
-        created_at: v["created_at"].as_i64().unwrap_or(0),
-        updated_at: v["updated_at"].as_i64().unwrap_or(0),
-    })
-}
-
-fn list<T>(v: &Value, key: &str, f: fn(&Value) -> Result<T, Error>) -> Result<Vec<T>, Error> {
-    v[key]
-        .as_array()
-        .map(|a| a.iter().map(f).collect())
-        .unwrap_or_else(|| Ok(Vec::new()))
+fn converted<T: Into<U>, U>(items: Vec<T>) -> Vec<U> {
+    items.into_iter().map(Into::into).collect()
 }
 
 fn local_only<T>() -> Result<T, Error> {
@@ -196,85 +211,60 @@ fn local_only<T>() -> Result<T, Error> {
 #[async_trait]
 impl CatalogStore for RemoteCatalogStore {
     async fn create_catalog(&self, new: NewCatalog) -> Result<CatalogInfo, Error> {
-        let v = self
-            .call(
-                Method::POST,
-                "/catalogs",
-                Some(
-                    json!({"name": new.name, "comment": new.comment, "properties": new.properties}),
-                ),
-            )
-            .await?;
-        catalog_from(&v)
+        let body = CreateCatalog {
+            name: new.name,
+            comment: new.comment,
+            properties: new.properties,
+        };
+        self.post::<Catalog, _>("/catalogs", &body).await
     }
     async fn get_catalog(&self, name: &str) -> Result<CatalogInfo, Error> {
-        catalog_from(
-            &self
-                .call(Method::GET, &format!("/catalogs/{name}"), None)
-                .await?,
-        )
+        self.get::<Catalog, _>(&format!("/catalogs/{name}")).await
     }
     async fn list_catalogs(&self) -> Result<Vec<CatalogInfo>, Error> {
-        list(
-            &self.call(Method::GET, "/catalogs", None).await?,
-            "catalogs",
-            catalog_from,
-        )
+        self.list("/catalogs", |l: ListCatalogs| converted(l.catalogs))
+            .await
     }
     async fn delete_catalog(&self, name: &str, force: bool) -> Result<(), Error> {
-        self.call(
-            Method::DELETE,
-            &format!("/catalogs/{name}?force={force}"),
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.delete(&format!("/catalogs/{name}?force={force}"))
+            .await
     }
     async fn create_schema(&self, new: NewSchema) -> Result<SchemaInfo, Error> {
-        let body = json!({"name": new.name, "catalog_name": new.catalog_name, "comment": new.comment, "properties": new.properties});
-        schema_from(&self.call(Method::POST, "/schemas", Some(body)).await?)
+        let body = CreateSchema {
+            name: new.name,
+            catalog_name: new.catalog_name,
+            comment: new.comment,
+            properties: new.properties,
+        };
+        self.post::<Schema, _>("/schemas", &body).await
     }
     async fn get_schema(&self, name: &SchemaName) -> Result<SchemaInfo, Error> {
-        schema_from(
-            &self
-                .call(Method::GET, &format!("/schemas/{name}"), None)
-                .await?,
-        )
+        self.get::<Schema, _>(&format!("/schemas/{name}")).await
     }
     async fn list_schemas(&self, catalog: &str) -> Result<Vec<SchemaInfo>, Error> {
-        list(
-            &self
-                .call(
-                    Method::GET,
-                    &format!("/schemas?catalog_name={catalog}"),
-                    None,
-                )
-                .await?,
-            "schemas",
-            schema_from,
-        )
+        let path = format!("/schemas?catalog_name={catalog}");
+        self.list(&path, |l: ListSchemas| converted(l.schemas))
+            .await
     }
     async fn delete_schema(&self, name: &SchemaName, force: bool) -> Result<(), Error> {
-        self.call(
-            Method::DELETE,
-            &format!("/schemas/{name}?force={force}"),
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.delete(&format!("/schemas/{name}?force={force}")).await
     }
     async fn create_table(&self, new: NewTable) -> Result<TableInfo, Error> {
-        let body = json!({"name": new.name, "catalog_name": new.catalog_name, "schema_name": new.schema_name,
-            "table_type": new.table_type.as_str(), "data_source_format": "DELTA", "columns": [],
-            "storage_location": new.storage_location, "comment": new.comment, "properties": new.properties});
-        table_from(&self.call(Method::POST, "/tables", Some(body)).await?)
+        let body = CreateTable {
+            name: new.name,
+            catalog_name: new.catalog_name,
+            schema_name: new.schema_name,
+            table_type: new.table_type.as_str().into(),
+            data_source_format: Some("DELTA".into()),
+            columns: Vec::new(),
+            storage_location: Some(new.storage_location),
+            comment: new.comment,
+            properties: new.properties,
+        };
+        self.post::<Table, _>("/tables", &body).await
     }
     async fn get_table(&self, name: &TableName) -> Result<TableInfo, Error> {
-        table_from(
-            &self
-                .call(Method::GET, &format!("/tables/{name}"), None)
-                .await?,
-        )
+        self.get::<Table, _>(&format!("/tables/{name}")).await
     }
     async fn get_table_by_id(&self, id: &str) -> Result<TableInfo, Error> {
         Err(Error::new(
@@ -287,11 +277,7 @@ impl CatalogStore for RemoteCatalogStore {
             "/tables?catalog_name={}&schema_name={}",
             schema.catalog, schema.schema
         );
-        list(
-            &self.call(Method::GET, &path, None).await?,
-            "tables",
-            table_from,
-        )
+        self.list(&path, |l: ListTables| converted(l.tables)).await
     }
     async fn delete_table(&self, name: &TableName) -> Result<TableInfo, Error> {
         self.drop_table(name, false).await

@@ -1,109 +1,272 @@
-//! The one place errors become HTTP answers: Unity Catalog's error body
-//! `{"error_code", "message", "details"}` with the matching status. 5xx answers carry an
-//! error id and a generic message; the cause is logged, never sent. The named-table steps'
-//! errors ([`tarn_service::Error`]) are mapped here by their kind, and so are the catalog's
-//! and the table library's, through the same kinds.
+//! The one place errors become HTTP answers. An [`ApiError`] has an [`ErrorKind`], which
+//! alone decides the status (a table conflict is 409 whatever the protocol), and a message.
+//! Its body takes the shape of the protocol that answers ([`ErrorShape`]): Unity Catalog's
+//! `{"error_code", "message", "details"}` by default, Delta Sharing's
+//! `{"errorCode", "message"}` under the routes [`shaped`] wraps. 5xx answers carry an error
+//! id and a generic message; the cause is logged, never sent. Errors of the named-table
+//! steps ([`tarn_service::Error`]), of the catalog and of the table library map here by their
+//! kind; the CLI, which runs the same steps in-process, maps them itself and shows the cause.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, which decides the status and each protocol's error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 404: the thing named does not exist (or is not visible to the caller).
+    NotFound,
+    /// 409: a thing of that name exists already.
+    AlreadyExists,
+    /// 409: a concurrent change won; nothing was written.
+    Conflict,
+    /// 400: the request is wrong.
+    InvalidInput,
+    /// 400: the request is right but the state does not allow it (a non-empty schema...).
+    FailedPrecondition,
+    /// 401: no token, or not a valid one.
+    Unauthenticated,
+    /// 403: the token may not do this.
+    PermissionDenied,
+    /// 408: the request did not arrive in time.
+    RequestTimeout,
+    /// 413: the request is too large.
+    TooLarge,
+    /// 416: the byte range asked for is not in the file.
+    RangeNotSatisfiable,
+    /// 503: the catalog database cannot be reached; the same request may succeed later.
+    Unavailable,
+    /// 500: a fault of the server.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status of this kind, the same in every protocol.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::AlreadyExists | ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::InvalidInput | ErrorKind::FailedPrecondition => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// How a protocol writes an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// Unity Catalog (and everything that is not Delta Sharing): [`UnityError`].
+    Unity,
+    /// Delta Sharing: [`SharingError`].
+    Sharing,
+}
+
+impl ErrorShape {
+    /// This protocol's error code for `kind`.
+    pub fn code(self, kind: ErrorKind) -> &'static str {
+        use ErrorKind as K;
+        match (self, kind) {
+            (ErrorShape::Unity, K::NotFound) => "NOT_FOUND",
+            (ErrorShape::Sharing, K::NotFound) => "RESOURCE_DOES_NOT_EXIST",
+            (ErrorShape::Unity, K::AlreadyExists) => "ALREADY_EXISTS",
+            (ErrorShape::Sharing, K::AlreadyExists) => "RESOURCE_ALREADY_EXISTS",
+            (_, K::Conflict) => "ABORTED",
+            (ErrorShape::Unity, K::InvalidInput) => "INVALID_ARGUMENT",
+            (ErrorShape::Sharing, K::InvalidInput | K::RangeNotSatisfiable) => {
+                "INVALID_PARAMETER_VALUE"
+            }
+            (ErrorShape::Unity, K::RangeNotSatisfiable) => "INVALID_ARGUMENT",
+            (ErrorShape::Unity, K::FailedPrecondition) => "FAILED_PRECONDITION",
+            (ErrorShape::Sharing, K::FailedPrecondition) => "INVALID_PARAMETER_VALUE",
+            (_, K::Unauthenticated) => "UNAUTHENTICATED",
+            (_, K::PermissionDenied) => "PERMISSION_DENIED",
+            (_, K::RequestTimeout) => "REQUEST_TIMEOUT",
+            (_, K::TooLarge) => "RESOURCE_EXHAUSTED",
+            (_, K::Unavailable) => "TEMPORARILY_UNAVAILABLE",
+            (ErrorShape::Unity, K::Internal) => "INTERNAL",
+            (ErrorShape::Sharing, K::Internal) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The body of an error of `kind` with `message`.
+    fn body(self, kind: ErrorKind, message: &str) -> Vec<u8> {
+        let code = self.code(kind);
+        let body = match self {
+            ErrorShape::Unity => serde_json::to_vec(&UnityError {
+                error_code: code.into(),
+                message: message.into(),
+                details: vec![ErrorDetail {
+                    kind: "google.rpc.ErrorInfo".into(),
+                    reason: code.into(),
+                    metadata: Default::default(),
+                }],
+            }),
+            ErrorShape::Sharing => serde_json::to_vec(&SharingError {
+                error_code: code.into(),
+                message: message.into(),
+            }),
+        };
+        // Serializing strings into a Vec cannot fail.
+        body.unwrap_or_default()
+    }
+}
+
+/// Unity Catalog's error body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnityError {
+    /// `NOT_FOUND`, `ALREADY_EXISTS`, `INVALID_ARGUMENT`, ...
+    pub error_code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// One `google.rpc.ErrorInfo` whose `reason` is the error code.
+    #[serde(default)]
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One entry of [`UnityError::details`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Always `google.rpc.ErrorInfo`.
+    #[serde(rename = "@type")]
+    pub kind: String,
+    /// The error code.
+    pub reason: String,
+    /// Always empty.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// Delta Sharing's error body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingError {
+    /// `RESOURCE_DOES_NOT_EXIST`, `INVALID_PARAMETER_VALUE`, ...
+    pub error_code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
 
 /// An error answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    kind: ErrorKind,
     message: String,
 }
 
 impl ApiError {
     /// A new error answer.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            status,
-            code,
+            kind,
             message: message.into(),
         }
     }
 
-    /// 404 NOT_FOUND.
+    /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+        Self::new(ErrorKind::NotFound, message)
     }
 
-    /// 400 INVALID_ARGUMENT.
+    /// 400: bad input.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+        Self::new(ErrorKind::InvalidInput, message)
     }
 
-    /// 401 UNAUTHENTICATED.
+    /// 401.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+        Self::new(ErrorKind::Unauthenticated, message)
     }
 
-    /// 403 PERMISSION_DENIED.
+    /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
+        Self::new(ErrorKind::PermissionDenied, message)
     }
 
-    /// 408 REQUEST_TIMEOUT: the client did not send its request in time.
+    /// 408: the client did not send its request in time.
     pub fn request_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", message)
+        Self::new(ErrorKind::RequestTimeout, message)
     }
 
-    /// 500 INTERNAL: logs `cause` under a fresh error id and answers with the id only.
+    /// 500: logs `cause` under a fresh error id and answers with the id only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let id = uuid::Uuid::new_v4();
-        let cause = cause.to_string();
-        tracing::error!(error_id = %id, "internal error: {cause}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            format!("internal error (error id {id})"),
-        )
+        Self::with_error_id(ErrorKind::Internal, cause.to_string())
     }
 
-    /// 503 TEMPORARILY_UNAVAILABLE: the catalog database cannot be reached; the same
-    /// request may succeed later. Logs `cause` under an error id, as [`ApiError::internal`].
+    /// 503: the catalog database cannot be reached; the same request may succeed later.
+    /// Logs `cause` under an error id, as [`ApiError::internal`].
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        Self::with_error_id(ErrorKind::Unavailable, cause.to_string())
+    }
+
+    /// An error whose cause is logged under a fresh id and never sent: the message names
+    /// the id only.
+    fn with_error_id(kind: ErrorKind, cause: String) -> Self {
         let id = uuid::Uuid::new_v4();
-        let cause = cause.to_string();
-        tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TEMPORARILY_UNAVAILABLE",
-            format!("the catalog database is unavailable; try again later (error id {id})"),
-        )
+        let message = if kind == ErrorKind::Unavailable {
+            tracing::warn!(error_id = %id, "catalog unavailable: {cause}");
+            format!("the catalog database is unavailable; try again later (error id {id})")
+        } else {
+            tracing::error!(error_id = %id, "internal error: {cause}");
+            format!("internal error (error id {id})")
+        };
+        Self { kind, message }
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.kind.status()
     }
 
     /// The message sent to the client.
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The answer in `shape`.
+    pub fn into_response_shaped(self, shape: ErrorShape) -> Response {
+        let mut response = (
+            self.status(),
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            shape.body(self.kind, &self.message),
+        )
+            .into_response();
+        response.extensions_mut().insert(Shaped {
+            kind: self.kind,
+            message: self.message,
+            shape,
+        });
+        response
+    }
 }
 
 impl From<tarn_service::Error> for ApiError {
     fn from(err: tarn_service::Error) -> Self {
         use tarn_service::ErrorKind as K;
-        match err.kind() {
-            K::NotFound => Self::not_found(err.message()),
-            K::AlreadyExists => Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.message()),
-            K::Conflict => Self::new(StatusCode::CONFLICT, "ABORTED", err.message()),
-            K::InvalidInput | K::Unsupported => Self::invalid(err.message()),
-            K::FailedPrecondition => Self::new(
-                StatusCode::BAD_REQUEST,
-                "FAILED_PRECONDITION",
-                err.message(),
-            ),
-            K::PermissionDenied => Self::forbidden(err.message()),
-            K::Unavailable => Self::unavailable(err.detail()),
-            K::Internal => Self::internal(err.detail()),
-        }
+        let kind = match err.kind() {
+            K::NotFound => ErrorKind::NotFound,
+            K::AlreadyExists => ErrorKind::AlreadyExists,
+            K::Conflict => ErrorKind::Conflict,
+            K::InvalidInput | K::Unsupported => ErrorKind::InvalidInput,
+            K::FailedPrecondition => ErrorKind::FailedPrecondition,
+            K::PermissionDenied => ErrorKind::PermissionDenied,
+            K::Unavailable => return Self::unavailable(err.detail()),
+            K::Internal => return Self::internal(err.detail()),
+        };
+        Self::new(kind, err.message())
     }
 }
 
@@ -120,12 +283,72 @@ impl From<tarn_table::Error> for ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The answer in Unity Catalog's shape, which [`shaped`] rewrites for other protocols.
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error_code": self.code,
-            "message": self.message,
-            "details": [{"@type": "google.rpc.ErrorInfo", "reason": self.code, "metadata": {}}],
-        });
-        (self.status, Json(body)).into_response()
+        self.into_response_shaped(ErrorShape::Unity)
+    }
+}
+
+/// What an error answer was made from, kept on the response so [`shaped`] can rewrite it.
+#[derive(Debug, Clone)]
+struct Shaped {
+    kind: ErrorKind,
+    message: String,
+    shape: ErrorShape,
+}
+
+/// Middleware for a protocol's routes: every [`ApiError`] they answer with (from handlers,
+/// extractors or anything else) gets the body of `shape`; status and headers stay.
+pub async fn shaped(shape: ErrorShape, mut response: Response) -> Response {
+    let Some(error) = response.extensions_mut().remove::<Shaped>() else {
+        return response;
+    };
+    if error.shape == shape {
+        response.extensions_mut().insert(error);
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = shape.body(error.kind, &error.message);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.extensions.insert(Shaped { shape, ..error });
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_has_one_status_in_every_shape() {
+        for (kind, status) in [
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::AlreadyExists, 409),
+            (ErrorKind::Unavailable, 503),
+        ] {
+            assert_eq!(ApiError::new(kind, "x").status().as_u16(), status);
+        }
+        assert_eq!(
+            ErrorShape::Sharing.code(ErrorKind::NotFound),
+            "RESOURCE_DOES_NOT_EXIST"
+        );
+        assert_eq!(ErrorShape::Unity.code(ErrorKind::NotFound), "NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn shaped_rewrites_the_body_and_keeps_status_and_headers() {
+        let mut response = ApiError::new(ErrorKind::RangeNotSatisfiable, "no").into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_RANGE,
+            axum::http::HeaderValue::from_static("bytes */5"),
+        );
+        let response = shaped(ErrorShape::Sharing, response).await;
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(response.headers()["content-range"], "bytes */5");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: SharingError = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.error_code, "INVALID_PARAMETER_VALUE");
+        assert_eq!(body.message, "no");
     }
 }

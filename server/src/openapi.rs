@@ -343,7 +343,42 @@ pub fn spec() -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// The document describes exactly the routes the router serves: the router is built
+    /// from the protocols' endpoint lists, and so is the set checked here.
+    #[test]
+    fn every_route_of_the_router_is_documented_and_nothing_else() {
+        let doc = spec();
+        let routed: BTreeSet<(String, String)> = crate::endpoints()
+            .into_iter()
+            .map(|e| (e.method.as_str().to_ascii_lowercase(), e.path))
+            .collect();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routed but not documented: {undocumented:?}"
+        );
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+        assert_eq!(routed.len(), 27, "{routed:?}");
+    }
 
     /// The protocols' routes are documented, each with its path parameters declared.
     #[test]

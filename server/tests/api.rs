@@ -574,3 +574,62 @@ async fn many_list_tables_at_once_on_a_cold_cache_all_answer() {
         assert_eq!(tables[0]["columns"].as_array().unwrap().len(), 3, "{body}");
     }
 }
+
+#[tokio::test]
+async fn the_remote_client_reads_the_servers_answers_and_refuses_malformed_ones() {
+    use tarn_catalog::TableName;
+    use tarn_server::RemoteCatalogStore;
+
+    // Against the real server: what the handlers write, the client reads back whole.
+    let f = fixture(AuthMode::Disabled).await;
+    let (status, created) = call(
+        &f.state,
+        "POST",
+        &format!("{UC}/tables"),
+        None,
+        Some(managed("orders")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(tarn_server::serve(listener, f.state.clone()));
+    let remote = RemoteCatalogStore::new(&format!("http://{addr}"), None);
+    let name: TableName = "main.shop.orders".parse().unwrap();
+    let table = remote.get_table(&name).await.unwrap();
+    assert_eq!(table.id, created["table_id"].as_str().unwrap());
+    assert_eq!(table, f.state.store.get_table(&name).await.unwrap());
+    let catalogs = remote.list_catalogs().await.unwrap();
+    assert_eq!(catalogs, f.state.store.list_catalogs().await.unwrap());
+
+    // Against a server whose answers lack fields: a clear error, never a default.
+    let broken = axum::Router::new()
+        .route(
+            "/api/2.1/unity-catalog/tables/{name}",
+            axum::routing::get(|| async {
+                axum::Json(json!({"name": "orders", "catalog_name": "main"}))
+            }),
+        )
+        .route(
+            "/api/2.1/unity-catalog/catalogs",
+            axum::routing::get(|| async { axum::Json(json!({"items": []})) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, broken).await });
+    let remote = RemoteCatalogStore::new(&format!("http://{addr}"), None);
+    let err = remote.get_table(&name).await.unwrap_err();
+    assert!(
+        err.message()
+            .contains("malformed answer to GET /api/2.1/unity-catalog/tables/main.shop.orders")
+            && err.message().contains("missing field `schema_name`"),
+        "{}",
+        err.message()
+    );
+    let err = remote.list_catalogs().await.unwrap_err();
+    assert!(
+        err.message().contains("missing field `catalogs`"),
+        "{}",
+        err.message()
+    );
+}

@@ -1,11 +1,10 @@
-//! A table version as data files plus its raw log: what a server needs to hand a table to
-//! readers that fetch the Parquet files themselves (Delta Sharing). Paths are relative to
+//! A table's files for readers that fetch them themselves (Delta Sharing): commit-log
+//! lookups (version ranges, times) and reading one data file. Paths are relative to
 //! the table root; reading one goes through [`Table::open_file`] and never leaves the root:
 //! no `..`, no absolute path, and on a local table no symbolic link that leads out of the
 //! table's directory (the file is opened first, then where it really is gets checked, so a
 //! link swapped in between cannot win).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,35 +16,10 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde_json::Value;
 
-use crate::commit_log::{self, Commit};
+use crate::commit_log;
 use crate::error::{Error, ErrorKind, Result};
 use crate::location::TableLocation;
 use crate::table::Table;
-
-/// One data file of a table version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataFile {
-    /// Path relative to the table root, decoded (as on storage).
-    pub path: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// When the file was written, ms since the epoch.
-    pub modification_time: i64,
-    /// Partition values, as strings (`None` for null).
-    pub partition_values: BTreeMap<String, Option<String>>,
-    /// The statistics JSON recorded in the log, if any.
-    pub stats: Option<String>,
-    /// Whether some rows of the file are deleted by a deletion vector.
-    pub has_deletion_vector: bool,
-}
-
-impl DataFile {
-    /// The row count from the statistics, when recorded.
-    pub fn num_records(&self) -> Option<u64> {
-        let stats: Value = serde_json::from_str(self.stats.as_deref()?).ok()?;
-        stats.get("numRecords")?.as_u64()
-    }
-}
 
 /// Whether `path` is a plain relative path inside a table root: no scheme, no leading `/`,
 /// no `.`/`..` or empty segments, and not inside `_delta_log`.
@@ -65,37 +39,6 @@ fn store_path(path: &str) -> StorePath {
 }
 
 impl Table {
-    /// The data files of the loaded version, in log order.
-    pub fn data_files(&self) -> Result<Vec<DataFile>> {
-        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
-        Ok(snapshot
-            .log_data()
-            .iter()
-            .map(|f| DataFile {
-                path: f.path().to_string(),
-                size: f.size(),
-                modification_time: f.modification_time(),
-                partition_values: f.partition_values_map().into_iter().collect(),
-                stats: f.stats(),
-                has_deletion_vector: f.deletion_vector_descriptor().is_some(),
-            })
-            .collect())
-    }
-
-    /// The `metaData` action of the loaded version, as in the log (camelCase JSON).
-    pub fn metadata_action(&self) -> Result<Value> {
-        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
-        serde_json::to_value(snapshot.metadata())
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot encode metadata: {e}")))
-    }
-
-    /// The `protocol` action of the loaded version, as in the log (camelCase JSON).
-    pub fn protocol_action(&self) -> Result<Value> {
-        let snapshot = self.delta.snapshot().map_err(|e| self.delta_error(e))?;
-        serde_json::to_value(snapshot.protocol())
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot encode protocol: {e}")))
-    }
-
     /// The last version recorded for application `app_id` by a `txn` action, if any.
     pub async fn app_transaction_version(&self, app_id: &str) -> Result<Option<i64>> {
         self.delta
@@ -139,13 +82,6 @@ impl Table {
         commit_log::log_lines(&bytes)
             .map(|line| commit_log::parse_action(self.name(), version, line))
             .collect()
-    }
-
-    /// The commit that created `version` (its time, operation...) and its actions, from one
-    /// read of the commit file.
-    pub async fn commit_with_actions(&self, version: u64) -> Result<(Commit, Vec<Value>)> {
-        commit_log::read_commit_with_actions(self.delta.log_store().as_ref(), self.name(), version)
-            .await
     }
 
     /// Whether the commit creating `version` is in the log at `location` (one metadata

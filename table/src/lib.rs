@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod actions;
 mod commit;
 mod commit_log;
 mod create;
@@ -39,11 +40,15 @@ mod table;
 mod time_travel;
 mod write;
 
+pub use actions::{
+    CommitChanges, DataFile, DeletionVector, FileAction, FileFormat, FileStats, LogAction,
+    TableMetadata, TableProtocol,
+};
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};
 pub use error::{one_line, Error, ErrorKind, Result};
-pub use files::{is_table_relative, DataFile, TableFile};
+pub use files::{is_table_relative, TableFile};
 pub use input::{InputFormat, InputSource, Progress};
 pub use location::TableLocation;
 pub use maintain::{OptimizeReport, RestoreReport, VacuumReport};

@@ -1,0 +1,285 @@
+//! Delta Sharing's answers (`PROTOCOL.md`): the JSON of the list endpoints, and the lines
+//! of the NDJSON answers (version metadata, files, the closing `endStreamAction`) in both
+//! response formats: `parquet` (the protocol's own, simplest for clients) and `delta`
+//! (Delta log actions passed through, with file paths replaced by pre-signed URLs).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tarn_table::{TableMetadata, TableProtocol};
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPage<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `pageToken` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// A share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// The answer of get-share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetShare {
+    /// The share.
+    pub share: Share,
+}
+
+/// A schema of a share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    /// Its name.
+    pub name: String,
+    /// The share.
+    pub share: String,
+}
+
+/// A table of a share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Table {
+    /// Its name in the share.
+    pub name: String,
+    /// Its schema in the share.
+    pub schema: String,
+    /// The share.
+    pub share: String,
+    /// The share's id.
+    pub share_id: String,
+    /// The shared table's id.
+    pub id: String,
+}
+
+/// One line of an NDJSON answer: an object with one key, which says what the line is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Line {
+    /// What a reader must support.
+    #[serde(rename = "protocol")]
+    Protocol(ProtocolLine),
+    /// The table's metadata at a version.
+    #[serde(rename = "metaData")]
+    Metadata(Box<MetadataLine>),
+    /// A file of a snapshot (and, in the `delta` format, any file).
+    #[serde(rename = "file")]
+    File(FileLine),
+    /// A file a commit added (`parquet` format, history answers).
+    #[serde(rename = "add")]
+    Add(FileLine),
+    /// A file a commit removed (`parquet` format, history answers).
+    #[serde(rename = "remove")]
+    Remove(FileLine),
+    /// Change data a commit wrote (`parquet` format, changes answers).
+    #[serde(rename = "cdf")]
+    Cdf(FileLine),
+    /// The last line: where the next page starts, or the error that cut the answer short.
+    #[serde(rename = "endStreamAction")]
+    EndStream(EndStreamAction),
+}
+
+/// The `protocol` line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProtocolLine {
+    /// `parquet` format: the reader version.
+    Parquet(ParquetProtocol),
+    /// `delta` format: the table's Delta protocol.
+    Delta(DeltaProtocol),
+}
+
+/// The `protocol` line in the `parquet` format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParquetProtocol {
+    /// Always 1.
+    pub min_reader_version: i32,
+}
+
+/// The `protocol` line in the `delta` format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaProtocol {
+    /// The table's `protocol` action, as in its log.
+    pub delta_protocol: TableProtocol,
+}
+
+/// The `metaData` line: the table at one version, in either format, plus where it applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataLine {
+    /// The metadata.
+    #[serde(flatten)]
+    pub metadata: Metadata,
+    /// The version it describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// A snapshot's total size of files, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// A snapshot's number of files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_files: Option<usize>,
+}
+
+/// The metadata of a `metaData` line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Metadata {
+    /// `delta` format: the table's `metaData` action, as in its log.
+    Delta(DeltaMetadata),
+    /// `parquet` format.
+    Parquet(ParquetMetadata),
+}
+
+/// The `delta` format's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaMetadata {
+    /// The `metaData` action.
+    pub delta_metadata: TableMetadata,
+}
+
+/// The `parquet` format's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParquetMetadata {
+    /// The table's unique id.
+    pub id: String,
+    /// A user-given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A user-given description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Always `{"provider": "parquet"}`.
+    pub format: ParquetFormat,
+    /// The schema, as Delta schema JSON text.
+    pub schema_string: String,
+    /// The partition columns.
+    pub partition_columns: Vec<String>,
+    /// The table properties.
+    pub configuration: BTreeMap<String, String>,
+    /// When the metadata was written, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<i64>,
+}
+
+/// The data files' format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParquetFormat {
+    /// Always `parquet`.
+    pub provider: String,
+}
+
+/// A file line, in either format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FileLine {
+    /// `delta` format.
+    Delta(DeltaFile),
+    /// `parquet` format.
+    Parquet(ParquetFile),
+}
+
+/// A file in the `parquet` format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParquetFile {
+    /// The pre-signed URL.
+    pub url: String,
+    /// A stable id of the file.
+    pub id: String,
+    /// Its partition values (`null` for a null).
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its statistics JSON, as in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
+    /// When the URL expires, ms since the epoch.
+    pub expiration_timestamp: i64,
+    /// History answers: the version of the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// History answers: the commit's time, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// A file in the `delta` format: a Delta action whose path is the pre-signed URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaFile {
+    /// A stable id of the file.
+    pub id: String,
+    /// The action.
+    pub delta_single_action: DeltaSingleAction,
+    /// When the URL expires, ms since the epoch.
+    pub expiration_timestamp: i64,
+    /// History answers: the version of the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// History answers: the commit's time, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// The action of a [`DeltaFile`], keyed by its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DeltaSingleAction {
+    /// An added file (and every file of a snapshot).
+    #[serde(rename = "add")]
+    Add(DeltaFileAction),
+    /// A removed file.
+    #[serde(rename = "remove")]
+    Remove(DeltaFileAction),
+    /// Change data.
+    #[serde(rename = "cdf")]
+    Cdf(DeltaFileAction),
+}
+
+/// A Delta file action with a pre-signed URL for its path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaFileAction {
+    /// The pre-signed URL.
+    pub path: String,
+    /// Its partition values (`null` for a null).
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// Its size in bytes.
+    pub size: i64,
+    /// When it was written, ms since the epoch.
+    pub modification_time: i64,
+    /// Always true.
+    pub data_change: bool,
+    /// Its statistics JSON, as in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
+    /// A removed file: when (the commit's time), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<i64>,
+}
+
+/// The last line of a paged (or `includeendstreamaction`) answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndStreamAction {
+    /// Pass as `pageToken` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    /// When the answer's first file URL expires, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_url_expiration_timestamp: Option<i64>,
+    /// Why an answer already under way was cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
