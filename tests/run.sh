@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: Rust tests, then the interop suite that drives
+# The whole test suite, from a fresh clone: formatting and lints (cargo fmt --check, clippy
+# with warnings as errors), Rust tests, then the interop suite that drives
 # the built `tarn` binary and checks its tables with real Delta clients (deltalake, DuckDB,
 # polars) and a local S3 server (moto).
 #
@@ -217,6 +218,13 @@ host    all tarn_password ::1/128 password"
 fi
 
 # --- Rust ---------------------------------------------------------------------------------
+step "cargo fmt --all --check"
+cargo fmt --all --check || fail "cargo fmt --all --check (run \`cargo fmt --all\` and commit)"
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings \
+  || fail "cargo clippy --workspace --all-targets -- -D warnings"
+
 step "cargo build --bins"
 cargo build --bins || fail "cargo build --bins"
 

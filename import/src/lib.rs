@@ -315,19 +315,17 @@ async fn previous(opts: &ImportOptions, app: &str) -> Result<Previous> {
     let mut watermark = None;
     if run.is_some() {
         let (first, last) = table.version_range().await?;
-        'scan: for v in (first..=last).rev() {
-            for action in table.commit_actions(v).await? {
-                let Some(info) = action.get("commitInfo").and_then(|c| c.get(COMMIT_KEY)) else {
-                    continue;
-                };
-                let id = info.get("appId").and_then(Value::as_str);
-                if ids.iter().any(|i| Some(i.as_str()) == id) {
-                    watermark = info
-                        .get("watermark")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    break 'scan;
-                }
+        for v in (first..=last).rev() {
+            let Some(info) = table.commit_info_entry(v, COMMIT_KEY).await? else {
+                continue;
+            };
+            let id = info.get("appId").and_then(Value::as_str);
+            if ids.iter().any(|i| Some(i.as_str()) == id) {
+                watermark = info
+                    .get("watermark")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                break;
             }
         }
     }

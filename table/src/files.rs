@@ -75,13 +75,19 @@ impl Table {
         commit_log::version_since(self.delta.log_store().as_ref(), self.name(), at).await
     }
 
-    /// The actions of the commit that created `version`, one JSON object per log line.
-    pub async fn commit_actions(&self, version: u64) -> Result<Vec<Value>> {
+    /// What an application recorded under `key` in the `commitInfo` of the commit that
+    /// created `version` (Tarn's import keeps its watermark under `tarnImport`), or `None`
+    /// when that commit has no such entry. The value is the application's own JSON.
+    pub async fn commit_info_entry(&self, version: u64, key: &str) -> Result<Option<Value>> {
         let log_store = self.delta.log_store();
         let bytes = commit_log::read_commit_bytes(log_store.as_ref(), self.name(), version).await?;
-        commit_log::log_lines(&bytes)
-            .map(|line| commit_log::parse_action(self.name(), version, line))
-            .collect()
+        for line in commit_log::log_lines(&bytes) {
+            let mut action = commit_log::parse_action(self.name(), version, line)?;
+            if let Some(entry) = action.get_mut("commitInfo").and_then(|c| c.get_mut(key)) {
+                return Ok(Some(entry.take()));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether the commit creating `version` is in the log at `location` (one metadata
