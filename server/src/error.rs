@@ -2,7 +2,8 @@
 //! alone decides the status (a table conflict is 409 whatever the protocol), and a message.
 //! Its body takes the shape of the protocol that answers ([`ErrorShape`]): Unity Catalog's
 //! `{"error_code", "message", "details"}` by default, Delta Sharing's
-//! `{"errorCode", "message"}` under the routes [`shaped`] wraps. 5xx answers carry an error
+//! `{"errorCode", "message"}` and the Iceberg REST catalog's
+//! `{"error": {"message", "type", "code"}}` under the routes [`shaped`] wraps. 5xx answers carry an error
 //! id and a generic message; the cause is logged, never sent. The CLI, which runs the same
 //! steps in-process, shows the cause instead ([`ApiError::detail`]).
 
@@ -35,6 +36,9 @@ pub enum ErrorKind {
     RangeNotSatisfiable,
     /// 503: the catalog database cannot be reached; the same request may succeed later.
     Unavailable,
+    /// 406: the server cannot do this for this protocol (an Iceberg write, a table the
+    /// Iceberg projection cannot represent).
+    Unsupported,
     /// 500: a fault of the server.
     Internal,
 }
@@ -52,6 +56,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unsupported => StatusCode::NOT_ACCEPTABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,6 +69,8 @@ pub enum ErrorShape {
     Unity,
     /// Delta Sharing: [`SharingError`].
     Sharing,
+    /// The Iceberg REST catalog: [`IcebergError`].
+    Iceberg,
 }
 
 impl ErrorShape {
@@ -71,6 +78,7 @@ impl ErrorShape {
     pub fn code(self, kind: ErrorKind) -> &'static str {
         use ErrorKind as K;
         match (self, kind) {
+            (ErrorShape::Iceberg, _) => iceberg_type(kind),
             (ErrorShape::Unity, K::NotFound) => "NOT_FOUND",
             (ErrorShape::Sharing, K::NotFound) => "RESOURCE_DOES_NOT_EXIST",
             (ErrorShape::Unity, K::AlreadyExists) => "ALREADY_EXISTS",
@@ -88,15 +96,24 @@ impl ErrorShape {
             (_, K::RequestTimeout) => "REQUEST_TIMEOUT",
             (_, K::TooLarge) => "RESOURCE_EXHAUSTED",
             (_, K::Unavailable) => "TEMPORARILY_UNAVAILABLE",
+            (_, K::Unsupported) => "NOT_IMPLEMENTED",
             (ErrorShape::Unity, K::Internal) => "INTERNAL",
             (ErrorShape::Sharing, K::Internal) => "INTERNAL_ERROR",
         }
     }
 
-    /// The body of an error of `kind` with `message`.
-    fn body(self, kind: ErrorKind, message: &str) -> Vec<u8> {
+    /// The body of an error of `kind` with `message`; `subtype` is a protocol's finer
+    /// error type where it has one (Iceberg's `NoSuchTableException`...).
+    fn body(self, kind: ErrorKind, message: &str, subtype: Option<&'static str>) -> Vec<u8> {
         let code = self.code(kind);
         let body = match self {
+            ErrorShape::Iceberg => serde_json::to_vec(&IcebergError {
+                error: IcebergErrorModel {
+                    message: message.into(),
+                    error_type: subtype.unwrap_or(code).into(),
+                    code: kind.status().as_u16(),
+                },
+            }),
             ErrorShape::Unity => serde_json::to_vec(&UnityError {
                 error_code: code.into(),
                 message: message.into(),
@@ -114,6 +131,45 @@ impl ErrorShape {
         // Serializing strings into a Vec cannot fail.
         body.unwrap_or_default()
     }
+}
+
+/// The Iceberg REST catalog's error type of `kind` (a handler may name a finer one, see
+/// [`ApiError::with_subtype`]).
+fn iceberg_type(kind: ErrorKind) -> &'static str {
+    use ErrorKind as K;
+    match kind {
+        K::NotFound => "NotFoundException",
+        K::AlreadyExists => "AlreadyExistsException",
+        K::Conflict => "CommitFailedException",
+        K::InvalidInput | K::FailedPrecondition | K::RangeNotSatisfiable | K::TooLarge => {
+            "BadRequestException"
+        }
+        K::Unauthenticated => "NotAuthorizedException",
+        K::PermissionDenied => "ForbiddenException",
+        K::RequestTimeout => "RequestTimeoutException",
+        K::Unavailable => "ServiceUnavailableException",
+        K::Unsupported => "UnsupportedOperationException",
+        K::Internal => "InternalServerError",
+    }
+}
+
+/// The Iceberg REST catalog's error body (`IcebergErrorResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcebergError {
+    /// The error.
+    pub error: IcebergErrorModel,
+}
+
+/// The `error` of an [`IcebergError`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcebergErrorModel {
+    /// What went wrong, for a person.
+    pub message: String,
+    /// `NoSuchTableException`, `BadRequestException`, ...
+    #[serde(rename = "type")]
+    pub error_type: String,
+    /// The HTTP status.
+    pub code: u16,
 }
 
 /// Unity Catalog's error body.
@@ -158,6 +214,8 @@ pub struct ApiError {
     message: String,
     /// A 5xx's cause: logged, and shown by a local caller, never sent.
     cause: Option<String>,
+    /// A protocol's finer error type, if any (see [`ApiError::with_subtype`]).
+    subtype: Option<&'static str>,
 }
 
 impl ApiError {
@@ -167,7 +225,15 @@ impl ApiError {
             kind,
             message: message.into(),
             cause: None,
+            subtype: None,
         }
+    }
+
+    /// The same error with a finer type for protocols that have one (Iceberg's
+    /// `NoSuchTableException`, `NoSuchNamespaceException`); others ignore it.
+    pub fn with_subtype(mut self, subtype: &'static str) -> Self {
+        self.subtype = Some(subtype);
+        self
     }
 
     /// 404.
@@ -251,12 +317,13 @@ impl ApiError {
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            shape.body(self.kind, &self.message),
+            shape.body(self.kind, &self.message, self.subtype),
         )
             .into_response();
         response.extensions_mut().insert(Shaped {
             kind: self.kind,
             message: self.message,
+            subtype: self.subtype,
             shape,
         });
         response
@@ -304,6 +371,7 @@ impl IntoResponse for ApiError {
 struct Shaped {
     kind: ErrorKind,
     message: String,
+    subtype: Option<&'static str>,
     shape: ErrorShape,
 }
 
@@ -318,7 +386,7 @@ pub async fn shaped(shape: ErrorShape, mut response: Response) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let body = shape.body(error.kind, &error.message);
+    let body = shape.body(error.kind, &error.message, error.subtype);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.extensions.insert(Shaped { shape, ..error });
     Response::from_parts(parts, axum::body::Body::from(body))
