@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -343,3 +344,51 @@ def test_a_version_with_deletion_vectors_is_refused_with_the_reason_and_still_li
     status, body = http(w.server, "GET", "/iceberg/v1/main/namespaces/shop/tables/events", w.token)
     assert status == 406 and body["error"]["type"] == "UnsupportedOperationException"
     assert f"version {last + 1}" in body["error"]["message"]
+
+
+def test_two_servers_derive_the_same_snapshots_and_record_each_version_once(tarn: TarnCli, warehouse: Warehouse) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    w = warehouse
+    other = TarnServer(tarn.binary, *w.g())
+    try:
+        path = "/iceberg/v1/main/namespaces/shop/tables/orders"
+        for round in range(2):
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda s: http(s, "GET", path, w.token), [w.server, other] * 4))
+            assert all(status == 200 for status, _ in answers), [a[0] for a in answers]
+            metadata = [body["metadata"] for _, body in answers]
+            first = metadata[0]
+            for m in metadata[1:]:
+                assert m["snapshots"] == first["snapshots"] and m["schemas"] == first["schemas"]
+                assert m["current-snapshot-id"] == first["current-snapshot-id"]
+            if round == 0:
+                tarn.run(*w.g(), "write", "main.shop.orders", write_csv(w.tmp / "x.csv", order_rows(40, 2, note="x")), "--no-progress")
+        root = next((w.wh / "main" / "shop").glob("orders_*"))
+        records = sorted(p.name for p in root.glob("_tarn_iceberg/*/versions/*.json"))
+        assert records == [f"{v:020}.json" for v in range(6)]
+        assert first["current-snapshot-id"] == 6
+        table = catalog(w, other).load_table("shop.orders")
+        assert arrow_rows(table.scan().to_arrow(), EVOLVED_COLUMNS, "pyiceberg") == tarn_rows(tarn, w, "orders", EVOLVED_COLUMNS)
+    finally:
+        assert other.stop() == 0
+
+
+def test_vacuums_leave_the_iceberg_files_alone(tarn: TarnCli, warehouse: Warehouse) -> None:
+    from deltalake import DeltaTable
+
+    w = warehouse
+    table = catalog(w).load_table("shop.events")
+    root = next((w.wh / "main" / "shop").glob("events_*"))
+    before = sorted(p for p in root.glob("_tarn_iceberg/**/*") if p.is_file())
+    assert before
+    # A file no version names, outside hidden folders: a full vacuum deletes it, which
+    # shows the vacuum below really looked at the whole folder.
+    stray = root / "stray.parquet"
+    stray.write_bytes(b"x")
+    os.utime(stray, (1_000_000_000, 1_000_000_000))
+    tarn.run(*w.g(), "vacuum", "main.shop.events", "--retain-hours", "0", "--force")
+    DeltaTable(str(root)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+    assert not stray.exists(), "the full vacuum ran"
+    assert sorted(p for p in root.glob("_tarn_iceberg/**/*") if p.is_file()) == before
+    assert arrow_rows(table.scan().to_arrow(), EVENTS_COLUMNS, "pyiceberg") == tarn_rows(tarn, w, "events", EVENTS_COLUMNS)
