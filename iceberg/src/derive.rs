@@ -904,3 +904,173 @@ fn collect_stats(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use tarn_table::{Commit, FileFormat};
+
+    fn metadata() -> TableMetadata {
+        TableMetadata {
+            id: "5e0c0000-0000-4000-8000-000000000001".into(),
+            name: None,
+            description: None,
+            format: FileFormat {
+                provider: "parquet".into(),
+                options: BTreeMap::new(),
+            },
+            schema_string: r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":false,"metadata":{}},{"name":"day","type":"date","nullable":true,"metadata":{}}]}"#.into(),
+            partition_columns: vec!["day".into()],
+            created_time: None,
+            configuration: BTreeMap::new(),
+        }
+    }
+
+    fn file(i: usize) -> DataFile {
+        DataFile {
+            path: format!("day=2024-01-0{}/part-{i}.parquet", 1 + i % 3),
+            size: 100,
+            modification_time: 0,
+            partition_values: BTreeMap::from([(
+                "day".to_string(),
+                Some(format!("2024-01-0{}", 1 + i % 3)),
+            )]),
+            stats_json: Some(format!(
+                r#"{{"numRecords":10,"minValues":{{"id":{i}}},"maxValues":{{"id":{}}},"nullCount":{{"id":0}}}}"#,
+                i + 9
+            )),
+            deletion_vector: None,
+        }
+    }
+
+    fn commit(version: u64, actions: Vec<LogAction>) -> CommitChanges {
+        CommitChanges {
+            commit: Commit {
+                version,
+                timestamp: chrono::DateTime::from_timestamp_millis(1_000 + version as i64).unwrap(),
+                operation: "WRITE".into(),
+                parameters: Map::new(),
+                metrics: Map::new(),
+                engine: None,
+            },
+            actions,
+        }
+    }
+
+    fn kinds(step: &Step) -> (usize, usize) {
+        let manifests = step
+            .files
+            .iter()
+            .filter(|f| f.name.starts_with("manifests/"))
+            .count();
+        let lists = step
+            .files
+            .iter()
+            .filter(|f| f.name.starts_with("lists/"))
+            .count();
+        (manifests, lists)
+    }
+
+    #[test]
+    fn a_version_costs_what_it_changed_not_the_table_size() {
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        let files: Vec<DataFile> = (0..1000).map(file).collect();
+        let step = h.rebase(0, 1_000, "WRITE", &metadata(), &files).unwrap();
+        assert_eq!(kinds(&step), (1, 1));
+        // A one-file append on a 1,000-file table: one new manifest and the list.
+        let add = LogAction::File(FileAction::Add {
+            file: file(1000),
+            data_change: true,
+        });
+        let step = h.apply(&commit(1, vec![add])).unwrap();
+        assert_eq!(kinds(&step), (1, 1));
+        // A one-file remove rewrites only the manifest that held it.
+        let remove = LogAction::File(FileAction::Remove {
+            file: file(1000),
+            data_change: true,
+            deletion_timestamp: None,
+        });
+        let step = h.apply(&commit(2, vec![remove])).unwrap();
+        assert_eq!(
+            kinds(&step),
+            (0, 1),
+            "the one-file manifest is dropped, nothing else rewritten"
+        );
+        let remove = LogAction::File(FileAction::Remove {
+            file: file(5),
+            data_change: true,
+            deletion_timestamp: None,
+        });
+        let step = h.apply(&commit(3, vec![remove])).unwrap();
+        assert_eq!(kinds(&step), (1, 1));
+        let m = h.metadata(false).unwrap();
+        assert_eq!(m["snapshots"].as_array().unwrap().len(), 4);
+        assert_eq!(m["snapshots"][3]["summary"]["operation"], "delete");
+        assert_eq!(m["snapshots"][3]["summary"]["total-data-files"], "999");
+        assert_eq!(m["snapshots"][3]["parent-snapshot-id"], 3);
+        assert_eq!(m["partition-specs"][0]["fields"][0]["field-id"], 1000);
+        assert_eq!(m["last-partition-id"], 1000);
+    }
+
+    #[test]
+    fn many_small_appends_keep_the_manifest_list_short() {
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        h.rebase(0, 1_000, "CREATE TABLE", &metadata(), &[])
+            .unwrap();
+        for v in 1..=500u64 {
+            let add = LogAction::File(FileAction::Add {
+                file: file(v as usize),
+                data_change: true,
+            });
+            h.apply(&commit(v, vec![add])).unwrap();
+        }
+        assert!(
+            h.manifest_count() <= 40,
+            "{} manifests for 500 appends",
+            h.manifest_count()
+        );
+        assert_eq!(h.snapshot_count(), 501);
+    }
+
+    #[test]
+    fn the_same_log_gives_the_same_bytes() {
+        let run = || {
+            let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+            let mut all = h
+                .rebase(
+                    0,
+                    1_000,
+                    "WRITE",
+                    &metadata(),
+                    &(0..10).map(file).collect::<Vec<_>>(),
+                )
+                .unwrap()
+                .files;
+            let add = LogAction::File(FileAction::Add {
+                file: file(10),
+                data_change: true,
+            });
+            all.extend(h.apply(&commit(1, vec![add])).unwrap().files);
+            (
+                all.into_iter()
+                    .map(|f| (f.name, f.bytes))
+                    .collect::<Vec<_>>(),
+                h.metadata(false).unwrap(),
+            )
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn commit_times_are_made_strictly_increasing() {
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        h.rebase(0, 5_000, "WRITE", &metadata(), &[]).unwrap();
+        let mut c = commit(1, vec![]);
+        c.commit.timestamp = chrono::DateTime::from_timestamp_millis(4_000).unwrap();
+        h.apply(&c).unwrap();
+        let m = h.metadata(false).unwrap();
+        assert_eq!(m["snapshots"][1]["timestamp-ms"], 5_001);
+        assert_eq!(m["snapshots"][1]["summary"]["operation"], "replace");
+    }
+}

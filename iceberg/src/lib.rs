@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use serde_json::{json, Value};
+use serde_json::json;
 use tarn_table::{Error, ErrorKind, Result, Table, TableLocation, TimeTravel};
 
 pub use derive::History;
@@ -35,6 +35,10 @@ pub use derive::History;
 /// The environment variable of the test-only fault points (as `tarn serve` uses it): set to
 /// `iceberg:manifests` or `iceberg:list`, the process kills itself there.
 pub const FAULT_ENV: &str = "TARN_TEST_FAULT";
+
+/// How many versions' metadata JSON files are kept behind the newest (older ones go once
+/// they are an hour old).
+pub const KEEP_METADATA: u64 = 10;
 
 /// The folder under a table root that holds the derived Iceberg files.
 pub const FOLDER: &str = "_tarn_iceberg";
@@ -52,8 +56,9 @@ pub trait OpenTable: Send + Sync {
 /// What a load answers: the metadata JSON and where its file is.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// The table metadata.
-    pub metadata: Arc<Value>,
+    /// The table metadata, serialized (as in the file): kept so a repeated load costs no
+    /// serialization of the whole history.
+    pub metadata_json: Arc<String>,
     /// The URL of the metadata JSON file.
     pub metadata_location: String,
 }
@@ -272,6 +277,35 @@ impl Projection {
         Ok(())
     }
 
+    /// Deletes metadata JSON files more than [`KEEP_METADATA`] versions behind `v` and
+    /// older than an hour: each holds the whole history, and clients take the metadata
+    /// from the answer, not the file. Best effort: a failure only leaves files behind.
+    async fn forget_old_metadata(&self, v: u64) {
+        use futures::StreamExt;
+        let Some(floor) = v.checked_sub(KEEP_METADATA) else {
+            return;
+        };
+        let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        let dir = StorePath::from(format!("{}/metadata/", self.prefix));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .filter_map(|m| async move { m.ok() })
+            .collect()
+            .await;
+        for m in metas {
+            let version = m
+                .location
+                .filename()
+                .and_then(|n| n.strip_prefix('v'))
+                .and_then(|n| n.strip_suffix(".metadata.json"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if version.is_some_and(|x| x < floor) && m.last_modified < hour_ago {
+                let _ = self.store.delete(&m.location).await;
+            }
+        }
+    }
+
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
         let path = StorePath::from(format!("{}/{name}", self.prefix));
         self.store
@@ -289,7 +323,7 @@ impl Projection {
         let location = format!("{}/metadata/v{v:020}.metadata.json", self.history.folder);
         if current_only {
             return Ok(Served {
-                metadata: Arc::new(self.history.metadata(true)?),
+                metadata_json: Arc::new(self.history.metadata(true)?.to_string()),
                 metadata_location: location,
             });
         }
@@ -298,12 +332,12 @@ impl Projection {
                 return Ok(served.clone());
             }
         }
-        let metadata = self.history.metadata(false)?;
+        let metadata = self.history.metadata(false)?.to_string();
         let name = format!("metadata/v{v:020}.metadata.json");
-        self.put(&name, serde_json::to_vec(&metadata).unwrap_or_default())
-            .await?;
+        self.put(&name, metadata.clone().into_bytes()).await?;
+        self.forget_old_metadata(v).await;
         let served = Served {
-            metadata: Arc::new(metadata),
+            metadata_json: Arc::new(metadata),
             metadata_location: location,
         };
         self.cache = Some((v, served.clone()));

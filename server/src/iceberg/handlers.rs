@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tarn_catalog::{SchemaName, TableName};
 
 use super::wire::{
-    CatalogConfig, ListNamespaces, ListTables, LoadTable, Namespace, TableIdentifier,
+    load_table_body, CatalogConfig, ListNamespaces, ListTables, Namespace, TableIdentifier,
 };
 use super::ENDPOINTS;
 use crate::error::{ApiError, ErrorKind};
@@ -231,7 +231,8 @@ pub(super) async fn load_table(
     State(s): State<AppState>,
     Path((prefix, namespace, name)): Path<(String, String, String)>,
     Query(q): Query<LoadQuery>,
-) -> ApiResult<LoadTable> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let current_only = match q.snapshots.as_deref() {
         None | Some("all") => false,
         Some("refs") => true,
@@ -263,11 +264,15 @@ pub(super) async fn load_table(
                 e
             }
         })?;
-    Ok(Json(LoadTable {
-        metadata_location: served.metadata_location,
-        metadata: served.metadata,
-        config: BTreeMap::new(),
-    }))
+    let body = load_table_body(&served.metadata_location, &served.metadata_json);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// `HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}`: whether the name exists

@@ -68,10 +68,14 @@ impl Projections {
         let slot = self.slot(location.url().as_str());
         let mut guard = slot.lock().await;
         if let Some(p) = guard.as_mut() {
-            if !Table::has_commit(location, p.version() + 1)
-                .await
-                .map_err(answer)?
-            {
+            // Both lookups at once: on an object store each is a request. A table whose
+            // derived version is gone was replaced at this location: derive it anew.
+            let (still_there, newer) = futures::try_join!(
+                Table::has_commit(location, p.version()),
+                Table::has_commit(location, p.version() + 1)
+            )
+            .map_err(answer)?;
+            if still_there && !newer {
                 return p.serve(current_only).await.map_err(answer);
             }
         }
@@ -87,7 +91,8 @@ impl Projections {
             (true, Some(p)) => p,
             _ => Projection::new(&latest).await.map_err(answer)?,
         };
-        // On an error the history is dropped: the next load starts over from the files.
+        // On an error the history is dropped: the next load derives it again from the log
+        // (files of versions already recorded are not written again).
         projection.catch_up(&latest, opens).await.map_err(answer)?;
         let served = projection.serve(current_only).await;
         *guard = Some(projection);
