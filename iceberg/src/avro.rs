@@ -272,6 +272,10 @@ pub fn manifest(
     container(&manifest_schema(fields), &metadata, entries.len(), &buf)
 }
 
+/// One partition field over a manifest's entries: (contains null, lower bound, upper
+/// bound), bounds in single-value bytes.
+pub type PartitionSummary = (bool, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A manifest as a manifest list names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestFile {
@@ -295,8 +299,8 @@ pub struct ManifestFile {
     pub added_rows: i64,
     /// Rows of the existing entries.
     pub existing_rows: i64,
-    /// Per partition field: (contains null, lower, upper).
-    pub partitions: Vec<(bool, Option<Vec<u8>>, Option<Vec<u8>>)>,
+    /// Per partition field: its summary.
+    pub partitions: Vec<PartitionSummary>,
 }
 
 /// The Avro schema of a manifest list.

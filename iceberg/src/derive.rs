@@ -168,7 +168,7 @@ impl History {
         let schema = self
             .current_schema()
             .cloned()
-            .unwrap_or_else(|| unreachable_schema());
+            .unwrap_or_else(unreachable_schema);
         let mut fields = Vec::new();
         for column in &metadata.partition_columns {
             let field = schema.field(column).ok_or_else(|| {
@@ -800,9 +800,7 @@ struct Counts {
 }
 
 /// (contains null, lower, upper) of one partition field over a manifest's entries.
-fn summary<'a>(
-    values: impl Iterator<Item = Option<&'a Datum>>,
-) -> (bool, Option<Vec<u8>>, Option<Vec<u8>>) {
+fn summary<'a>(values: impl Iterator<Item = Option<&'a Datum>>) -> avro::PartitionSummary {
     let mut contains_null = false;
     let mut lo: Option<&Datum> = None;
     let mut hi: Option<&Datum> = None;
