@@ -311,6 +311,11 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
          \x20 CREATE SECRET (TYPE UC, TOKEN '{token}', ENDPOINT 'http://{local}', AWS_REGION 'us-east-1');\n\
          \x20 ATTACH 'main' AS uc (TYPE UC_CATALOG);\n\
          \x20 SHOW ALL TABLES;\n\
+         Iceberg REST catalog at http://{local}/iceberg (warehouse = catalog name), from pyiceberg:\n\
+         \x20 load_catalog(\"tarn\", type=\"rest\", uri=\"http://{local}/iceberg\", warehouse=\"main\", token=\"{token}\")\n\
+         and from DuckDB (iceberg extension):\n\
+         \x20 CREATE SECRET (TYPE iceberg, TOKEN '{token}');\n\
+         \x20 ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT 'http://{local}/iceberg');\n\
          Delta Sharing endpoint (for `tarn recipient create --endpoint`): {sharing}/delta-sharing\n",
         sharing = args
             .public_url

@@ -6,10 +6,10 @@
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tarn_catalog::{hash_token, ErrorKind, Scope};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorShape};
 use crate::AppState;
 
 /// Whether requests need a token.
@@ -43,6 +43,8 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     let uc = path.strip_prefix("/api/2.1/unity-catalog");
     Some(match (method, uc) {
         (&Method::GET | &Method::HEAD, _) => Scope::Read,
+        // The Iceberg catalog is read-only: a read token gets its 406, not a 403.
+        _ if crate::iceberg::owns(path) => Scope::Read,
         (_, Some(p)) if p.starts_with("/temporary-") => Scope::Read,
         (_, Some(p)) if p.starts_with("/tables") => Scope::Write,
         _ => Scope::Admin,
@@ -61,24 +63,30 @@ pub async fn require_token(
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
+    // Refusals take the shape of the protocol asked.
+    let shape = if crate::iceberg::owns(request.uri().path()) {
+        ErrorShape::Iceberg
+    } else {
+        ErrorShape::Unity
+    };
     let Some(secret) = bearer_token(request.headers()) else {
         return ApiError::unauthenticated(
             "missing bearer token (send `Authorization: Bearer <token>`)",
         )
-        .into_response();
+        .into_response_shaped(shape);
     };
     let token = match state.store.find_token(&hash_token(secret)).await {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return ApiError::unauthenticated("invalid token").into_response()
+            return ApiError::unauthenticated("invalid token").into_response_shaped(shape)
         }
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response_shaped(shape),
     };
     if token
         .expires_at
         .is_some_and(|t| t <= chrono::Utc::now().timestamp_millis())
     {
-        return ApiError::unauthenticated("token expired").into_response();
+        return ApiError::unauthenticated("token expired").into_response_shaped(shape);
     }
     if token.scope < needed {
         return ApiError::forbidden(format!(
@@ -87,7 +95,7 @@ pub async fn require_token(
             token.name,
             token.scope.as_str()
         ))
-        .into_response();
+        .into_response_shaped(shape);
     }
     next.run(request).await
 }

@@ -2,10 +2,12 @@
 //! alone decides the status (a table conflict is 409 whatever the protocol), and a message.
 //! Its body takes the shape of the protocol that answers ([`ErrorShape`]): Unity Catalog's
 //! `{"error_code", "message", "details"}` by default, Delta Sharing's
-//! `{"errorCode", "message"}` under the routes [`shaped`] wraps. 5xx answers carry an error
-//! id and a generic message; the cause is logged, never sent. Errors of the named-table
-//! steps ([`tarn_service::Error`]), of the catalog and of the table library map here by their
-//! kind; the CLI, which runs the same steps in-process, maps them itself and shows the cause.
+//! `{"errorCode", "message"}` and the Iceberg REST catalog's
+//! `{"error": {"message", "type", "code"}}` under the routes [`shaped`] wraps. 5xx answers
+//! carry an error id and a generic message; the cause is logged, never sent. Errors of the
+//! named-table steps ([`tarn_service::Error`]), of the catalog and of the table library map
+//! here by their kind; the CLI, which runs the same steps in-process, maps them itself and
+//! shows the cause.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -36,6 +38,9 @@ pub enum ErrorKind {
     RangeNotSatisfiable,
     /// 503: the catalog database cannot be reached; the same request may succeed later.
     Unavailable,
+    /// 406: the server cannot do this for this protocol (an Iceberg write, a table the
+    /// Iceberg projection cannot represent).
+    Unsupported,
     /// 500: a fault of the server.
     Internal,
 }
@@ -53,6 +58,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unsupported => StatusCode::NOT_ACCEPTABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,6 +71,8 @@ pub enum ErrorShape {
     Unity,
     /// Delta Sharing: [`SharingError`].
     Sharing,
+    /// The Iceberg REST catalog: [`IcebergError`].
+    Iceberg,
 }
 
 impl ErrorShape {
@@ -72,6 +80,7 @@ impl ErrorShape {
     pub fn code(self, kind: ErrorKind) -> &'static str {
         use ErrorKind as K;
         match (self, kind) {
+            (ErrorShape::Iceberg, _) => iceberg_type(kind),
             (ErrorShape::Unity, K::NotFound) => "NOT_FOUND",
             (ErrorShape::Sharing, K::NotFound) => "RESOURCE_DOES_NOT_EXIST",
             (ErrorShape::Unity, K::AlreadyExists) => "ALREADY_EXISTS",
@@ -89,15 +98,24 @@ impl ErrorShape {
             (_, K::RequestTimeout) => "REQUEST_TIMEOUT",
             (_, K::TooLarge) => "RESOURCE_EXHAUSTED",
             (_, K::Unavailable) => "TEMPORARILY_UNAVAILABLE",
+            (_, K::Unsupported) => "NOT_IMPLEMENTED",
             (ErrorShape::Unity, K::Internal) => "INTERNAL",
             (ErrorShape::Sharing, K::Internal) => "INTERNAL_ERROR",
         }
     }
 
-    /// The body of an error of `kind` with `message`.
-    fn body(self, kind: ErrorKind, message: &str) -> Vec<u8> {
+    /// The body of an error of `kind` with `message`; `subtype` is a protocol's finer
+    /// error type where it has one (Iceberg's `NoSuchTableException`...).
+    fn body(self, kind: ErrorKind, message: &str, subtype: Option<&'static str>) -> Vec<u8> {
         let code = self.code(kind);
         let body = match self {
+            ErrorShape::Iceberg => serde_json::to_vec(&IcebergError {
+                error: IcebergErrorModel {
+                    message: message.into(),
+                    error_type: subtype.unwrap_or(code).into(),
+                    code: kind.status().as_u16(),
+                },
+            }),
             ErrorShape::Unity => serde_json::to_vec(&UnityError {
                 error_code: code.into(),
                 message: message.into(),
@@ -115,6 +133,45 @@ impl ErrorShape {
         // Serializing strings into a Vec cannot fail.
         body.unwrap_or_default()
     }
+}
+
+/// The Iceberg REST catalog's error type of `kind` (a handler may name a finer one, see
+/// [`ApiError::with_subtype`]).
+fn iceberg_type(kind: ErrorKind) -> &'static str {
+    use ErrorKind as K;
+    match kind {
+        K::NotFound => "NotFoundException",
+        K::AlreadyExists => "AlreadyExistsException",
+        K::Conflict => "CommitFailedException",
+        K::InvalidInput | K::FailedPrecondition | K::RangeNotSatisfiable | K::TooLarge => {
+            "BadRequestException"
+        }
+        K::Unauthenticated => "NotAuthorizedException",
+        K::PermissionDenied => "ForbiddenException",
+        K::RequestTimeout => "RequestTimeoutException",
+        K::Unavailable => "ServiceUnavailableException",
+        K::Unsupported => "UnsupportedOperationException",
+        K::Internal => "InternalServerError",
+    }
+}
+
+/// The Iceberg REST catalog's error body (`IcebergErrorResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcebergError {
+    /// The error.
+    pub error: IcebergErrorModel,
+}
+
+/// The `error` of an [`IcebergError`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcebergErrorModel {
+    /// What went wrong, for a person.
+    pub message: String,
+    /// `NoSuchTableException`, `BadRequestException`, ...
+    #[serde(rename = "type")]
+    pub error_type: String,
+    /// The HTTP status.
+    pub code: u16,
 }
 
 /// Unity Catalog's error body.
@@ -157,6 +214,8 @@ pub struct SharingError {
 pub struct ApiError {
     kind: ErrorKind,
     message: String,
+    /// A protocol's finer error type, if any (see [`ApiError::with_subtype`]).
+    subtype: Option<&'static str>,
 }
 
 impl ApiError {
@@ -165,7 +224,15 @@ impl ApiError {
         Self {
             kind,
             message: message.into(),
+            subtype: None,
         }
+    }
+
+    /// The same error with a finer type for protocols that have one (Iceberg's
+    /// `NoSuchTableException`, `NoSuchNamespaceException`); others ignore it.
+    pub fn with_subtype(mut self, subtype: &'static str) -> Self {
+        self.subtype = Some(subtype);
+        self
     }
 
     /// 404.
@@ -215,7 +282,11 @@ impl ApiError {
             tracing::error!(error_id = %id, "internal error: {cause}");
             format!("internal error (error id {id})")
         };
-        Self { kind, message }
+        Self {
+            kind,
+            message,
+            subtype: None,
+        }
     }
 
     /// What kind of error this is.
@@ -241,12 +312,13 @@ impl ApiError {
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            shape.body(self.kind, &self.message),
+            shape.body(self.kind, &self.message, self.subtype),
         )
             .into_response();
         response.extensions_mut().insert(Shaped {
             kind: self.kind,
             message: self.message,
+            subtype: self.subtype,
             shape,
         });
         response
@@ -294,6 +366,7 @@ impl IntoResponse for ApiError {
 struct Shaped {
     kind: ErrorKind,
     message: String,
+    subtype: Option<&'static str>,
     shape: ErrorShape,
 }
 
@@ -308,7 +381,7 @@ pub async fn shaped(shape: ErrorShape, mut response: Response) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let body = shape.body(error.kind, &error.message);
+    let body = shape.body(error.kind, &error.message, error.subtype);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.extensions.insert(Shaped { shape, ..error });
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -1,7 +1,7 @@
 //! tarn-server: HTTP access to Tarn's catalog. [`app`] builds the axum `Router`; each
 //! protocol is one folder split by concern (routes, wire types, handlers): [`unity`] (the
-//! Unity Catalog REST API under `/api/2.1/unity-catalog`) and [`sharing`] (Delta Sharing
-//! under `/delta-sharing`). What they share is written once: errors become HTTP answers in
+//! Unity Catalog REST API under `/api/2.1/unity-catalog`), [`sharing`] (Delta Sharing
+//! under `/delta-sharing`) and [`iceberg`] (the Iceberg REST catalog under `/iceberg`). What they share is written once: errors become HTTP answers in
 //! one place ([`error`], with each protocol's body shape), lists page the same way
 //! ([`pagination`]), bearer tokens are read in one place and catalog tokens with scopes
 //! guard every Unity route ([`auth`]), and tables are opened under one bound ([`limits`]).
@@ -20,6 +20,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hosts;
+pub mod iceberg;
 pub mod limits;
 mod listen;
 mod openapi;
@@ -67,6 +68,8 @@ pub struct AppState {
     secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Tables' columns, until their next commit.
     pub(crate) columns: Arc<unity::ColumnsCache>,
+    /// Tables' derived Iceberg histories, kept between Iceberg requests.
+    pub(crate) iceberg: Arc<iceberg::Projections>,
     /// The bound on tables opened at once, shared by every protocol.
     pub(crate) opens: Arc<TableOpens>,
     /// When set, only requests whose `Host` names this server are answered (see
@@ -105,6 +108,7 @@ impl AppState {
             public_url: None,
             secret: Arc::new(tokio::sync::OnceCell::new()),
             columns: Arc::new(unity::ColumnsCache::default()),
+            iceberg: Arc::new(iceberg::Projections::default()),
             opens: Arc::new(TableOpens::default()),
             hosts: None,
             storage_options: Arc::new(Vec::new()),
@@ -224,6 +228,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     let mut all = server_endpoints();
     all.extend(unity::endpoints());
     all.extend(sharing::endpoints());
+    all.extend(iceberg::endpoints());
     all
 }
 
@@ -233,7 +238,15 @@ pub fn app(state: AppState) -> Router {
         .merge(Endpoint::router(server_endpoints()))
         .merge(unity::routes())
         .merge(sharing::routes())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .merge(iceberg::routes())
+        .fallback(|uri: axum::http::Uri| async move {
+            use axum::response::IntoResponse;
+            if iceberg::owns(uri.path()) {
+                iceberg::no_route().into_response_shaped(error::ErrorShape::Iceberg)
+            } else {
+                ApiError::not_found("no such endpoint").into_response()
+            }
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -1,5 +1,5 @@
 //! The OpenAPI document for the endpoints Tarn serves: every route of the Unity Catalog
-//! REST API and the Delta Sharing protocol, with its path and query parameters and request
+//! REST API, the Delta Sharing protocol and the Iceberg REST catalog, with its path and query parameters and request
 //! bodies, so a client generator (or an API fuzzer) can drive the whole surface from it.
 
 use axum::Json;
@@ -94,6 +94,23 @@ fn uc(summary: &str, parameters: Value, request: Option<&str>, answer: &str) -> 
 fn sharing(summary: &str, parameters: Value, ndjson: bool) -> Value {
     json!({"tags": ["Delta Sharing"], "summary": summary, "parameters": parameters,
            "responses": sharing_responses(ndjson), "security": [{"recipientToken": []}]})
+}
+
+/// An Iceberg REST catalog operation (catalog bearer token, `read` scope): the named answer
+/// schema (none: 204 without a body), or an error in Iceberg's shape.
+fn iceberg(summary: &str, parameters: Value, answer: Option<&str>) -> Value {
+    let ok = match answer {
+        Some(schema) => json!({"200": {"description": "OK", "content": {"application/json": {
+            "schema": {"$ref": format!("#/components/schemas/{schema}")}}}}}),
+        None => json!({"204": {"description": "It exists"}}),
+    };
+    let mut responses = ok;
+    for status in ["400", "401", "403", "404", "406"] {
+        responses[status] = json!({"$ref": "#/components/responses/IcebergError"});
+    }
+    responses["default"] = json!({"$ref": "#/components/responses/IcebergError"});
+    json!({"tags": ["Iceberg REST"], "summary": summary, "parameters": parameters,
+           "responses": responses, "security": [{"catalogToken": []}]})
 }
 
 /// The whole OpenAPI 3.0 document.
@@ -288,13 +305,65 @@ pub fn spec() -> Value {
                               "416": {"description": "Range not satisfiable"}}}}),
     );
 
+    // The Iceberg REST catalog (read-only; every other method of these paths answers 406).
+    const IB: &str = crate::iceberg::PREFIX;
+    let prefix = || {
+        path(
+            "prefix",
+            "The catalog (the `prefix` that `/v1/config` gives)",
+        )
+    };
+    let namespace = || path("namespace", "A schema of the catalog (one level)");
+    let ib_page = || {
+        vec![
+            query(
+                "pageToken",
+                "string",
+                "`next-page-token` of the previous page",
+            ),
+            query("pageSize", "integer", "Page size"),
+        ]
+    };
+    add(
+        format!("{IB}/v1/config"),
+        json!({"get": iceberg("The catalog's configuration (its `prefix`)",
+                              json!([query("warehouse", "string", "A catalog name; absent: the only catalog")]),
+                              Some("IcebergConfig"))}),
+    );
+    add(
+        format!("{IB}/v1/{{prefix}}/namespaces"),
+        json!({"get": iceberg("The catalog's schemas as namespaces",
+                              Value::Array([vec![prefix(), query("parent", "string", "A parent namespace (none are nested)")], ib_page()].concat()),
+                              Some("IcebergListNamespaces"))}),
+    );
+    add(
+        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}"),
+        json!({"get": iceberg("A namespace", json!([prefix(), namespace()]), Some("IcebergNamespace")),
+               "head": iceberg("Whether a namespace exists (204 or 404)", json!([prefix(), namespace()]), None)}),
+    );
+    add(
+        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}/tables"),
+        json!({"get": iceberg("The namespace's tables",
+                              Value::Array([vec![prefix(), namespace()], ib_page()].concat()),
+                              Some("IcebergListTables"))}),
+    );
+    let table = || path("table", "A table of the namespace");
+    add(
+        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}/tables/{{table}}"),
+        json!({"get": iceberg("Load a table: its Iceberg metadata, one snapshot per Delta version",
+                              json!([prefix(), namespace(), table(),
+                                     query("snapshots", "string", "`all` (default) or `refs`")]),
+                              Some("IcebergLoadTable")),
+               "head": iceberg("Whether a table exists (204 or 404)", json!([prefix(), namespace(), table()]), None)}),
+    );
+
     let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
     let name = |example: &str| dotted(1, example);
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Tarn", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Tarn's catalog over the Unity Catalog REST API (a subset of its api/all.yaml) and its shares over the Delta Sharing protocol. Catalog calls take a catalog token (`tarn token create`); Delta Sharing calls take a recipient's token (`tarn share recipient create`)."},
-        "tags": [{"name": "Unity Catalog"}, {"name": "Delta Sharing"}, {"name": "Server"}],
+        "tags": [{"name": "Unity Catalog"}, {"name": "Delta Sharing"}, {"name": "Iceberg REST"}, {"name": "Server"}],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -303,11 +372,27 @@ pub fn spec() -> Value {
             },
             "responses": {
                 "UcError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UcError"}}}},
-                "SharingError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SharingError"}}}}
+                "SharingError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SharingError"}}}},
+                "IcebergError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IcebergError"}}}}
             },
             "schemas": {
                 "UcError": {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "array", "items": {"type": "object"}}}},
                 "SharingError": {"type": "object", "properties": {"errorCode": {"type": "string"}, "message": {"type": "string"}}},
+                "IcebergError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message", "type", "code"], "properties": {
+                    "message": {"type": "string"}, "type": {"type": "string", "example": "NoSuchTableException"}, "code": {"type": "integer"}}}}},
+                "IcebergConfig": {"type": "object", "required": ["defaults", "overrides"], "properties": {
+                    "defaults": string_map, "overrides": string_map, "endpoints": {"type": "array", "items": {"type": "string"}}}},
+                "IcebergNamespace": {"type": "object", "required": ["namespace"], "properties": {
+                    "namespace": {"type": "array", "items": {"type": "string"}}, "properties": string_map}},
+                "IcebergListNamespaces": {"type": "object", "required": ["namespaces"], "properties": {
+                    "namespaces": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}, "next-page-token": {"type": "string"}}},
+                "IcebergListTables": {"type": "object", "required": ["identifiers"], "properties": {
+                    "identifiers": {"type": "array", "items": {"type": "object", "properties": {
+                        "namespace": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"}}}},
+                    "next-page-token": {"type": "string"}}},
+                "IcebergLoadTable": {"type": "object", "required": ["metadata"], "properties": {
+                    "metadata-location": {"type": "string"}, "metadata": {"type": "object", "description": "Iceberg table metadata (format version 2)"},
+                    "config": string_map}},
                 "Empty": {"type": "object"},
                 "Setting": {"type": "object"},
                 "CreateCatalog": {"type": "object", "required": ["name"], "properties": {
@@ -377,7 +462,7 @@ mod tests {
             unrouted.is_empty(),
             "documented but not routed: {unrouted:?}"
         );
-        assert_eq!(routed.len(), 27, "{routed:?}");
+        assert_eq!(routed.len(), 34, "{routed:?}");
     }
 
     /// The protocols' routes are documented, each with its path parameters declared.
@@ -390,6 +475,7 @@ mod tests {
             "/api/2.1/unity-catalog/temporary-path-credentials",
             "/delta-sharing/shares/{share}/schemas/{schema}/tables/{table}/query",
             "/delta-sharing/files/{token}",
+            "/iceberg/v1/{prefix}/namespaces/{namespace}/tables/{table}",
         ] {
             assert!(paths.iter().any(|k| k.as_str() == p), "{p} missing");
         }

@@ -16,12 +16,15 @@ from typing import Any
 class TarnServer:
     """`tarn serve --bind 127.0.0.1:0` with the given global options; `.url` once it listens."""
 
-    def __init__(self, binary: Path, *global_args: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, binary: Path, *global_args: str, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.process = subprocess.Popen(
             [str(binary), *global_args, "serve", "--bind", "127.0.0.1:0", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         assert self.process.stdout is not None
         first = self.process.stdout.readline()

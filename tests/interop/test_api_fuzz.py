@@ -104,3 +104,12 @@ def test_fuzzed_delta_sharing_api_never_answers_5xx(served: tuple[TarnServer, st
     assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20000:]}\n{run.stderr[-5000:]}"
     assert_cases_ran(run.stdout)
     assert_alive(server, admin)
+
+
+@pytest.mark.timeout(1800)
+def test_fuzzed_iceberg_rest_api_never_answers_5xx(served: tuple[TarnServer, str, str], tmp_path: Path) -> None:
+    server, admin, _ = served
+    run = schemathesis(server, admin, r"^/iceberg/", tmp_path)
+    assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20000:]}\n{run.stderr[-5000:]}"
+    assert_cases_ran(run.stdout)
+    assert_alive(server, admin)

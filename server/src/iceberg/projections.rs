@@ -1,0 +1,101 @@
+//! Each table's derived Iceberg history ([`tarn_iceberg::Projection`]), kept between
+//! requests so a load after a new Delta version derives only that version, and a load with
+//! no new version costs one metadata lookup (is there a commit after the derived one?).
+//! One derivation per table at a time in this process (a per-table lock); across
+//! processes, the files are deterministic and the version records created only once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tarn_iceberg::{OpenTable, Projection, Served};
+use tarn_table::{Table, TableLocation, TimeTravel};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::limits::TableOpens;
+
+/// At most this many tables' histories are kept; past it, idle ones are dropped.
+pub const MAX_PROJECTIONS: usize = 64;
+
+type Slot = Arc<tokio::sync::Mutex<Option<Projection>>>;
+
+/// The histories of the tables loaded lately, by table location.
+#[derive(Debug, Default)]
+pub struct Projections {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl OpenTable for TableOpens {
+    fn open<'a>(
+        &'a self,
+        location: &'a TableLocation,
+        at: &'a TimeTravel,
+    ) -> Pin<Box<dyn Future<Output = tarn_table::Result<Table>> + Send + 'a>> {
+        Box::pin(TableOpens::open(self, location, at))
+    }
+}
+
+/// A derivation error as an answer: what Iceberg cannot represent is 406.
+fn answer(err: tarn_table::Error) -> ApiError {
+    if err.kind() == tarn_table::ErrorKind::Unsupported {
+        ApiError::new(ErrorKind::Unsupported, err.message())
+    } else {
+        ApiError::from(err)
+    }
+}
+
+impl Projections {
+    fn slot(&self, key: &str) -> Slot {
+        let mut slots = match self.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !slots.contains_key(key) && slots.len() >= MAX_PROJECTIONS {
+            // Drop histories nobody is using (only this map holds them).
+            slots.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        slots.entry(key.to_string()).or_default().clone()
+    }
+
+    /// The Iceberg metadata of the table at `location` as of its latest version.
+    pub async fn load(
+        &self,
+        opens: &TableOpens,
+        location: &TableLocation,
+        current_only: bool,
+    ) -> Result<Served, ApiError> {
+        let slot = self.slot(location.url().as_str());
+        let mut guard = slot.lock().await;
+        if let Some(p) = guard.as_mut() {
+            // Both lookups at once: on an object store each is a request. A table whose
+            // derived version is gone was replaced at this location: derive it anew.
+            let (still_there, newer) = futures::try_join!(
+                Table::has_commit(location, p.version()),
+                Table::has_commit(location, p.version() + 1)
+            )
+            .map_err(answer)?;
+            if still_there && !newer {
+                return p.serve(current_only).await.map_err(answer);
+            }
+        }
+        let latest = opens
+            .open(location, &TimeTravel::Latest)
+            .await
+            .map_err(answer)?;
+        let id = latest.metadata().map_err(answer)?.id;
+        let reuse = guard
+            .as_ref()
+            .is_some_and(|p| p.table_id() == id && p.version() <= latest.version());
+        let mut projection = match (reuse, guard.take()) {
+            (true, Some(p)) => p,
+            _ => Projection::new(&latest).await.map_err(answer)?,
+        };
+        // On an error the history is dropped: the next load derives it again from the log
+        // (files of versions already recorded are not written again).
+        projection.catch_up(&latest, opens).await.map_err(answer)?;
+        let served = projection.serve(current_only).await;
+        *guard = Some(projection);
+        served.map_err(answer)
+    }
+}
