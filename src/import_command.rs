@@ -16,44 +16,22 @@ use crate::output::print_report;
 use crate::{Failure, Result};
 
 /// A new named table: where it will live, and how to register it once it exists.
-struct NewNamedTable {
-    name: tarn_catalog::TableName,
+pub(crate) struct NewNamedTable {
+    pub(crate) name: tarn_catalog::TableName,
     id: String,
-    dir: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
+    if args.cdc {
+        return crate::cdc_command::run(args, ctx, format).await;
+    }
     let source = match (&args.source, &args.query) {
         (Some(t), None) => Source::Table(t.clone()),
         (None, Some(q)) => Source::Query(q.clone()),
         _ => return Err(Failure("give --source TABLE or --query SQL".into())),
     };
-    // A catalog name that is not registered yet becomes a managed table on the first run.
-    let mut new_named = None;
-    let target = match catalog_name(&args.into) {
-        Some(name) => {
-            let store = ctx.store().await?;
-            match store.get_table(&name).await {
-                Ok(info) => ctx.location(&info.storage_location)?,
-                Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
-                    if ctx.remote().is_some() {
-                        return Err(Failure(format!(
-                            "table `{name}` does not exist: create it first (tarn create), or import into a path"
-                        )));
-                    }
-                    store.get_schema(&name.schema_name()).await?;
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let dir =
-                        tarn_server::warehouse::managed_location(&ctx.warehouse_dir()?, &name, &id);
-                    let location = TableLocation::parse(&dir.to_string_lossy())?;
-                    new_named = Some(NewNamedTable { name, id, dir });
-                    location
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        None => ctx.locate(&args.into).await?,
-    };
+    let (target, new_named) = resolve_into(ctx, &args.into).await?;
     let progress = Arc::new(Progress::default());
     let opts = ImportOptions {
         url: args.url.clone(),
@@ -116,25 +94,7 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
         }
     };
     if let (Some(n), true) = (&new_named, report.committed) {
-        let registered = ctx
-            .store()
-            .await?
-            .create_table(NewTable {
-                id: Some(n.id.clone()),
-                catalog_name: n.name.catalog.clone(),
-                schema_name: n.name.schema.clone(),
-                name: n.name.table.clone(),
-                table_type: TableType::Managed,
-                storage_location: target.url().to_string(),
-                comment: None,
-                properties: Default::default(),
-                owner: None,
-            })
-            .await;
-        if let Err(e) = registered {
-            let _ = std::fs::remove_dir_all(&n.dir);
-            return Err(e.into());
-        }
+        register(ctx, n, &target).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let mut value = serde_json::to_value(&report).map_err(|e| Failure(e.to_string()))?;
@@ -176,6 +136,63 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
                 .unwrap_or_default()
         )
     })
+}
+
+/// The table `into` names: a catalog name (registered, or a new managed table to register
+/// once its first commit exists) or a path/URL.
+pub(crate) async fn resolve_into(
+    ctx: &Context,
+    into: &str,
+) -> Result<(TableLocation, Option<NewNamedTable>)> {
+    // A catalog name that is not registered yet becomes a managed table on the first run.
+    let Some(name) = catalog_name(into) else {
+        return Ok((ctx.locate(into).await?, None));
+    };
+    let store = ctx.store().await?;
+    match store.get_table(&name).await {
+        Ok(info) => Ok((ctx.location(&info.storage_location)?, None)),
+        Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
+            if ctx.remote().is_some() {
+                return Err(Failure(format!(
+                    "table `{name}` does not exist: create it first (tarn create), or import into a path"
+                )));
+            }
+            store.get_schema(&name.schema_name()).await?;
+            let id = uuid::Uuid::new_v4().to_string();
+            let dir = tarn_server::warehouse::managed_location(&ctx.warehouse_dir()?, &name, &id);
+            let location = TableLocation::parse(&dir.to_string_lossy())?;
+            Ok((location, Some(NewNamedTable { name, id, dir })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Registers a new managed table once its first commit exists.
+pub(crate) async fn register(
+    ctx: &Context,
+    n: &NewNamedTable,
+    target: &TableLocation,
+) -> Result<()> {
+    let registered = ctx
+        .store()
+        .await?
+        .create_table(NewTable {
+            id: Some(n.id.clone()),
+            catalog_name: n.name.catalog.clone(),
+            schema_name: n.name.schema.clone(),
+            name: n.name.table.clone(),
+            table_type: TableType::Managed,
+            storage_location: target.url().to_string(),
+            comment: None,
+            properties: Default::default(),
+            owner: None,
+        })
+        .await;
+    if let Err(e) = registered {
+        let _ = std::fs::remove_dir_all(&n.dir);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 fn spawn_rows_progress(

@@ -36,6 +36,8 @@ pub(crate) struct Target {
     database: Option<String>,
     options: Option<String>,
     tls: PgTls,
+    /// A logical replication connection (`replication=database`), for change data capture.
+    replication: bool,
 }
 
 impl Target {
@@ -65,7 +67,15 @@ impl Target {
             database: opts.get_database().map(str::to_string),
             options: opts.get_options().map(str::to_string),
             tls,
+            replication: false,
         })
+    }
+
+    /// The same target, as a logical replication connection (`replication=database`):
+    /// it takes replication commands and simple-query SQL.
+    pub(crate) fn for_replication(mut self) -> Target {
+        self.replication = true;
+        self
     }
 }
 
@@ -76,12 +86,16 @@ pub(crate) enum WireError {
     Connect(String),
     Server(String),
     Io(String),
+    /// A read gave up after the timeout the caller set ([`WireConn::next_copy_data`]);
+    /// the connection stays usable.
+    Timeout,
 }
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WireError::Connect(m) | WireError::Server(m) | WireError::Io(m) => f.write_str(m),
+            WireError::Timeout => f.write_str("no message from the source in time"),
         }
     }
 }
@@ -157,6 +171,8 @@ pub(crate) struct WireConn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The read timeout set by [`WireConn::next_copy_data`], if any.
+    read_timeout: Option<std::time::Duration>,
 }
 
 /// A message: its type byte and where its body lies in the buffer.
@@ -243,6 +259,7 @@ impl WireConn {
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
+            read_timeout: None,
         };
         conn.startup(target)?;
         conn.socket.set_timeouts(None).map_err(io_error)?;
@@ -263,6 +280,9 @@ impl WireConn {
         }
         param("client_encoding", "UTF8");
         param("application_name", "tarn import");
+        if target.replication {
+            param("replication", "database");
+        }
         if let Some(options) = &target.options {
             param("options", options);
         }
@@ -429,10 +449,19 @@ impl WireConn {
             }
         }
         while self.end - self.start < need {
-            let n = self
-                .socket
-                .read(&mut self.buf[self.end..])
-                .map_err(io_error)?;
+            let n = match self.socket.read(&mut self.buf[self.end..]) {
+                Ok(n) => n,
+                // What was read so far stays in the buffer: the next call goes on from it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && self.read_timeout.is_some() =>
+                {
+                    return Err(WireError::Timeout)
+                }
+                Err(e) => return Err(io_error(e)),
+            };
             if n == 0 {
                 return Err(io_error(std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -440,6 +469,136 @@ impl WireConn {
         }
         Ok(())
     }
+}
+
+/// What a replication stream hands over ([`WireConn::next_copy_data`]).
+pub(crate) enum CopyEvent<'a> {
+    /// One CopyData payload.
+    Data(&'a [u8]),
+    /// Nothing arrived within the timeout.
+    Idle,
+    /// The server ended the stream (CopyDone or CommandComplete).
+    End,
+}
+
+/// The replication side of the client (change data capture): simple queries returning rows
+/// as text, and the CopyBoth stream of `START_REPLICATION`.
+impl WireConn {
+    /// Runs `sql` (simple query; a replication command or SQL) and returns every row of its
+    /// results as text (`None` for NULL).
+    pub(crate) fn rows(&mut self, sql: &str) -> WireResult<Vec<Vec<Option<String>>>> {
+        self.set_read_timeout(None)?;
+        self.query(sql)?;
+        let (mut rows, mut failure) = (Vec::new(), None);
+        loop {
+            let m = self.message()?;
+            let body = &self.buf[m.body];
+            match m.tag {
+                b'D' => rows.push(data_row(body)?),
+                b'E' => failure = Some(WireError::Server(error_text(body))),
+                b'Z' => return failure.map_or(Ok(rows), Err),
+                // RowDescription, CommandComplete, notices.
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends `sql` (`START_REPLICATION ...`) and waits for the CopyBothResponse.
+    pub(crate) fn start_copy_both(&mut self, sql: &str) -> WireResult<()> {
+        self.set_read_timeout(None)?;
+        self.query(sql)?;
+        loop {
+            let m = self.message()?;
+            match m.tag {
+                b'W' => return Ok(()),
+                b'E' => {
+                    let failure = WireError::Server(error_text(&self.buf[m.body]));
+                    // Up to ReadyForQuery, so the connection can still be used.
+                    while self.message()?.tag != b'Z' {}
+                    return Err(failure);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next CopyData payload of the stream, waiting at most `timeout`.
+    pub(crate) fn next_copy_data(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> WireResult<CopyEvent<'_>> {
+        self.set_read_timeout(Some(timeout.max(std::time::Duration::from_millis(1))))?;
+        loop {
+            let m = match self.message() {
+                Ok(m) => m,
+                Err(WireError::Timeout) => return Ok(CopyEvent::Idle),
+                Err(e) => return Err(e),
+            };
+            match m.tag {
+                b'd' => return Ok(CopyEvent::Data(&self.buf[m.body])),
+                b'c' | b'C' => return Ok(CopyEvent::End),
+                b'E' => return Err(WireError::Server(error_text(&self.buf[m.body]))),
+                // Notices, ParameterStatus.
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one CopyData message.
+    pub(crate) fn send_copy_data(&mut self, payload: &[u8]) -> WireResult<()> {
+        self.send(b'd', payload)
+    }
+
+    /// Ends the stream from our side (CopyDone) and reads up to ReadyForQuery, for at most
+    /// `timeout`.
+    pub(crate) fn copy_done(&mut self, timeout: std::time::Duration) -> WireResult<()> {
+        self.send(b'c', &[])?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(WireError::Timeout);
+            }
+            self.set_read_timeout(Some(left))?;
+            match self.message()?.tag {
+                b'Z' => return self.set_read_timeout(None),
+                _ => continue,
+            }
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) -> WireResult<()> {
+        if self.read_timeout != timeout {
+            let set = match &self.socket {
+                Socket::Tcp(s) => s.set_read_timeout(timeout),
+                Socket::Tls(s) => s.tcp().set_read_timeout(timeout),
+                Socket::Unix(s) => s.set_read_timeout(timeout),
+            };
+            set.map_err(io_error)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+}
+
+/// The values of a DataRow message, as text.
+fn data_row(body: &[u8]) -> WireResult<Vec<Option<String>>> {
+    let bad = || WireError::Io("malformed data row from the source".into());
+    let n = body.get(..2).ok_or_else(bad)?;
+    let n = i16::from_be_bytes([n[0], n[1]]).max(0) as usize;
+    let (mut at, mut values) = (2, Vec::with_capacity(n));
+    for _ in 0..n {
+        let len = be_i32(body, at)?;
+        at += 4;
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let v = body.get(at..at + len as usize).ok_or_else(bad)?;
+        values.push(Some(String::from_utf8_lossy(v).into_owned()));
+        at += len as usize;
+    }
+    Ok(values)
 }
 
 impl Drop for WireConn {

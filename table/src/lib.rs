@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
 mod commit;
 mod commit_log;
 mod create;
@@ -39,6 +40,7 @@ mod table;
 mod time_travel;
 mod write;
 
+pub use changes::{ChangeBatch, ChangeReport};
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};
