@@ -548,8 +548,8 @@ def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: in
         SELECT setseed(0.42);
         CREATE TABLE {table} (id bigint PRIMARY KEY, n int, amount numeric(12,2), name text);
         INSERT INTO {table} SELECT g, g, round((random() * 1000)::numeric, 2), 'customer_' || (g % 1000)
-          FROM generate_series(1, {rows}) g;
-        VACUUM ANALYZE {table};""")
+          FROM generate_series(1, {rows}) g;""")
+    psql(url, f"VACUUM ANALYZE {table}")
     cmd = [str(tarn), "--format", "json", "import", url, "--source", table, "--into", str(target),
            "--cdc", "--slot", slot, "--no-progress"]
     first = subprocess.run(cmd, capture_output=True, text=True)
@@ -586,8 +586,7 @@ def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: in
                 "note": f"{report['changes_per_second']:,.0f} changes/s, peak RSS {peak:.0f} MiB"}]
 
     # Steady load: `rate` changes/s in 10 transactions a second, while --follow runs.
-    follower = subprocess.Popen(["/usr/bin/time", "-f", "%M", *cmd, "--follow"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen([*cmd, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     lags: list[float] = []
     pending: list[tuple[float, str]] = []
@@ -606,11 +605,13 @@ def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: in
         while pending and scalar(f"SELECT '{confirmed}'::pg_lsn >= '{pending[0][1]}'::pg_lsn") == "t":
             lags.append(time.monotonic() - pending.pop(0)[0])
         time.sleep(0.05)
+    # Peak RSS so far (the kernel's high-water mark), then SIGTERM: commit, confirm, exit 0.
+    status = pathlib.Path(f"/proc/{follower.pid}/status").read_text()
+    follow_peak = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:"))) / 1024
     follower.terminate()
     out, err = follower.communicate(timeout=60)
     if follower.returncode != 0:
         raise SystemExit(f"tarn import --cdc --follow failed: {err}")
-    follow_peak = int(err.strip().splitlines()[-1]) / 1024
     if lags:
         lags.sort()
         results.append({"workload": f"cdc: lag at {rate:,} changes/s for {steady_seconds} s", "system": "tarn --follow",

@@ -592,7 +592,7 @@ fn kill_9_at_random_points_neither_loses_nor_repeats_a_change() {
             "the slot is past what tarn confirmed"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(150),
+            started.elapsed() < Duration::from_secs(150 * total.div_ceil(30_000)),
             "the kill loop took too long"
         );
     }
