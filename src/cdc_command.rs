@@ -194,10 +194,9 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
         let _ = std::fs::remove_dir_all(&n.dir);
     }
     let report = result.map_err(|e| Failure(e.0))?;
+    // On stderr whatever the format (they are in the JSON report too).
     for w in &report.warnings {
-        if format != OutputFormat::Json {
-            eprintln!("warning: {w}");
-        }
+        eprintln!("warning: {w}");
     }
     print_report(format, &report, || {
         let per_table: Vec<String> = report

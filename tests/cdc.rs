@@ -509,10 +509,27 @@ fn two_tables_one_with_replica_identity_full_follow_in_one_run() {
              DELETE FROM {b} WHERE id = 12;"
         ),
     );
-    let run = cdc(
-        &url,
-        &["--source", &sources, "--into", &into, "--slot", &slot],
+    // The slot is behind by the WAL written since: over the (lowered) threshold, a warning.
+    let out = tarn()
+        .args(["--format", "json", "import", &url, "--cdc", "--no-progress"])
+        .args(["--source", &sources, "--into", &into, "--slot", &slot])
+        .env("TARN_CDC_BEHIND_WARN_BYTES", "1000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        run["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("behind the server"),
+        "{run}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: replication slot"));
     assert_eq!(run["tables"].as_array().unwrap().len(), 2);
     assert_same(&url, &a, &format!("{into}/{a}"), &["id", "n", "name"]);
     assert_same(

@@ -670,9 +670,9 @@ pub async fn run(opts: &CdcOptions) -> Result<CdcReport> {
             }
             if row.behind_bytes > opts.behind_warn_bytes {
                 warnings.push(format!(
-                    "replication slot {} is {} MiB behind the server: PostgreSQL keeps that WAL until it is applied (run more often, or --cdc --drop a target that is not run any more)",
+                    "replication slot {} is {:.1} MiB behind the server: PostgreSQL keeps that WAL until it is applied (run more often, or --cdc --drop a target that is not run any more)",
                     n.slot,
-                    row.behind_bytes >> 20
+                    row.behind_bytes as f64 / 1048576.0
                 ));
             }
             (row.confirmed, false)
@@ -711,9 +711,6 @@ pub async fn run(opts: &CdcOptions) -> Result<CdcReport> {
     )
     .await?;
     let mut warnings_all = warnings;
-    for w in &warnings_all {
-        eprintln!("warning: {w}");
-    }
     warnings_all.extend(result.warnings.clone());
     let seconds = started.elapsed().as_secs_f64();
     Ok(CdcReport {
