@@ -26,6 +26,11 @@ Workloads (--only NAME to run one):
            table is vacuumed first; the two systems' runs are taken in turn.
   server   get-table and list-tables against `tarn serve` (SQLite, then PostgreSQL catalog)
            with 32 connections from `wrk`: requests/s and latency (skipped without wrk).
+  cdc      change data capture from the local PostgreSQL (wal_level = logical, else
+           skipped): `tarn import --cdc` catching up on 300,000 changes (70% updates, 20%
+           inserts, 10% deletes) over a 1,000,000-row table (changes/s, peak RSS), then
+           `--follow` under a steady 5,000 changes/s for 30 s: the lag from each write to
+           the slot's confirmation of it (which comes only after the Delta commit).
 
 Usage (from the repository root, with the interop venv that tests/run.sh builds):
   cargo build --release
@@ -514,6 +519,110 @@ def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str
         server.wait()
 
 
+def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: int, rate: int,
+                 work: pathlib.Path) -> list[dict]:
+    """Change data capture (`tarn import --cdc`): changes applied per second when catching up
+    on a 70/20/10 update/insert/delete mix over a `rows`-row table (and the run's peak RSS),
+    then the lag while `--follow` keeps up with a steady `rate` changes/s for
+    `steady_seconds`: how long after each write its position is confirmed by the slot (only
+    after the Delta commit). Needs wal_level = logical (skipped otherwise)."""
+    url = os.environ.get("TARN_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+
+    def scalar(sql: str) -> str:
+        return subprocess.run(["psql", "-Atq", url, "-c", sql], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    if scalar("SHOW wal_level") != "logical":
+        print("bench cdc: skipped (wal_level is not logical; tests/run.sh sets it as root)")
+        return []
+    table, slot = f"tarn_bench_cdc_{rows}", f"tarn_bench_cdc_{rows}"
+    target = work / "tarn_cdc"
+
+    def clean() -> None:
+        psql(url, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                  f"WHERE slot_name = '{slot}' AND NOT active")
+        psql(url, f"DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}")
+
+    clean()
+    psql(url, f"""
+        SELECT setseed(0.42);
+        CREATE TABLE {table} (id bigint PRIMARY KEY, n int, amount numeric(12,2), name text);
+        INSERT INTO {table} SELECT g, g, round((random() * 1000)::numeric, 2), 'customer_' || (g % 1000)
+          FROM generate_series(1, {rows}) g;""")
+    psql(url, f"VACUUM ANALYZE {table}")
+    cmd = [str(tarn), "--format", "json", "import", url, "--source", table, "--into", str(target),
+           "--cdc", "--slot", slot, "--no-progress"]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    if first.returncode != 0:
+        raise SystemExit(f"tarn import --cdc failed: {first.stderr}")
+    next_id = [rows]
+
+    def mix(n: int, per_txn: int) -> None:
+        """`n` changes, 70% updates, 20% inserts, 10% deletes, `per_txn` per transaction."""
+        body = []
+        for start in range(0, n, per_txn):
+            k = min(per_txn, n - start)
+            u, i = k * 7 // 10, k * 2 // 10
+            d = k - u - i
+            body.append(f"""
+              UPDATE {table} SET n = n + 1, amount = amount + 1 WHERE id IN
+                (SELECT 1 + (random() * {next_id[0] - 1})::bigint FROM generate_series(1, {u}));
+              INSERT INTO {table} SELECT {next_id[0]} + g, g, 1, 'new' FROM generate_series(1, {i}) g;
+              DELETE FROM {table} WHERE id IN
+                (SELECT 1 + (random() * {next_id[0] - 1})::bigint FROM generate_series(1, {d}));
+              COMMIT;""")
+            next_id[0] += i
+        psql(url, "DO $$BEGIN " + "".join(body) + " END$$")
+
+    mix(changes, 1_000)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd, "--batch-changes", "500000"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"tarn import --cdc failed: {proc.stderr}")
+    report = json.loads(proc.stdout)
+    peak = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    results = [{"workload": f"cdc: catch up {report['changes']:,} changes (70/20/10) on {rows:,} rows",
+                "system": "tarn import --cdc", "times": [report["seconds"]],
+                "note": f"{report['changes_per_second']:,.0f} changes/s, peak RSS {peak:.0f} MiB"}]
+
+    # Steady load: `rate` changes/s in 10 transactions a second, while --follow runs.
+    follower = subprocess.Popen([*cmd, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    lags: list[float] = []
+    pending: list[tuple[float, str]] = []
+    deadline = time.monotonic() + steady_seconds
+    while time.monotonic() < deadline:
+        tick = time.monotonic()
+        mix(max(rate // 10, 10), max(rate // 10, 10))
+        pending.append((time.monotonic(), scalar("SELECT pg_current_wal_lsn()")))
+        confirmed = scalar(f"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        while pending and scalar(f"SELECT '{confirmed}'::pg_lsn >= '{pending[0][1]}'::pg_lsn") == "t":
+            lags.append(time.monotonic() - pending.pop(0)[0])
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+    end = time.monotonic() + 60
+    while pending and time.monotonic() < end:
+        confirmed = scalar(f"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        while pending and scalar(f"SELECT '{confirmed}'::pg_lsn >= '{pending[0][1]}'::pg_lsn") == "t":
+            lags.append(time.monotonic() - pending.pop(0)[0])
+        time.sleep(0.05)
+    # Peak RSS so far (the kernel's high-water mark), then SIGTERM: commit, confirm, exit 0.
+    status = pathlib.Path(f"/proc/{follower.pid}/status").read_text()
+    follow_peak = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:"))) / 1024
+    follower.terminate()
+    out, err = follower.communicate(timeout=60)
+    if follower.returncode != 0:
+        raise SystemExit(f"tarn import --cdc --follow failed: {err}")
+    if lags:
+        lags.sort()
+        results.append({"workload": f"cdc: lag at {rate:,} changes/s for {steady_seconds} s", "system": "tarn --follow",
+                        "rate": True, "note": f"lag median {statistics.median(lags):.2f} s, "
+                                              f"p95 {lags[int(len(lags) * 0.95) - 1 if len(lags) > 1 else 0]:.2f} s, "
+                                              f"max {lags[-1]:.2f} s, peak RSS {follow_peak:.0f} MiB"})
+    clean()
+    shutil.rmtree(target, ignore_errors=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
@@ -521,7 +630,8 @@ def main() -> None:
     size.add_argument("--tiny", action="store_true", help="1,000 rows, 1 run: checks the harness works")
     parser.add_argument("--rows", type=int, help="rows for the import workload")
     parser.add_argument("--runs", type=int, help="timed runs per system")
-    parser.add_argument("--only", choices=["ingest", "memory", "commits", "history", "query", "import", "server"],
+    parser.add_argument("--only", choices=["ingest", "memory", "commits", "history", "query", "import", "server",
+                                           "cdc"],
                         action="append", help="run only this workload (repeatable)")
     args = parser.parse_args()
     rows, runs = (1_000, 1) if args.tiny else (100_000, 3) if args.quick else (1_000_000, 5)
@@ -533,7 +643,9 @@ def main() -> None:
     seconds = 1 if args.tiny else 5 if args.quick else 10
     dash_orders = 1_000 if args.tiny else 1_000_000 if args.quick else 10_000_000
     dash_users = max(10, dash_orders // 100)
-    only = set(args.only or ["ingest", "memory", "commits", "history", "query", "import", "server"])
+    cdc_rows, cdc_changes = (1_000, 2_000) if args.tiny else (100_000, 100_000) if args.quick else (1_000_000, 300_000)
+    cdc_seconds, cdc_rate = (2, 500) if args.tiny else (10, 5_000) if args.quick else (30, 5_000)
+    only = set(args.only or ["ingest", "memory", "commits", "history", "query", "import", "server", "cdc"])
     tarn, profile = tarn_binary()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; tarn: {tarn} ({profile})")
@@ -556,6 +668,8 @@ def main() -> None:
             results += workload_import(tarn, rows, runs, work)
         if "server" in only:
             results += workload_server(tarn, seconds, work)
+        if "cdc" in only:
+            results += workload_cdc(tarn, cdc_rows, cdc_changes, cdc_seconds, cdc_rate, work)
     print(f"\n{'workload':56} {'system':24} {'median (min-max)':30} ratio tarn/peer  note")
     tarn_median = None
     for r in results:

@@ -788,6 +788,34 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Change data capture (PostgreSQL, wal_level = logical): the first run creates a
+    /// publication and a replication slot and copies the tables from the slot's snapshot;
+    /// every run applies the inserts, updates, deletes and truncates since, by primary key,
+    /// exactly once, and exits when caught up. --source takes several tables
+    /// (comma-separated); --into is then a directory or a catalog schema (catalog.schema).
+    #[arg(long, conflicts_with_all = ["query", "key", "cursor", "dry_run"])]
+    pub cdc: bool,
+    /// With --cdc: keep applying changes until SIGTERM or Ctrl-C (which commit what is
+    /// buffered, confirm it to the slot and exit 0).
+    #[arg(long, requires = "cdc")]
+    pub follow: bool,
+    /// With --cdc: remove the target's replication slot and publication (the tables stay).
+    /// A slot that is not read any more makes PostgreSQL keep WAL until its disk fills.
+    #[arg(long = "drop", requires = "cdc", conflicts_with = "follow")]
+    pub drop_slot: bool,
+    /// With --cdc: the replication slot's name (default: tarn_<target>_<hash>, printed).
+    #[arg(long, value_name = "NAME", requires = "cdc")]
+    pub slot: Option<String>,
+    /// With --cdc: the publication's name (default: the slot's). Give one the tables' owner
+    /// created when the importing role does not own them.
+    #[arg(long, value_name = "NAME", requires = "cdc")]
+    pub publication: Option<String>,
+    /// With --cdc: commit a batch once it is this many seconds old.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, requires = "cdc")]
+    pub batch_seconds: f64,
+    /// With --cdc: commit a batch once it holds this many changes.
+    #[arg(long, value_name = "N", default_value_t = 500_000, requires = "cdc")]
+    pub batch_changes: u64,
 }
 
 /// `tarn import --mode`.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tarn_import::{ImportOptions, Mode, Source};
 use tarn_service::NewManagedTable;
-use tarn_table::Progress;
+use tarn_table::{Progress, TableLocation};
 
 use crate::cli::{ImportArgs, ImportMode, OutputFormat};
 use crate::context::{catalog_name, Context};
@@ -16,35 +16,15 @@ use crate::output::print_report;
 use crate::{Failure, Result};
 
 pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Result<()> {
+    if args.cdc {
+        return crate::cdc_command::run(args, ctx, format).await;
+    }
     let source = match (&args.source, &args.query) {
         (Some(t), None) => Source::Table(t.clone()),
         (None, Some(q)) => Source::Query(q.clone()),
         _ => return Err(Failure("give --source TABLE or --query SQL".into())),
     };
-    // A catalog name that is not registered yet becomes a managed table on the first run.
-    let mut new_named = None;
-    let target = match catalog_name(&args.into) {
-        Some(name) => {
-            let store = ctx.store().await?;
-            match store.get_table(&name).await {
-                Ok(info) => ctx.location(&info.storage_location)?,
-                Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
-                    if ctx.remote().is_some() {
-                        return Err(Failure(format!(
-                            "table `{name}` does not exist: create it first (tarn create), or import into a path"
-                        )));
-                    }
-                    let new =
-                        NewManagedTable::plan(store.as_ref(), &ctx.warehouse_dir()?, &name).await?;
-                    let location = new.location().clone();
-                    new_named = Some(new);
-                    location
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        None => ctx.locate(&args.into).await?,
-    };
+    let (target, new_named) = resolve_into(ctx, &args.into).await?;
     let progress = Arc::new(Progress::default());
     let opts = ImportOptions {
         url: args.url.clone(),
@@ -149,6 +129,32 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
                 .unwrap_or_default()
         )
     })
+}
+
+/// The table `into` names: a catalog name (registered, or a new managed table, planned
+/// here and registered once its first commit exists) or a path/URL.
+pub(crate) async fn resolve_into(
+    ctx: &Context,
+    into: &str,
+) -> Result<(TableLocation, Option<NewManagedTable>)> {
+    // A catalog name that is not registered yet becomes a managed table on the first run.
+    let Some(name) = catalog_name(into) else {
+        return Ok((ctx.locate(into).await?, None));
+    };
+    let store = ctx.store().await?;
+    match store.get_table(&name).await {
+        Ok(info) => Ok((ctx.location(&info.storage_location)?, None)),
+        Err(e) if e.kind() == tarn_catalog::ErrorKind::NotFound => {
+            if ctx.remote().is_some() {
+                return Err(Failure(format!(
+                    "table `{name}` does not exist: create it first (tarn create), or import into a path"
+                )));
+            }
+            let new = NewManagedTable::plan(store.as_ref(), &ctx.warehouse_dir()?, &name).await?;
+            Ok((new.location().clone(), Some(new)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn spawn_rows_progress(

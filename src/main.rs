@@ -2,6 +2,7 @@
 
 mod allocator;
 mod catalog_commands;
+mod cdc_command;
 mod cli;
 mod context;
 mod encoding;

@@ -217,6 +217,34 @@ host    all tarn_password ::1/128 password"
   fi
 fi
 
+# --- wal_level = logical for the change data capture tests (tests/cdc.rs) ------------------
+# As root, idempotently: when the server's wal_level is not `logical`, ALTER SYSTEM SET
+# wal_level = logical and restart the cluster (pg_ctlcluster; a few seconds), once: later runs
+# find it logical and change nothing. The role tarn_tls gets REPLICATION (CDC over TLS).
+# Stale replication slots the CDC tests left (`tarn_test_%`, not active) are dropped: a
+# leftover slot keeps WAL on the server. Not root: tests/cdc.rs skips and says how to enable it.
+if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]] && command -v psql >/dev/null; then
+  pg_admin="${TARN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+  if [[ "$(psql "$pg_admin" -Atc 'SHOW wal_level' 2>/dev/null)" != logical ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v pg_ctlcluster >/dev/null; then
+      port="$(psql "$pg_admin" -Atc 'SHOW port')"
+      read -r ver name < <(pg_lsclusters -h | awk -v p="$port" '$3 == p {print $1, $2; exit}')
+      [[ -n "${ver:-}" ]] || fail "no Debian PostgreSQL cluster listens on port $port"
+      psql "$pg_admin" -qc "ALTER SYSTEM SET wal_level = logical" || fail "ALTER SYSTEM SET wal_level = logical"
+      pg_ctlcluster "$ver" "$name" restart || fail "pg_ctlcluster $ver $name restart"
+      for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.5; done
+      [[ "$(psql "$pg_admin" -Atc 'SHOW wal_level')" == logical ]] || fail "wal_level is still not logical"
+      echo "==> PostgreSQL $ver/$name: ALTER SYSTEM SET wal_level = logical, restarted once for tests/cdc.rs"
+    else
+      echo "==> PostgreSQL's wal_level is not logical and this is not root: tests/cdc.rs will skip (as a superuser: ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)"
+    fi
+  fi
+  psql "$pg_admin" -qc "DO \$\$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tarn_tls' AND NOT rolreplication)
+     THEN ALTER ROLE tarn_tls REPLICATION; END IF; END\$\$" >/dev/null 2>&1 || true
+  psql "$pg_admin" -Atc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+     WHERE slot_name LIKE 'tarn\\_test\\_%' AND NOT active" >/dev/null 2>&1 || true
+fi
+
 # --- Rust ---------------------------------------------------------------------------------
 step "cargo fmt --all --check"
 cargo fmt --all --check || fail "cargo fmt --all --check (run \`cargo fmt --all\` and commit)"

@@ -8,6 +8,7 @@
 //! its commit leaves nothing behind and is simply run again; two runs racing on one table
 //! cannot both commit the same step.
 
+pub mod cdc;
 mod error;
 mod mysql;
 mod pgwire;
@@ -396,14 +397,19 @@ enum Decoders {
     MySql(Vec<mysql::Decoder>),
 }
 
-async fn prepare(opts: &ImportOptions, watermark: Option<&str>) -> Result<Prepared> {
+async fn prepare(
+    opts: &ImportOptions,
+    watermark: Option<&str>,
+    snapshot: Option<&str>,
+) -> Result<Prepared> {
     let (mut session, mapped): (Session, Vec<Column>);
     let decoders;
     let (view, quote): (String, fn(&str) -> String);
     match dialect(&opts.url)? {
         Dialect::Postgres => {
             let s =
-                postgres::PgSession::open(&opts.url, &opts.source, opts.connect_timeout).await?;
+                postgres::PgSession::open(&opts.url, &opts.source, opts.connect_timeout, snapshot)
+                    .await?;
             let cols = s.columns(opts.timestamp_ntz, &opts.exclude)?;
             mapped = cols.iter().map(|(c, _)| c.clone()).collect();
             decoders = Decoders::Postgres(cols.into_iter().map(|(_, d)| d).collect());
@@ -593,7 +599,7 @@ pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
     check_options(opts)?;
     let app = app_id(opts);
     let prev = previous(opts, &app).await?;
-    let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
+    let mut prepared = prepare(opts, prev.watermark.as_deref(), None).await?;
     let select = prepared.select(true);
     let bound = prepared.bound().map(str::to_string);
     let estimated_rows = match &mut prepared.session {
@@ -617,6 +623,25 @@ pub async fn dry_run(opts: &ImportOptions) -> Result<DryRun> {
 
 /// Runs one import: at most one commit.
 pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
+    run_with(opts, None).await
+}
+
+/// The initial copy of a change data capture run: read in a replication slot's exported
+/// snapshot, committed with the slot's `txn` and commitInfo instead of the import's own.
+pub(crate) struct SnapshotCopy {
+    /// The exported snapshot's name.
+    pub snapshot: String,
+    /// The `txn` action (application id, version).
+    pub app_transaction: (String, i64),
+    /// The commitInfo keys.
+    pub commit_info: serde_json::Map<String, Value>,
+}
+
+/// [`run`], or with `copy` the initial copy of change data capture.
+pub(crate) async fn run_with(
+    opts: &ImportOptions,
+    copy: Option<&SnapshotCopy>,
+) -> Result<ImportReport> {
     check_options(opts)?;
     // The connections the rows come on open while the target is read and the checks run.
     let data_conns = (dialect(&opts.url)? == Dialect::Postgres)
@@ -624,7 +649,12 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
     let app = app_id(opts);
     let prev = previous(opts, &app).await?;
     let exists = prev.table.is_some();
-    let mut prepared = prepare(opts, prev.watermark.as_deref()).await?;
+    let mut prepared = prepare(
+        opts,
+        prev.watermark.as_deref(),
+        copy.map(|c| c.snapshot.as_str()),
+    )
+    .await?;
     if let (Session::Postgres(s), Some(conns)) = (&mut prepared.session, data_conns) {
         s.use_data_connections(conns);
     }
@@ -719,6 +749,10 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
             "previousWatermark": prev.watermark,
         }),
     );
+    let (app_transaction, commit_info) = match copy {
+        Some(c) => (c.app_transaction.clone(), c.commit_info.clone()),
+        None => ((app.clone(), prev.run.unwrap_or(0) + 1), commit_info),
+    };
     let options = WriteOptions {
         mode: if opts.mode == Some(Mode::Overwrite) && exists {
             WriteMode::Overwrite
@@ -731,7 +765,7 @@ pub async fn run(opts: &ImportOptions) -> Result<ImportReport> {
         create_if_missing: true,
         partition_by: vec![],
         progress: opts.progress.clone(),
-        app_transaction: Some((app.clone(), prev.run.unwrap_or(0) + 1)),
+        app_transaction: Some(app_transaction),
         commit_info,
         ..WriteOptions::default()
     };

@@ -1,6 +1,9 @@
 //! A minimal PostgreSQL client for the data streams of an import: connect (trust, password,
 //! MD5 or SCRAM-SHA-256), run simple statements, and receive `COPY ... TO STDOUT` through a
-//! 1 MiB read buffer, handing each CopyData message to the caller where it lies.
+//! 1 MiB read buffer, handing each CopyData message to the caller where it lies. For change
+//! data capture it also opens `replication=database` connections ([`Target::for_replication`]):
+//! rows of a simple query as text, and the CopyBoth stream of `START_REPLICATION`, read with
+//! timeouts that leave a partly read message in the buffer.
 //!
 //! sqlx reads its socket 8 KiB at a time and wraps every CopyData message (one per row) in
 //! a stream item; for a million-row import that was 8,500 `recvfrom` calls and about a
@@ -46,6 +49,8 @@ pub(crate) struct Target {
     database: Option<String>,
     options: Option<String>,
     tls: PgTls,
+    /// A logical replication connection (`replication=database`), for change data capture.
+    replication: bool,
 }
 
 impl Target {
@@ -75,7 +80,15 @@ impl Target {
             database: opts.get_database().map(str::to_string),
             options: opts.get_options().map(str::to_string),
             tls,
+            replication: false,
         })
+    }
+
+    /// The same target, as a logical replication connection (`replication=database`):
+    /// it takes replication commands and simple-query SQL.
+    pub(crate) fn for_replication(mut self) -> Target {
+        self.replication = true;
+        self
     }
 }
 
@@ -90,6 +103,9 @@ pub(crate) enum WireError {
         message: String,
     },
     Io(String),
+    /// A read gave up after the timeout the caller set ([`WireConn::next_copy_data`]);
+    /// the connection stays usable.
+    Timeout,
 }
 
 impl std::fmt::Display for WireError {
@@ -98,6 +114,7 @@ impl std::fmt::Display for WireError {
             WireError::Connect(m) | WireError::Server { message: m, .. } | WireError::Io(m) => {
                 f.write_str(m)
             }
+            WireError::Timeout => f.write_str("no message from the source in time"),
         }
     }
 }
@@ -178,6 +195,8 @@ pub(crate) struct WireConn {
     end: usize,
     /// Messages to send, written by `frontend`.
     out: BytesMut,
+    /// The read timeout set by [`WireConn::next_copy_data`], if any.
+    read_timeout: Option<std::time::Duration>,
 }
 
 /// A whole message in the read buffer: its type byte, and where the message (from its type
@@ -269,6 +288,7 @@ impl WireConn {
             start: 0,
             end: 0,
             out: BytesMut::new(),
+            read_timeout: None,
         };
         conn.startup(target)?;
         conn.socket.set_timeouts(None).map_err(io_error)?;
@@ -284,6 +304,9 @@ impl WireConn {
         }
         params.push(("client_encoding", "UTF8"));
         params.push(("application_name", "tarn import"));
+        if target.replication {
+            params.push(("replication", "database"));
+        }
         if let Some(options) = &target.options {
             params.push(("options", options.as_str()));
         }
@@ -473,10 +496,19 @@ impl WireConn {
             }
         }
         while self.end - self.start < need {
-            let n = self
-                .socket
-                .read(&mut self.buf[self.end..])
-                .map_err(io_error)?;
+            let n = match self.socket.read(&mut self.buf[self.end..]) {
+                Ok(n) => n,
+                // What was read so far stays in the buffer: the next call goes on from it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && self.read_timeout.is_some() =>
+                {
+                    return Err(WireError::Timeout)
+                }
+                Err(e) => return Err(io_error(e)),
+            };
             if n == 0 {
                 return Err(io_error(std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -484,6 +516,139 @@ impl WireConn {
         }
         Ok(())
     }
+}
+
+/// What a replication stream hands over ([`WireConn::next_copy_data`]).
+pub(crate) enum CopyEvent<'a> {
+    /// One CopyData payload.
+    Data(&'a [u8]),
+    /// Nothing arrived within the timeout.
+    Idle,
+    /// The server ended the stream (CopyDone or CommandComplete).
+    End,
+}
+
+/// The replication side of the client (change data capture): simple queries returning rows
+/// as text, and the CopyBoth stream of `START_REPLICATION`.
+impl WireConn {
+    /// Runs `sql` (simple query; a replication command or SQL) and returns every row of its
+    /// results as text (`None` for NULL).
+    pub(crate) fn rows(&mut self, sql: &str) -> WireResult<Vec<Vec<Option<String>>>> {
+        self.set_read_timeout(None)?;
+        self.query(sql)?;
+        let (mut rows, mut failure) = (Vec::new(), None);
+        loop {
+            let frame = self.frame()?;
+            match frame.tag {
+                backend::DATA_ROW_TAG => match self.parse(&frame)? {
+                    Message::DataRow(body) => rows.push(data_row(&body)?),
+                    _ => return Err(malformed("a data row")),
+                },
+                backend::ERROR_RESPONSE_TAG => failure = Some(self.server_error(&frame)?),
+                backend::READY_FOR_QUERY_TAG => return failure.map_or(Ok(rows), Err),
+                // RowDescription, CommandComplete, notices.
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends `sql` (`START_REPLICATION ...`) and waits for the CopyBothResponse.
+    ///
+    /// `backend::Message` does not know CopyBothResponse (`W`): it is recognised by its
+    /// tag here and never handed to the parser.
+    pub(crate) fn start_copy_both(&mut self, sql: &str) -> WireResult<()> {
+        self.set_read_timeout(None)?;
+        self.query(sql)?;
+        loop {
+            let frame = self.frame()?;
+            match frame.tag {
+                COPY_BOTH_RESPONSE_TAG => return Ok(()),
+                backend::ERROR_RESPONSE_TAG => {
+                    let failure = self.server_error(&frame)?;
+                    // Up to ReadyForQuery, so the connection can still be used.
+                    while self.frame()?.tag != backend::READY_FOR_QUERY_TAG {}
+                    return Err(failure);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next CopyData payload of the stream, waiting at most `timeout`. A message cut
+    /// short by the timeout stays in the buffer, and the next call goes on from it.
+    pub(crate) fn next_copy_data(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> WireResult<CopyEvent<'_>> {
+        self.set_read_timeout(Some(timeout.max(std::time::Duration::from_millis(1))))?;
+        loop {
+            let frame = match self.frame() {
+                Ok(frame) => frame,
+                Err(WireError::Timeout) => return Ok(CopyEvent::Idle),
+                Err(e) => return Err(e),
+            };
+            match frame.tag {
+                backend::COPY_DATA_TAG => return Ok(CopyEvent::Data(&self.buf[frame.body])),
+                backend::COPY_DONE_TAG | backend::COMMAND_COMPLETE_TAG => {
+                    return Ok(CopyEvent::End)
+                }
+                backend::ERROR_RESPONSE_TAG => return Err(self.server_error(&frame)?),
+                // Notices, ParameterStatus.
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one CopyData message.
+    pub(crate) fn send_copy_data(&mut self, payload: &[u8]) -> WireResult<()> {
+        frontend::CopyData::new(payload)
+            .map_err(unsendable)?
+            .write(&mut self.out);
+        self.send()
+    }
+
+    /// Ends the stream from our side (CopyDone) and reads up to ReadyForQuery, for at most
+    /// `timeout`.
+    pub(crate) fn copy_done(&mut self, timeout: std::time::Duration) -> WireResult<()> {
+        frontend::copy_done(&mut self.out);
+        self.send()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(WireError::Timeout);
+            }
+            self.set_read_timeout(Some(left))?;
+            if self.frame()?.tag == backend::READY_FOR_QUERY_TAG {
+                return self.set_read_timeout(None);
+            }
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) -> WireResult<()> {
+        if self.read_timeout != timeout {
+            let set = match &self.socket {
+                Socket::Tcp(s) => s.set_read_timeout(timeout),
+                Socket::Tls(s) => s.tcp().set_read_timeout(timeout),
+                Socket::Unix(s) => s.set_read_timeout(timeout),
+            };
+            set.map_err(io_error)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+}
+
+/// CopyBothResponse's type byte (START_REPLICATION), which `backend` does not define.
+const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
+
+/// The values of a DataRow message, as text.
+fn data_row(body: &backend::DataRowBody) -> WireResult<Vec<Option<String>>> {
+    let buffer = body.buffer();
+    body.ranges()
+        .map(|range| Ok(range.map(|r| String::from_utf8_lossy(&buffer[r]).into_owned())))
+        .collect::<Vec<_>>()
+        .map_err(malformed)
 }
 
 impl Drop for WireConn {

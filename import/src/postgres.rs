@@ -150,8 +150,18 @@ impl PgSession {
         url: &str,
         source: &Source,
         timeout: std::time::Duration,
+        snapshot: Option<&str>,
     ) -> Result<Self> {
         let (route, mut conn) = connect_first(url, timeout).await?;
+        // A snapshot to read in (a replication slot's, for change data capture) is set
+        // first thing in the transaction.
+        let begin = match snapshot {
+            Some(s) => format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+                snapshot_literal(s)?
+            ),
+            None => "BEGIN ISOLATION LEVEL REPEATABLE READ".to_string(),
+        };
         let body = match source {
             Source::Table(name) => {
                 let parts: Vec<String> = name.split('.').map(quote_ident).collect();
@@ -165,9 +175,9 @@ impl PgSession {
         let setup = match source {
             // One simple-protocol message: the statements run in turn, and the first that
             // fails (in practice the view, over an unknown table) ends the rest.
-            Source::Table(_) => format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ; {create_view}; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}"
-            ),
+            Source::Table(_) => {
+                format!("{begin}; {create_view}; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}")
+            }
             // A query is the user's text: its view is created on its own, through the
             // extended protocol, which takes exactly one statement, so nothing in the query
             // can end the view and run a statement of its own (here, or where the data
@@ -178,9 +188,7 @@ impl PgSession {
                     .execute(&mut conn)
                     .await
                     .map_err(query_error)?;
-                format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}"
-                )
+                format!("{begin}; {READ_ONLY}; {SHARE_SQL}; {COLUMNS_SQL}")
             }
         };
         let rows = sqlx::raw_sql(&setup)
@@ -584,7 +592,9 @@ fn wire_stream(
                         (ErrorKind::InvalidInput, crate::READ_ONLY_HINT)
                     }
                     WireError::Server { code, .. } => (kind_of_sqlstate(code), ""),
-                    WireError::Connect(_) | WireError::Io(_) => (ErrorKind::Unavailable, ""),
+                    WireError::Connect(_) | WireError::Io(_) | WireError::Timeout => {
+                        (ErrorKind::Unavailable, "")
+                    }
                 };
                 return Err(Error::new(
                     kind,
@@ -774,7 +784,7 @@ impl<'a> CopyDecoder<'a> {
     }
 }
 
-fn map_scalar(
+pub(crate) fn map_scalar(
     typname: &str,
     typtype: &str,
     typmod: i32,
@@ -880,7 +890,7 @@ fn be<const N: usize>(v: &[u8]) -> std::result::Result<[u8; N], String> {
         .map_err(|_| format!("a {N}-byte value had {} bytes", v.len()))
 }
 
-fn decode_value(
+pub(crate) fn decode_value(
     decoder: &Decoder,
     v: &[u8],
     builder: &mut ColBuilder,

@@ -58,8 +58,11 @@ struct Buffered {
 impl Read for Buffered {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if self.start == self.end {
+            // A failed read (e.g. a read timeout) leaves the buffer empty, not holding the
+            // bytes already handed out.
+            let read = self.tcp.read(&mut self.buf)?;
             self.start = 0;
-            self.end = self.tcp.read(&mut self.buf)?;
+            self.end = read;
         }
         let n = out.len().min(self.end - self.start);
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);

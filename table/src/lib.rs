@@ -18,6 +18,7 @@
 //! ```
 
 mod actions;
+mod changes;
 mod commit;
 mod commit_log;
 mod create;
@@ -44,6 +45,7 @@ pub use actions::{
     CommitChanges, DataFile, DeletionVector, FileAction, FileFormat, FileStats, LogAction,
     TableMetadata, TableProtocol,
 };
+pub use changes::{ChangeBatch, ChangeReport};
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};

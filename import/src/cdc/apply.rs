@@ -1,0 +1,136 @@
+//! A folded batch of one table as the rows of a MERGE ([`tarn_table::ChangeBatch`]): the
+//! binary values decoded into Arrow columns, plus the match key, operation and keep flags.
+
+use std::sync::Arc;
+
+use tarn_table::deltalake::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use tarn_table::deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+use super::fold::{decode_key, Cell, TableFold};
+use crate::postgres::{decode_value, Decoder};
+use crate::types::{ColBuilder, ColType};
+use crate::{Error, ErrorKind, Result};
+
+/// A column of a target table, as the source stream sends it.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    /// The column's name (in the source and in Delta).
+    pub name: String,
+    /// What Tarn stores.
+    pub col_type: ColType,
+    /// How its binary values decode.
+    pub decoder: Decoder,
+    /// The source type (OID, modifier) it was mapped from.
+    pub type_oid: u32,
+    pub typmod: i32,
+    /// The source type as PostgreSQL writes it.
+    pub type_text: String,
+    /// Whether the source still has it (a dropped column stays in Delta, NULL from then on).
+    pub present: bool,
+}
+
+/// A column's Delta type as text (`bigint`, `decimal(12,2)`...), to compare a source type's
+/// mapping with what the table stores.
+pub(crate) fn stored_types(
+    schema: &tarn_table::deltalake::kernel::StructType,
+) -> Vec<(String, String)> {
+    schema
+        .fields()
+        .map(|f| (f.name().to_string(), tarn_table::type_text(f.data_type())))
+        .collect()
+}
+
+/// The rows of one table's batch, for [`tarn_table::Table::apply_changes`]: the present
+/// columns' names, and the indexes (into them) of columns with keep flags.
+pub(crate) fn change_rows(
+    slots: &[Slot],
+    key_slots: &[usize],
+    fold: &TableFold,
+) -> Result<(RecordBatch, Vec<String>, Vec<usize>)> {
+    let included: Vec<usize> = (0..slots.len()).filter(|i| slots[*i].present).collect();
+    let live: Vec<_> = fold.live.values().collect();
+    let rows = live.len() + fold.deletes.len();
+    let cell = |cells: &[Cell], slot: usize| cells.get(slot).cloned().unwrap_or(Cell::Null);
+    let decode = |slot: &Slot, v: &[u8], b: &mut ColBuilder| {
+        decode_value(&slot.decoder, v, b).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("column `{}`: {e}", slot.name),
+            )
+        })
+    };
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    let mut kept = Vec::new();
+    let mut any_keep = vec![false; rows];
+    let mut keep_columns = Vec::new();
+    for (ci, &s) in included.iter().enumerate() {
+        let slot = &slots[s];
+        let mut b = ColBuilder::new(&slot.col_type);
+        let mut keep = vec![false; rows];
+        for (r, row) in live.iter().enumerate() {
+            match cell(&row.cells, s) {
+                Cell::Null => b.append_null(),
+                Cell::Value(v) => decode(slot, &v, &mut b)?,
+                Cell::Keep => {
+                    b.append_null();
+                    keep[r] = true;
+                    any_keep[r] = true;
+                }
+            }
+        }
+        for _ in 0..fold.deletes.len() {
+            b.append_null();
+        }
+        fields.push(Field::new(&slot.name, slot.col_type.arrow(), true));
+        arrays.push(b.finish());
+        if keep.iter().any(|k| *k) {
+            kept.push(ci);
+            keep_columns.push((ci, keep));
+        }
+    }
+    for (j, &s) in key_slots.iter().enumerate() {
+        let slot = &slots[s];
+        let mut b = ColBuilder::new(&slot.col_type);
+        let add = |key: Option<&Vec<u8>>, b: &mut ColBuilder| -> Result<()> {
+            match key {
+                None => b.append_null(),
+                Some(k) => {
+                    let values = decode_key(k);
+                    let v = values.get(j).ok_or_else(|| {
+                        Error::new(ErrorKind::Internal, "internal: a key with too few values")
+                    })?;
+                    decode(slot, v, b)?;
+                }
+            }
+            Ok(())
+        };
+        for row in &live {
+            add(row.match_key.as_ref(), &mut b)?;
+        }
+        for k in &fold.deletes {
+            add(Some(k), &mut b)?;
+        }
+        fields.push(Field::new(format!("__mk_{j}"), slot.col_type.arrow(), true));
+        arrays.push(b.finish());
+    }
+    let ops: Vec<&str> = std::iter::repeat_n("U", live.len())
+        .chain(std::iter::repeat_n("D", fold.deletes.len()))
+        .collect();
+    fields.push(Field::new("__op", DataType::Utf8, false));
+    arrays.push(Arc::new(StringArray::from(ops)));
+    for (ci, keep) in keep_columns {
+        fields.push(Field::new(format!("__keep_{ci}"), DataType::Boolean, false));
+        arrays.push(Arc::new(BooleanArray::from(keep)));
+    }
+    fields.push(Field::new("__any_keep", DataType::Boolean, false));
+    arrays.push(Arc::new(BooleanArray::from(any_keep)));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("internal: building a change batch: {e}"),
+        )
+    })?;
+    let columns = included.iter().map(|s| slots[*s].name.clone()).collect();
+    Ok((batch, columns, kept))
+}

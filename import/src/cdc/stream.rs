@@ -1,0 +1,933 @@
+//! The apply loop: a reader thread receives the slot's stream, buffers each transaction and
+//! folds it into the current batch at its commit; a committer applies sealed batches (one
+//! Delta commit per changed table) while the next one fills. The reader confirms to the
+//! slot only positions every table has committed, or, with nothing pending, the server's
+//! keepalive position.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tarn_table::{ChangeBatch, Table};
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::apply::{change_rows, Slot};
+use super::fold::{encode_key, Cell, Key, TableFold};
+use super::pgoutput::{self, Lsn, Message, RelColumn, Value, Wire};
+use super::{
+    cell, commit_info, fault, identify, lit, map_type, server, CdcOptions, CdcTableReport, Names,
+    System, TableState,
+};
+use crate::pgwire::{CopyEvent, Target, WireConn};
+use crate::postgres::quote_ident;
+use crate::{one_line, Error, ErrorKind, Result};
+
+/// What the stream part of a run did.
+pub(crate) struct StreamResult {
+    pub durable: Lsn,
+    pub confirmed: Lsn,
+    pub changes: u64,
+    pub stream_seconds: f64,
+    pub lag_seconds: f64,
+    pub lag_bytes: u64,
+    pub stopped: String,
+    pub warnings: Vec<String>,
+    pub tables: Vec<CdcTableReport>,
+}
+
+/// One change, as received (applied at its transaction's commit).
+enum Change {
+    Insert(Key, Vec<Cell>),
+    Update {
+        old_key: Option<Key>,
+        old_row: Option<Vec<Cell>>,
+        key: Key,
+        cells: Vec<Cell>,
+    },
+    Delete(Key),
+    Truncate,
+}
+
+/// The transaction being received.
+struct Txn {
+    final_lsn: Lsn,
+    commit_time: i64,
+    changes: Vec<(usize, Change)>,
+}
+
+/// The batch being filled.
+struct Batch {
+    folds: Vec<TableFold>,
+    end: Lsn,
+    txns: u64,
+    changes: u64,
+    bytes: usize,
+    oldest_commit_time: Option<i64>,
+    started: Instant,
+}
+
+impl Batch {
+    fn new(tables: usize) -> Batch {
+        Batch {
+            folds: (0..tables).map(|_| TableFold::default()).collect(),
+            end: Lsn(0),
+            txns: 0,
+            changes: 0,
+            bytes: 0,
+            oldest_commit_time: None,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A batch handed to the committer, with the columns each table had when it was sealed.
+struct Sealed {
+    folds: Vec<TableFold>,
+    slots: Vec<Vec<Slot>>,
+    end: Lsn,
+    changes: u64,
+    txns: u64,
+    oldest_commit_time: Option<i64>,
+    started: Instant,
+}
+
+/// A source table as the reader knows it.
+struct Followed {
+    nspname: String,
+    relname: String,
+    /// What the Delta table stores: column name -> type text.
+    stored: HashMap<String, String>,
+    slots: Vec<Slot>,
+    key_slots: Vec<usize>,
+    version: Lsn,
+}
+
+/// A relation of the stream: its table, and where each of its columns goes.
+struct Rel {
+    table: usize,
+    slot_of: Vec<usize>,
+}
+
+/// The reader's end of the run.
+struct ReaderEnd {
+    stopped: &'static str,
+    confirmed: Lsn,
+    keepalive: Lsn,
+    error: Option<Error>,
+}
+
+/// Appends a line to the test trace file (`TARN_TEST_CDC_TRACE`), if one is set.
+fn trace(line: serde_json::Value) {
+    if let Some(path) = std::env::var_os("TARN_TEST_CDC_TRACE") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Streams the slot's changes into the tables from `start` (what the slot confirmed, or the
+/// initial copy's position) until caught up, or, with `follow`, until `opts.stop`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn follow(
+    conn: WireConn,
+    opts: CdcOptions,
+    system: System,
+    slot: String,
+    publication: String,
+    tables: Vec<TableState>,
+    start: Lsn,
+) -> Result<StreamResult> {
+    let started = Instant::now();
+    let names = Names { slot, publication };
+    let durable = Arc::new(AtomicU64::new(start.0));
+    opts.progress.durable.store(start.0, Ordering::Relaxed);
+    let followed: Vec<Followed> = tables
+        .iter()
+        .map(|t| Followed {
+            nspname: t.source.nspname.clone(),
+            relname: t.source.relname.clone(),
+            key_slots: t
+                .source
+                .keys
+                .iter()
+                .filter_map(|k| t.source.slots.iter().position(|s| s.name == *k))
+                .collect(),
+            // The stream's Relation messages say what the columns were when the changes
+            // were made (the catalog now may differ): every column's type is looked up
+            // again at the first one.
+            slots: t
+                .source
+                .slots
+                .iter()
+                .map(|s| Slot {
+                    type_oid: 0,
+                    ..s.clone()
+                })
+                .collect(),
+            stored: t.stored.iter().cloned().collect(),
+            version: t.version.unwrap_or(start),
+        })
+        .collect();
+    if followed
+        .iter()
+        .zip(&tables)
+        .any(|(f, t)| f.key_slots.len() != t.source.keys.len())
+    {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "a key column of a source table is not mapped",
+        ));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Sealed>(1);
+    let committer_done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let committer_done = committer_done.clone();
+        let (opts, durable, names_slot, names_pub) = (
+            opts.clone(),
+            durable.clone(),
+            names.slot.clone(),
+            names.publication.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut r = Reader {
+                conn,
+                opts,
+                followed,
+                rels: HashMap::new(),
+                durable,
+                committer_done,
+                catalog: None,
+            };
+            r.run(&names_slot, &names_pub, start, tx)
+        })
+    };
+    // The committer.
+    let mut reports: Vec<CdcTableReport> = tables.iter().map(|t| t.report.clone()).collect();
+    let mut previous: Vec<Lsn> = tables.iter().map(|t| t.version.unwrap_or(start)).collect();
+    let mut applied = 0u64;
+    let mut failure = None;
+    while let Some(sealed) = rx.recv().await {
+        let mut committed_any = false;
+        for (i, fold) in sealed.folds.iter().enumerate() {
+            if fold.is_empty() {
+                continue;
+            }
+            if sealed.end <= previous[i] {
+                continue;
+            }
+            if committed_any {
+                fault("cdc:between-table-commits");
+            }
+            let t = &tables[i];
+            let kind = if fold.truncated {
+                "truncate"
+            } else {
+                "changes"
+            };
+            let mut info = serde_json::Map::new();
+            info.insert(
+                super::COMMIT_KEY.into(),
+                commit_info(
+                    &t.app,
+                    &system,
+                    &names,
+                    &t.source,
+                    kind,
+                    sealed.end,
+                    Some(previous[i]),
+                    fold.counts,
+                ),
+            );
+            let result = change_rows(
+                &sealed.slots[i],
+                &key_slots(&t.source, &sealed.slots[i]),
+                fold,
+            )
+            .map(|(batch, columns, kept)| ChangeBatch {
+                batch,
+                keys: t.source.keys.clone(),
+                columns,
+                kept,
+                truncate: fold.truncated,
+                app_transaction: (t.app.clone(), sealed.end.0 as i64),
+                commit_info: info,
+            });
+            let result = match result {
+                Ok(changes) => Table::apply_changes(&t.target, changes)
+                    .await
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((_, report)) => {
+                    trace(
+                        json!({"commit": reports[i].table, "lsn": sealed.end.to_string(), "lsn_u64": sealed.end.0}),
+                    );
+                    committed_any = true;
+                    let r = &mut reports[i];
+                    r.inserted += fold.counts.inserted;
+                    r.updated += fold.counts.updated;
+                    r.deleted += fold.counts.deleted;
+                    r.truncated |= fold.truncated;
+                    r.commits += 1;
+                    r.version = Some(report.version);
+                    previous[i] = sealed.end;
+                }
+                Err(e) => {
+                    failure = Some(Error::new(e.kind(), format!(
+                        "applying changes to `{}` failed: {} (nothing after {} was confirmed; the next run applies it again)",
+                        reports[i].table,
+                        e.message(),
+                        Lsn(durable.load(Ordering::Relaxed))
+                    )).with_source(e));
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        if committed_any {
+            fault("cdc:after-commit-before-confirm");
+        }
+        applied += sealed.changes;
+        opts.progress
+            .changes
+            .fetch_add(sealed.changes, Ordering::Relaxed);
+        durable.store(sealed.end.0, Ordering::Release);
+        opts.progress.durable.store(sealed.end.0, Ordering::Relaxed);
+    }
+    committer_done.store(true, Ordering::Release);
+    drop(rx);
+    let end = reader.await.map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("internal: the replication reader failed: {e}"),
+        )
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let end = end?;
+    if let Some(e) = end.error {
+        return Err(e);
+    }
+    let d = Lsn(durable.load(Ordering::Acquire));
+    for (r, lsn) in reports.iter_mut().zip(&previous) {
+        r.lsn = lsn.to_string();
+    }
+    Ok(StreamResult {
+        durable: d,
+        confirmed: end.confirmed,
+        changes: applied,
+        stream_seconds: started.elapsed().as_secs_f64(),
+        lag_seconds: 0.0,
+        lag_bytes: end.keepalive.0.saturating_sub(d.0),
+        stopped: end.stopped.to_string(),
+        warnings: vec![],
+        tables: reports,
+    })
+}
+
+/// The slot indexes of a table's key columns.
+fn key_slots(source: &super::SourceTable, slots: &[Slot]) -> Vec<usize> {
+    source
+        .keys
+        .iter()
+        .filter_map(|k| slots.iter().position(|s| s.name == *k))
+        .collect()
+}
+
+struct Reader {
+    conn: WireConn,
+    opts: CdcOptions,
+    followed: Vec<Followed>,
+    rels: HashMap<u32, Rel>,
+    durable: Arc<AtomicU64>,
+    /// Set when the committer has finished (or failed).
+    committer_done: Arc<AtomicBool>,
+    /// A plain connection for type look-ups (opened when a new column appears).
+    catalog: Option<WireConn>,
+}
+
+/// A schema change Tarn cannot follow: the run stops after committing what came before.
+struct SchemaStop(String);
+
+impl Reader {
+    fn durable(&self) -> Lsn {
+        Lsn(self.durable.load(Ordering::Acquire))
+    }
+
+    fn status(&mut self, received: Lsn, flush: Lsn, reply: bool, idle: bool) -> Result<()> {
+        trace(json!({"confirm": flush.to_string(), "confirm_u64": flush.0, "idle": idle}));
+        let m =
+            pgoutput::status_update(received.max(flush), flush, pgoutput::pg_now_micros(), reply);
+        self.conn
+            .send_copy_data(&m)
+            .map_err(|e| server("replication stream", e))
+    }
+
+    fn run(
+        &mut self,
+        slot: &str,
+        publication: &str,
+        start: Lsn,
+        tx: tokio::sync::mpsc::Sender<Sealed>,
+    ) -> Result<ReaderEnd> {
+        let goal = identify(&mut self.conn)?.xlogpos;
+        let publications = lit(&quote_ident(publication))?;
+        self.conn
+            .start_copy_both(&format!(
+                "START_REPLICATION SLOT {} LOGICAL {start} (\"proto_version\" '1', \"publication_names\" {publications}, \"binary\" 'true')",
+                quote_ident(slot)
+            ))
+            .map_err(|e| {
+                let m = one_line(&e.to_string());
+                if m.contains("is active for PID") {
+                    Error::new(ErrorKind::Conflict, format!("replication slot {slot} is in use: {m} (another tarn import --follow?)"))
+                } else {
+                    Error::new(super::wire_kind(&e), format!("START_REPLICATION: {m}"))
+                }
+            })?;
+        let follow = self.opts.follow;
+        let interval = self.opts.batch_interval;
+        let cap = self.opts.batch_changes.max(1);
+        let memory_cap: usize = 256 << 20;
+        let mut batch = Batch::new(self.followed.len());
+        let mut txn: Option<Txn> = None;
+        let mut handed = start;
+        let mut sent = Lsn(0);
+        let mut keepalive = Lsn(0);
+        let mut received = start;
+        let mut last_status = Instant::now() - Duration::from_secs(3600);
+        let mut last_poke = Instant::now() - Duration::from_secs(3600);
+        let mut force = true;
+        let mut stop_error: Option<Error> = None;
+        let stopped;
+        loop {
+            if tx.is_closed() {
+                // The committer failed: it reports why.
+                return Ok(ReaderEnd {
+                    stopped: "error",
+                    confirmed: sent,
+                    keepalive,
+                    error: None,
+                });
+            }
+            let durable = self.durable();
+            let pending = txn.is_some() || batch.txns > 0 || handed > durable;
+            // Progress.
+            self.opts
+                .progress
+                .lag_bytes
+                .store(keepalive.0.saturating_sub(durable.0), Ordering::Relaxed);
+            let oldest = batch.oldest_commit_time;
+            self.opts.progress.lag_millis.store(
+                match (pending, oldest) {
+                    (true, Some(t)) => ((pgoutput::pg_now_micros() - t).max(0) / 1000) as u64,
+                    _ => 0,
+                },
+                Ordering::Relaxed,
+            );
+            if stop_error.is_some() {
+                stopped = "error";
+                break;
+            }
+            if self.opts.stop.load(Ordering::Relaxed) {
+                stopped = "signal";
+                break;
+            }
+            if !pending && !follow && (keepalive >= goal || durable >= goal) {
+                stopped = "caught_up";
+                break;
+            }
+            // Confirm what may be confirmed.
+            let flush = if pending {
+                durable
+            } else {
+                durable.max(keepalive)
+            }
+            .max(sent);
+            if flush > sent || force || last_status.elapsed() >= Duration::from_secs(10) {
+                self.status(received, flush, false, !pending)?;
+                sent = flush;
+                last_status = Instant::now();
+                force = false;
+            }
+            // Hand a full or old enough batch over.
+            // Catching up (no --follow), everything up to the goal is in once the stream
+            // reached it: no need to wait for the interval.
+            let reached = !follow && (keepalive >= goal || batch.end >= goal);
+            if txn.is_none()
+                && batch.txns > 0
+                && (batch.started.elapsed() >= interval
+                    || reached
+                    || batch.changes >= cap
+                    || batch.bytes >= memory_cap)
+            {
+                let must = batch.changes >= cap.saturating_mul(2) || batch.bytes >= memory_cap;
+                let sealed = self.seal(&mut batch);
+                let end = sealed.end;
+                match tx.try_send(sealed) {
+                    Ok(()) => handed = end,
+                    Err(TrySendError::Closed(_)) => continue,
+                    Err(TrySendError::Full(back)) => {
+                        if must {
+                            // Memory is bounded: wait for the committer (confirming on time).
+                            self.hand_over(&tx, back, received, &mut sent)?;
+                            handed = end;
+                        } else {
+                            batch = unseal(back, self.followed.len());
+                        }
+                    }
+                }
+            }
+            // Read.
+            let event = self
+                .conn
+                .next_copy_data(Duration::from_millis(200))
+                .map_err(|e| server("replication stream", e))?;
+            let payload = match event {
+                CopyEvent::Idle => {
+                    if !follow && txn.is_none() && last_poke.elapsed() >= Duration::from_millis(200)
+                    {
+                        // Ask for a keepalive: its position says whether we caught up.
+                        let flush = if pending {
+                            durable
+                        } else {
+                            durable.max(keepalive)
+                        }
+                        .max(sent);
+                        self.status(received, flush, true, !pending)?;
+                        sent = flush;
+                        last_poke = Instant::now();
+                    }
+                    continue;
+                }
+                CopyEvent::End => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "the source ended the replication stream",
+                    ))
+                }
+                CopyEvent::Data(p) => p.to_vec(),
+            };
+            let wire = pgoutput::parse(&payload).map_err(Error::internal)?;
+            match wire {
+                Wire::Keepalive { wal_end, reply } => {
+                    keepalive = keepalive.max(wal_end);
+                    received = received.max(wal_end);
+                    force |= reply;
+                }
+                Wire::XLog { wal_end, message } => {
+                    received = received.max(wal_end);
+                    match message {
+                        Message::Begin {
+                            final_lsn,
+                            commit_time,
+                        } => {
+                            txn = Some(Txn {
+                                final_lsn,
+                                commit_time,
+                                changes: Vec::new(),
+                            })
+                        }
+                        Message::Relation {
+                            relid,
+                            namespace,
+                            name,
+                            columns,
+                            ..
+                        } => {
+                            if let Err(SchemaStop(m)) =
+                                self.relation(relid, namespace, name, &columns, txn.as_ref())
+                            {
+                                txn = None;
+                                stop_error = Some(Error::new(ErrorKind::Unsupported, m));
+                            }
+                        }
+                        Message::Insert { relid, new } => {
+                            let (t, cells) = self.cells(relid, &new)?;
+                            let key = self.key(t, &cells)?;
+                            push(&mut txn, t, Change::Insert(key, cells))?;
+                        }
+                        Message::Update { relid, old, new } => {
+                            let (t, cells) = self.cells(relid, &new)?;
+                            let key = self.key(t, &cells)?;
+                            let (old_key, old_row) = match old {
+                                Some((kind, values)) => {
+                                    let (_, old_cells) = self.cells(relid, &values)?;
+                                    let old_key = self.key(t, &old_cells)?;
+                                    (Some(old_key), (kind == b'O').then_some(old_cells))
+                                }
+                                None => (None, None),
+                            };
+                            push(
+                                &mut txn,
+                                t,
+                                Change::Update {
+                                    old_key,
+                                    old_row,
+                                    key,
+                                    cells,
+                                },
+                            )?;
+                        }
+                        Message::Delete { relid, old, .. } => {
+                            let (t, cells) = self.cells(relid, &old)?;
+                            let key = self.key(t, &cells)?;
+                            push(&mut txn, t, Change::Delete(key))?;
+                        }
+                        Message::Truncate { relids } => {
+                            for relid in relids {
+                                if let Some(rel) = self.rels.get(&relid) {
+                                    let t = rel.table;
+                                    push(&mut txn, t, Change::Truncate)?;
+                                }
+                            }
+                        }
+                        Message::Commit {
+                            end_lsn,
+                            commit_time,
+                            ..
+                        } => {
+                            let Some(done) = txn.take() else {
+                                return Err(Error::new(
+                                    ErrorKind::Internal,
+                                    "the source sent a commit without its transaction",
+                                ));
+                            };
+                            let _ = done.final_lsn;
+                            for (t, change) in done.changes {
+                                if end_lsn <= self.followed[t].version {
+                                    continue;
+                                }
+                                let fold = &mut batch.folds[t];
+                                let before = fold.bytes;
+                                match change {
+                                    Change::Insert(k, c) => fold.insert(k, c),
+                                    Change::Update {
+                                        old_key,
+                                        old_row,
+                                        key,
+                                        cells,
+                                    } => fold.update(old_key, old_row.as_deref(), key, cells),
+                                    Change::Delete(k) => fold.delete(k),
+                                    Change::Truncate => fold.truncate(),
+                                }
+                                batch.bytes += fold.bytes - before;
+                                batch.changes += 1;
+                            }
+                            batch.end = end_lsn;
+                            batch.txns += 1;
+                            batch.oldest_commit_time = Some(
+                                batch
+                                    .oldest_commit_time
+                                    .unwrap_or(commit_time)
+                                    .min(done.commit_time),
+                            );
+                        }
+                        Message::Other(_) => {}
+                    }
+                }
+            }
+        }
+        // Stop: the transaction being received is dropped (it is sent again next time);
+        // what is folded is committed, then confirmed.
+        let _ = txn;
+        if batch.txns > 0 {
+            let sealed = self.seal(&mut batch);
+            let end = sealed.end;
+            self.hand_over(&tx, sealed, received, &mut sent)?;
+            handed = end;
+        }
+        drop(tx);
+        // Wait for the committer (it ends when the channel closes and it is done).
+        loop {
+            let d = self.durable();
+            if d >= handed {
+                break;
+            }
+            if Instant::now().duration_since(last_status) >= Duration::from_secs(5) {
+                self.status(received, d.max(sent), false, false)?;
+                sent = d.max(sent);
+                last_status = Instant::now();
+            }
+            // The committer failed (it holds the error), or is still committing.
+            if self.committer_done.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let d = self.durable();
+        let flush = if d >= handed && stopped == "caught_up" {
+            d.max(keepalive)
+        } else {
+            d
+        }
+        .max(sent);
+        self.status(received, flush, false, d >= handed)?;
+        sent = flush;
+        let _ = self.conn.copy_done(Duration::from_secs(5));
+        Ok(ReaderEnd {
+            stopped,
+            confirmed: sent,
+            keepalive,
+            error: stop_error,
+        })
+    }
+
+    /// Hands `sealed` over, waiting for the committer while confirming on time.
+    fn hand_over(
+        &mut self,
+        tx: &tokio::sync::mpsc::Sender<Sealed>,
+        mut sealed: Sealed,
+        received: Lsn,
+        sent: &mut Lsn,
+    ) -> Result<()> {
+        let mut last = Instant::now();
+        loop {
+            match tx.try_send(sealed) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => return Ok(()),
+                Err(TrySendError::Full(back)) => sealed = back,
+            }
+            if last.elapsed() >= Duration::from_secs(5) {
+                let d = self.durable().max(*sent);
+                self.status(received, d, false, false)?;
+                *sent = d;
+                last = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn seal(&self, batch: &mut Batch) -> Sealed {
+        let b = std::mem::replace(batch, Batch::new(self.followed.len()));
+        Sealed {
+            folds: b.folds,
+            slots: self.followed.iter().map(|f| f.slots.clone()).collect(),
+            end: b.end,
+            changes: b.changes,
+            txns: b.txns,
+            oldest_commit_time: b.oldest_commit_time,
+            started: b.started,
+        }
+    }
+
+    /// A relation's columns: checked against the table's, new ones added.
+    fn relation(
+        &mut self,
+        relid: u32,
+        namespace: &str,
+        name: &str,
+        columns: &[RelColumn<'_>],
+        txn: Option<&Txn>,
+    ) -> std::result::Result<(), SchemaStop> {
+        let namespace = if namespace.is_empty() {
+            "pg_catalog"
+        } else {
+            namespace
+        };
+        let Some(t) = self
+            .followed
+            .iter()
+            .position(|f| f.nspname == namespace && f.relname == name)
+        else {
+            return Err(SchemaStop(format!(
+                "the publication sends changes of {namespace}.{name}, which this run does not follow: pass the same --source tables as the first run"
+            )));
+        };
+        let at = txn.map(|t| t.final_lsn).unwrap_or_default();
+        let ntz = self.opts.timestamp_ntz;
+        let mut slot_of = Vec::with_capacity(columns.len());
+        for c in columns {
+            let existing = self.followed[t].slots.iter().position(|s| s.name == c.name);
+            let same = existing.is_some_and(|i| {
+                let s = &self.followed[t].slots[i];
+                s.type_oid == c.type_oid && s.typmod == c.typmod
+            });
+            if same {
+                slot_of.push(existing.expect("checked"));
+                continue;
+            }
+            let mapped = self
+                .lookup_type(c.type_oid, c.typmod)
+                .map_err(|e| SchemaStop(e.to_string()))?;
+            let (typname, typtype, elem, elemtype, text) = mapped;
+            let m = map_type(&typname, &typtype, &elem, &elemtype, c.typmod, ntz);
+            let f = &mut self.followed[t];
+            match (existing, m) {
+                (None, Some((col_type, decoder)))
+                    if f.stored
+                        .get(c.name)
+                        .is_none_or(|stored| *stored == col_type.type_text()) =>
+                {
+                    f.slots.push(Slot {
+                        name: c.name.to_string(),
+                        col_type,
+                        decoder,
+                        type_oid: c.type_oid,
+                        typmod: c.typmod,
+                        type_text: text,
+                        present: true,
+                    });
+                    slot_of.push(f.slots.len() - 1);
+                }
+                (Some(i), Some((col_type, decoder)))
+                    if f.stored
+                        .get(c.name)
+                        .is_none_or(|stored| *stored == col_type.type_text()) =>
+                {
+                    f.slots[i].col_type = col_type;
+                    let s = &mut f.slots[i];
+                    s.decoder = decoder;
+                    s.type_oid = c.type_oid;
+                    s.typmod = c.typmod;
+                    s.type_text = text;
+                    slot_of.push(i);
+                }
+                (_, mapped) => {
+                    let stored = match (f.stored.get(c.name), mapped) {
+                        (Some(stored), _) => format!(
+                            "it is now {text}, which Tarn cannot store in the table's {stored} column without loss"
+                        ),
+                        (None, _) => format!("it is {text}, which Tarn cannot store"),
+                    };
+                    return Err(SchemaStop(format!(
+                        "column `{}` of {namespace}.{name} changed at {at}: {stored}; the changes before it are applied, nothing from it on (make a new copy with --cdc --mode overwrite)",
+                        c.name
+                    )));
+                }
+            }
+        }
+        let f = &mut self.followed[t];
+        for (i, s) in f.slots.iter_mut().enumerate() {
+            s.present = slot_of.contains(&i);
+        }
+        if f.key_slots.iter().any(|k| !slot_of.contains(k)) {
+            return Err(SchemaStop(format!(
+                "a key column of {namespace}.{name} was dropped at {at}: the changes before it are applied, nothing from it on (make a new copy with --cdc --mode overwrite)"
+            )));
+        }
+        self.rels.insert(relid, Rel { table: t, slot_of });
+        Ok(())
+    }
+
+    /// (typname, typtype, element typname, element typtype, format_type) of a type.
+    fn lookup_type(
+        &mut self,
+        oid: u32,
+        typmod: i32,
+    ) -> Result<(String, String, String, String, String)> {
+        if self.catalog.is_none() {
+            let target = Target::from_url(&self.opts.url).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidInput, "the source URL cannot be read")
+            })?;
+            self.catalog = Some(
+                WireConn::connect(&target, self.opts.connect_timeout)
+                    .map_err(|e| server("connecting for a type look-up", e))?,
+            );
+        }
+        let conn = self.catalog.as_mut().expect("connected");
+        let rows = conn
+            .rows(&format!(
+                "SELECT t.typname, t.typtype::text, COALESCE(e.typname::text, ''), COALESCE(e.typtype::text, ''), format_type(t.oid, {typmod}) \
+                 FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' WHERE t.oid = {oid}"
+            ))
+            .map_err(|e| server("type look-up", e))?;
+        let row = rows.first().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, format!("the source has no type {oid}"))
+        })?;
+        Ok((
+            cell(row, 0),
+            cell(row, 1),
+            cell(row, 2),
+            cell(row, 3),
+            cell(row, 4),
+        ))
+    }
+
+    /// A tuple's values by table column slot.
+    fn cells(&self, relid: u32, values: &[Value<'_>]) -> Result<(usize, Vec<Cell>)> {
+        let rel = self.rels.get(&relid).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("the source sent a change of relation {relid} before describing it"),
+            )
+        })?;
+        let f = &self.followed[rel.table];
+        let mut cells = vec![Cell::Null; f.slots.len()];
+        for (i, v) in values.iter().enumerate() {
+            let Some(&slot) = rel.slot_of.get(i) else {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "the source sent more values than columns",
+                ));
+            };
+            cells[slot] = match v {
+                Value::Null => Cell::Null,
+                Value::Unchanged => Cell::Keep,
+                Value::Binary(b) => Cell::Value(b.to_vec()),
+                Value::Text(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "column `{}` of {}.{} arrived as text, not binary",
+                            f.slots[slot].name, f.nspname, f.relname
+                        ),
+                    ))
+                }
+            };
+        }
+        Ok((rel.table, cells))
+    }
+
+    fn key(&self, t: usize, cells: &[Cell]) -> Result<Key> {
+        let f = &self.followed[t];
+        encode_key(f.key_slots.iter().map(|s| &cells[*s])).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "a change of {}.{} has no value for its key",
+                    f.nspname, f.relname
+                ),
+            )
+        })
+    }
+}
+
+fn push(txn: &mut Option<Txn>, t: usize, change: Change) -> Result<()> {
+    match txn {
+        Some(txn) => {
+            txn.changes.push((t, change));
+            Ok(())
+        }
+        None => Err(Error::new(
+            ErrorKind::Internal,
+            "the source sent a change outside a transaction",
+        )),
+    }
+}
+
+/// A sealed batch put back (the committer was busy): it goes on filling.
+fn unseal(sealed: Sealed, tables: usize) -> Batch {
+    let bytes = sealed.folds.iter().map(|f| f.bytes).sum();
+    let _ = tables;
+    Batch {
+        folds: sealed.folds,
+        end: sealed.end,
+        txns: sealed.txns,
+        changes: sealed.changes,
+        bytes,
+        oldest_commit_time: sealed.oldest_commit_time,
+        started: sealed.started,
+    }
+}

@@ -1,0 +1,836 @@
+//! `tarn import --cdc` end to end against the real PostgreSQL at `TARN_TEST_POSTGRES`
+//! (default `postgres://postgres@127.0.0.1:5432/test`; `skip` skips). The server needs
+//! `wal_level = logical` (tests/run.sh sets it as root); otherwise each test says so and
+//! skips. Every test uses its own tables and a `tarn_test_` slot, dropped at the end.
+//!
+//! Each test compares the Delta table with the source row for row.
+
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use sqlx::{Connection, Row};
+
+fn pg_url() -> Option<String> {
+    let url = std::env::var("TARN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    (url != "skip").then_some(url)
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `sql` (one or more statements); the rows of the last one, every value as text.
+fn sql(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    runtime().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is needed ({e}); set TARN_TEST_POSTGRES=skip to skip")
+        });
+        let rows = sqlx::raw_sql(sql).fetch_all(&mut conn).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn one(url: &str, q: &str) -> Option<String> {
+    sql(url, q).first().and_then(|r| r[0].clone())
+}
+
+/// The URL, or `None` (with a line saying why) when the server cannot do logical decoding.
+fn logical() -> Option<String> {
+    let url = pg_url()?;
+    let level = one(&url, "SELECT current_setting('wal_level')");
+    if level.as_deref() != Some("logical") {
+        eprintln!(
+            "skipped: PostgreSQL's wal_level is {level:?}, not logical (as a superuser: ALTER SYSTEM SET wal_level = logical and restart; tests/run.sh does it as root)"
+        );
+        return None;
+    }
+    Some(url)
+}
+
+fn tarn() -> Command {
+    let mut cmd = Command::cargo_bin("tarn").unwrap();
+    cmd.env_remove("TARN_FORMAT");
+    cmd
+}
+
+fn tarn_path() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("tarn")
+}
+
+/// Runs `tarn --format json import <url> <args> --cdc`, expects success.
+fn cdc(url: &str, args: &[&str]) -> Value {
+    let out = tarn()
+        .args(["--format", "json", "import", url, "--cdc", "--no-progress"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tarn import --cdc {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn cdc_fails(url: &str, args: &[&str]) -> String {
+    let out = tarn()
+        .args(["import", url, "--cdc", "--no-progress"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "tarn import --cdc {args:?} should fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "error should be one line: {err}");
+    err
+}
+
+/// Rows of `query` over the Delta table `t`, as JSON.
+fn delta_rows(table: &str, query: &str) -> Vec<Value> {
+    let spec = format!("t={table}");
+    let out = tarn()
+        .args(["--format", "json", "query", query, "--table", &spec])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Each row of `columns` (text expressions valid in both PostgreSQL and Tarn) of the source
+/// table and the Delta table, ordered by `id`: they must be equal.
+fn assert_same(url: &str, source: &str, table: &str, columns: &[&str]) {
+    let select: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("CAST({c} AS VARCHAR) AS c{i}"))
+        .collect();
+    let q = |from: &str| format!("SELECT {} FROM {from} ORDER BY id", select.join(", "));
+    let pg: Vec<Vec<Option<String>>> = sql(url, &q(source));
+    let delta: Vec<Vec<Option<String>>> = delta_rows(table, &q("t"))
+        .iter()
+        .map(|r| {
+            (0..columns.len())
+                .map(|i| r[format!("c{i}")].as_str().map(str::to_string))
+                .collect()
+        })
+        .collect();
+    assert_eq!(pg.len(), delta.len(), "row counts of {source} and {table}");
+    for (i, (a, b)) in pg.iter().zip(&delta).enumerate() {
+        assert_eq!(a, b, "row {i} of {source} (by id) differs from {table}");
+    }
+}
+
+/// The Delta table's `txn` version and its commitInfo.tarnCdc of every commit.
+fn cdc_commits(table: &str) -> Vec<Value> {
+    let log = std::path::Path::new(table).join("_delta_log");
+    let mut files: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if let Some(info) = v.get("commitInfo").and_then(|c| c.get("tarnCdc")) {
+                out.push(info.clone());
+            }
+        }
+    }
+    out
+}
+
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text.split_once('/').unwrap();
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// The slot's confirmed position, if it exists.
+fn confirmed(url: &str, slot: &str) -> Option<u64> {
+    one(
+        url,
+        &format!(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        ),
+    )
+    .map(|l| lsn(&l))
+}
+
+/// Drops the slot, publication and tables of a test, whatever happened.
+struct Cleanup {
+    url: String,
+    slot: String,
+    tables: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mut sqls = vec![format!(
+            "DO $$BEGIN PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active; END$$",
+            self.slot
+        )];
+        sqls.push(format!("DROP PUBLICATION IF EXISTS {}", self.slot));
+        for t in &self.tables {
+            sqls.push(format!("DROP TABLE IF EXISTS {t}"));
+        }
+        for s in sqls {
+            let url = self.url.clone();
+            let _ = std::panic::catch_unwind(move || sql(&url, &s));
+        }
+    }
+}
+
+/// A small, seeded random number generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A writer running a 70/20/10 update/insert/delete mix on `table` (id bigint, n int,
+/// name text), one row per statement, `per_txn` statements per transaction: deletes only
+/// take rows of the first `initial` ids, inserts take fresh ids, so no change of a batch
+/// cancels another. Returns the changes made.
+fn write_mix(
+    url: &str,
+    table: &str,
+    initial: u64,
+    seed: u64,
+    changes: u64,
+    per_txn: u64,
+    pause: Duration,
+) -> u64 {
+    let mut rng = Rng(seed | 1);
+    let mut next = 10_000_000 + seed * 1_000_000;
+    let mut deleted = std::collections::HashSet::new();
+    let mut made = 0;
+    runtime().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        while made < changes {
+            let mut batch = String::from("BEGIN;");
+            for _ in 0..per_txn.min(changes - made) {
+                let roll = rng.below(10);
+                if roll < 7 {
+                    let id = loop {
+                        let id = 1 + rng.below(initial);
+                        if !deleted.contains(&id) {
+                            break id;
+                        }
+                    };
+                    batch.push_str(&format!(
+                        "UPDATE {table} SET n = n + 1, name = 'u{made}' WHERE id = {id};"
+                    ));
+                } else if roll < 9 {
+                    next += 1;
+                    batch.push_str(&format!(
+                        "INSERT INTO {table} (id, n, name) VALUES ({next}, {made}, 'i{made}');"
+                    ));
+                } else {
+                    let id = loop {
+                        let id = 1 + rng.below(initial);
+                        if deleted.insert(id) {
+                            break id;
+                        }
+                    };
+                    batch.push_str(&format!("DELETE FROM {table} WHERE id = {id};"));
+                }
+                made += 1;
+            }
+            batch.push_str("COMMIT;");
+            sqlx::raw_sql(&batch).execute(&mut conn).await.unwrap();
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    });
+    made
+}
+
+fn create_mix_table(url: &str, table: &str, rows: u64) {
+    sql(
+        url,
+        &format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, n int, name text);
+             INSERT INTO {table} SELECT g, g, 'r' || g FROM generate_series(1, {rows}) g"
+        ),
+    );
+}
+
+#[test]
+fn the_first_run_copies_under_concurrent_writes_and_later_runs_apply_every_operation() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_ops");
+    let slot = unique("tarn_test_ops");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("ops").to_string_lossy().to_string();
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, n int, name text, doc text);
+             ALTER TABLE {src} ALTER COLUMN doc SET STORAGE EXTERNAL;
+             INSERT INTO {src} SELECT g, g, 'r' || g, NULL FROM generate_series(1, 20000) g"
+        ),
+    );
+    // A writer runs during the first run (the copy from the slot's snapshot, then the
+    // changes after it): every row it writes arrives once.
+    let writer = {
+        let (url, src) = (url.clone(), src.clone());
+        std::thread::spawn(move || write_mix(&url, &src, 20_000, 7, 3_000, 5, Duration::ZERO))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let first = cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_eq!(first["snapshot"], true);
+    assert_eq!(first["slot"], slot.as_str());
+    assert_eq!(first["publication"], slot.as_str());
+    let written = writer.join().unwrap();
+    assert_eq!(written, 3_000);
+    let second = cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_eq!(second["snapshot"], false);
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+    // The snapshot commit is at the slot's consistent point; later commits chain.
+    let commits = cdc_commits(&table);
+    assert_eq!(commits[0]["kind"], "snapshot");
+    assert_eq!(commits[0]["lsn"], first["start_lsn"]);
+    for pair in commits.windows(2) {
+        assert_eq!(pair[1]["previousLsn"], pair[0]["lsn"], "{commits:?}");
+        assert!(lsn(pair[1]["lsn"].as_str().unwrap()) > lsn(pair[0]["lsn"].as_str().unwrap()));
+    }
+    let applied: u64 = commits[1..]
+        .iter()
+        .map(|c| c["changes"].as_u64().unwrap())
+        .sum();
+    // The changes before the snapshot's point are in the copy, the rest were applied.
+    assert!(applied <= written, "{applied} > {written}");
+
+    // Every operation, in one batch: inserts, updates of non-key and key columns, deletes,
+    // one key inserted, updated and deleted in a transaction, and across transactions.
+    let big = |c: char| format!("repeat('{c}', 100000)");
+    sql(
+        &url,
+        &format!(
+            "INSERT INTO {src} VALUES (900001, 1, 'new', {}), (900002, 2, 'new2', NULL);
+             UPDATE {src} SET name = 'changed' WHERE id BETWEEN 1 AND 50;
+             UPDATE {src} SET id = id + 5000000 WHERE id BETWEEN 51 AND 60;
+             DELETE FROM {src} WHERE id BETWEEN 61 AND 80;
+             BEGIN; INSERT INTO {src} VALUES (900003, 3, 'x', NULL); UPDATE {src} SET n = 33 WHERE id = 900003; DELETE FROM {src} WHERE id = 900003; COMMIT;
+             INSERT INTO {src} VALUES (900004, 4, 'y', NULL);
+             UPDATE {src} SET id = 900005 WHERE id = 900004;
+             UPDATE {src} SET n = 55 WHERE id = 900005;
+             UPDATE {src} SET doc = {} WHERE id BETWEEN 100 AND 104;",
+            big('a'),
+            big('b')
+        ),
+    );
+    let version = |t: &str| -> u64 {
+        let out = tarn()
+            .args(["--format", "json", "describe", t])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = version(&table);
+    let run = cdc(
+        &url,
+        &[
+            "--source",
+            &src,
+            "--into",
+            &table,
+            "--slot",
+            &slot,
+            "--batch-seconds",
+            "30",
+        ],
+    );
+    assert_eq!(
+        version(&table),
+        before + 1,
+        "one batch is one commit: {run}"
+    );
+    let cols = ["id", "n", "name", "length(doc)", "substr(doc, 1, 3)"];
+    assert_same(&url, &src, &table, &cols);
+
+    // TOAST: an update of another column keeps the stored large value; an update of the
+    // large value then of another column in the same batch has the new value.
+    sql(
+        &url,
+        &format!(
+            "UPDATE {src} SET n = n + 1 WHERE id BETWEEN 100 AND 102;
+             UPDATE {src} SET doc = {} WHERE id = 103;
+             UPDATE {src} SET n = 7 WHERE id = 103;",
+            big('c')
+        ),
+    );
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_same(&url, &src, &table, &cols);
+    // (The writer may have deleted some of ids 100-102: the first one left.)
+    let id = one(
+        &url,
+        &format!("SELECT min(id)::text FROM {src} WHERE id BETWEEN 100 AND 102"),
+    )
+    .expect("one of ids 100-102 is left");
+    let kept = delta_rows(
+        &table,
+        &format!("SELECT length(doc) AS l, substr(doc, 1, 1) AS c FROM t WHERE id = {id}"),
+    );
+    assert_eq!(kept[0]["l"], 100000);
+    assert_eq!(kept[0]["c"], "b");
+
+    // A new column appears; truncate then inserts in one transaction replace everything.
+    sql(
+        &url,
+        &format!(
+            "ALTER TABLE {src} ADD COLUMN note text;
+             UPDATE {src} SET note = 'noted' WHERE id BETWEEN 1 AND 5;
+             INSERT INTO {src} (id, n, name, note) VALUES (900010, 10, 'withnote', 'hello');"
+        ),
+    );
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_same(&url, &src, &table, &["id", "n", "name", "note"]);
+    sql(
+        &url,
+        &format!(
+            "BEGIN; TRUNCATE {src}; INSERT INTO {src} (id, n, name) VALUES (1, 1, 'after'), (2, 2, 'truncate'); COMMIT;
+             UPDATE {src} SET n = 22 WHERE id = 2;"
+        ),
+    );
+    let run = cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_eq!(run["tables"][0]["truncated"], true);
+    assert_same(&url, &src, &table, &["id", "n", "name", "note"]);
+
+    // --drop removes the slot and the publication; again: nothing to drop.
+    let dropped = cdc(
+        &url,
+        &[
+            "--source", &src, "--into", &table, "--slot", &slot, "--drop",
+        ],
+    );
+    assert_eq!(dropped["dropped_slot"], true);
+    assert_eq!(dropped["dropped_publication"], true);
+    assert!(confirmed(&url, &slot).is_none());
+    assert_eq!(
+        one(
+            &url,
+            &format!("SELECT count(*)::text FROM pg_publication WHERE pubname = '{slot}'")
+        ),
+        Some("0".into())
+    );
+    let again = tarn()
+        .args([
+            "import", &url, "--cdc", "--source", &src, "--into", &table, "--slot", &slot, "--drop",
+        ])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to drop"));
+    // A run now knows its changes are gone.
+    let err = cdc_fails(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert!(err.contains("no longer exists"), "{err}");
+}
+
+#[test]
+fn two_tables_one_with_replica_identity_full_follow_in_one_run() {
+    let Some(url) = logical() else { return };
+    let a = unique("cdc_two_a");
+    let b = unique("cdc_two_b");
+    let slot = unique("tarn_test_two");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![a.clone(), b.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("shop").to_string_lossy().to_string();
+    create_mix_table(&url, &a, 500);
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE {b} (id bigint PRIMARY KEY, n int, doc text);
+             ALTER TABLE {b} REPLICA IDENTITY FULL;
+             ALTER TABLE {b} ALTER COLUMN doc SET STORAGE EXTERNAL;
+             INSERT INTO {b} SELECT g, g, repeat('d', 50000) FROM generate_series(1, 20) g"
+        ),
+    );
+    let sources = format!("{a},{b}");
+    cdc(
+        &url,
+        &["--source", &sources, "--into", &into, "--slot", &slot],
+    );
+    write_mix(&url, &a, 500, 3, 300, 3, Duration::ZERO);
+    sql(
+        &url,
+        &format!(
+            "UPDATE {b} SET n = n * 10 WHERE id <= 10;
+             UPDATE {b} SET id = id + 100 WHERE id = 11;
+             DELETE FROM {b} WHERE id = 12;"
+        ),
+    );
+    // The slot is behind by the WAL written since: over the (lowered) threshold, a warning.
+    let out = tarn()
+        .args(["--format", "json", "import", &url, "--cdc", "--no-progress"])
+        .args(["--source", &sources, "--into", &into, "--slot", &slot])
+        .env("TARN_CDC_BEHIND_WARN_BYTES", "1000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        run["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("behind the server"),
+        "{run}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: replication slot"));
+    assert_eq!(run["tables"].as_array().unwrap().len(), 2);
+    assert_same(&url, &a, &format!("{into}/{a}"), &["id", "n", "name"]);
+    assert_same(
+        &url,
+        &b,
+        &format!("{into}/{b}"),
+        &["id", "n", "length(doc)"],
+    );
+}
+
+#[test]
+fn kill_9_at_random_points_neither_loses_nor_repeats_a_change() {
+    let Some(url) = logical() else { return };
+    let total: u64 = std::env::var("TARN_TEST_CDC_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
+    let src = unique("cdc_kill");
+    let slot = unique("tarn_test_kill");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("kill").to_string_lossy().to_string();
+    let trace = dir.path().join("trace.jsonl");
+    create_mix_table(&url, &src, 50_000);
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    let writer = {
+        let (url, src) = (url.clone(), src.clone());
+        std::thread::spawn(move || {
+            write_mix(&url, &src, 50_000, 11, total, 20, Duration::from_millis(8))
+        })
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill seed {seed}");
+    let mut rng = Rng(seed | 1);
+    let mut kills = 0;
+    let started = Instant::now();
+    while !writer.is_finished() || kills < 3 {
+        let mut child: Child = StdCommand::new(tarn_path())
+            .args([
+                "import",
+                &url,
+                "--cdc",
+                "--follow",
+                "--no-progress",
+                "--source",
+                &src,
+            ])
+            .args(["--into", &table, "--slot", &slot, "--batch-seconds", "0.3"])
+            .env("TARN_TEST_CDC_TRACE", &trace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300 + rng.below(2500)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        // What the slot confirmed is never past what the run said it may confirm.
+        let slot_at = confirmed(&url, &slot).unwrap();
+        let last_confirm = std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["confirm_u64"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let snapshot_at = lsn(cdc_commits(&table)[0]["lsn"].as_str().unwrap());
+        assert!(
+            slot_at <= last_confirm.max(snapshot_at),
+            "the slot is past what tarn confirmed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(150 * total.div_ceil(30_000)),
+            "the kill loop took too long"
+        );
+    }
+    let made = writer.join().unwrap();
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+    let commits = cdc_commits(&table);
+    let applied: u64 = commits[1..]
+        .iter()
+        .map(|c| c["changes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        applied, made,
+        "{kills} kills: every change applied exactly once"
+    );
+    for pair in commits.windows(2) {
+        assert_eq!(pair[1]["previousLsn"], pair[0]["lsn"], "no gap or overlap");
+    }
+    // Over the whole trace: a confirm that was not idle never passed a committed position.
+    let mut committed = 0u64;
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if let Some(l) = v["lsn_u64"].as_u64() {
+            committed = committed.max(l);
+        }
+        if let (Some(c), Some(false)) = (v["confirm_u64"].as_u64(), v["idle"].as_bool()) {
+            assert!(
+                c <= committed.max(lsn(commits[0]["lsn"].as_str().unwrap())),
+                "confirmed {c} before Delta held it ({committed})"
+            );
+        }
+    }
+    eprintln!("{made} changes, {kills} kills, {} commits", commits.len());
+}
+
+#[test]
+fn sigterm_in_follow_commits_confirms_and_exits_0() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_term");
+    let slot = unique("tarn_test_term");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("term").to_string_lossy().to_string();
+    create_mix_table(&url, &src, 1000);
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    let child = StdCommand::new(tarn_path())
+        .args([
+            "--format",
+            "json",
+            "import",
+            &url,
+            "--cdc",
+            "--follow",
+            "--no-progress",
+        ])
+        .args([
+            "--source",
+            &src,
+            "--into",
+            &table,
+            "--slot",
+            &slot,
+            "--batch-seconds",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let made = write_mix(&url, &src, 1000, 5, 200, 4, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(500));
+    // A long batch interval: the changes are still buffered when SIGTERM arrives.
+    let sent = Instant::now();
+    StdCommand::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stopped"], "signal");
+    assert_eq!(report["changes"].as_u64(), Some(made));
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+    let last = cdc_commits(&table).last().unwrap()["lsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(confirmed(&url, &slot).unwrap() >= lsn(&last));
+    let again = cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_eq!(again["changes"], 0);
+}
+
+#[test]
+fn bad_input_is_one_line_and_creates_nothing() {
+    let Some(url) = logical() else { return };
+    let nokey = unique("cdc_nokey");
+    let ok = unique("cdc_ok");
+    let slot = unique("tarn_test_bad");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![nokey.clone(), ok.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("bad").to_string_lossy().to_string();
+    sql(&url, &format!("CREATE TABLE {nokey} (a int, b text)"));
+    create_mix_table(&url, &ok, 10);
+    let nothing_created = || {
+        assert!(confirmed(&url, &slot).is_none(), "no slot");
+        assert_eq!(
+            one(
+                &url,
+                &format!("SELECT count(*)::text FROM pg_publication WHERE pubname = '{slot}'")
+            ),
+            Some("0".into()),
+            "no publication"
+        );
+        assert!(!std::path::Path::new(&table).exists(), "no table");
+    };
+    let err = cdc_fails(
+        &url,
+        &["--source", &nokey, "--into", &table, "--slot", &slot],
+    );
+    assert!(err.contains("has no primary key"), "{err}");
+    nothing_created();
+    let err = cdc_fails(
+        &url,
+        &[
+            "--source",
+            "cdc_no_such_table",
+            "--into",
+            &table,
+            "--slot",
+            &slot,
+        ],
+    );
+    assert!(err.contains("does not exist"), "{err}");
+    nothing_created();
+    // A role without REPLICATION.
+    let role = unique("tarn_norepl");
+    sql(&url, &format!("CREATE ROLE {role} LOGIN"));
+    let as_role = {
+        let mut u = url::Url::parse(&url).unwrap();
+        u.set_username(&role).unwrap();
+        u.to_string()
+    };
+    let err = cdc_fails(
+        &as_role,
+        &["--source", &ok, "--into", &table, "--slot", &slot],
+    );
+    sql(&url, &format!("DROP ROLE {role}"));
+    assert!(err.contains("may not start replication"), "{err}");
+    nothing_created();
+    // A slot that belongs to another target.
+    let other = dir.path().join("other").to_string_lossy().to_string();
+    cdc(&url, &["--source", &ok, "--into", &other, "--slot", &slot]);
+    let err = cdc_fails(&url, &["--source", &ok, "--into", &table, "--slot", &slot]);
+    assert!(err.contains("another target"), "{err}");
+    assert!(!std::path::Path::new(&table).exists());
+}
+
+#[test]
+fn a_lossy_type_change_stops_after_committing_what_came_before() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_types");
+    let slot = unique("tarn_test_types");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("types").to_string_lossy().to_string();
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, n int, name varchar(10));
+             INSERT INTO {src} SELECT g, g, 'r' || g FROM generate_series(1, 10) g"
+        ),
+    );
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    // varchar(10) -> varchar(20) is still a string: it goes on.
+    sql(
+        &url,
+        &format!(
+            "ALTER TABLE {src} ALTER COLUMN name TYPE varchar(20);
+             UPDATE {src} SET name = 'longer name' WHERE id = 1;"
+        ),
+    );
+    cdc(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+    // Three transactions (one simple-query message would be one).
+    sql(&url, &format!("UPDATE {src} SET n = 100 WHERE id = 2"));
+    sql(
+        &url,
+        &format!("ALTER TABLE {src} ALTER COLUMN n TYPE numeric(30, 5)"),
+    );
+    sql(&url, &format!("UPDATE {src} SET n = 1.5 WHERE id = 3"));
+    let err = cdc_fails(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert!(
+        err.contains("column `n`") && err.contains("without loss"),
+        "{err}"
+    );
+    // The change before it is in; the slot holds nothing past the last commit.
+    let n2 = delta_rows(&table, "SELECT n FROM t WHERE id = 2");
+    assert_eq!(n2[0]["n"], 100);
+    let last = cdc_commits(&table).last().unwrap()["lsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(confirmed(&url, &slot).unwrap() <= lsn(&last));
+    let again = cdc_fails(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
+    assert!(again.contains("column `n`"), "{again}");
+}
