@@ -83,6 +83,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output stopped reading (`tarn query … | head`): not an error.
+        Err(_) if output::stdout_closed() => ExitCode::SUCCESS,
         Err(Failure(message)) => {
             eprintln!("error: {}", message.replace('\n', " "));
             ExitCode::FAILURE

@@ -2,6 +2,7 @@
 //! reports as text or JSON.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table as RecordTable};
 use futures::StreamExt;
@@ -15,13 +16,55 @@ use crate::{Failure, Result};
 
 use crate::cli::OutputFormat;
 
+/// Set once a write to stdout finds its reader gone (`tarn query … | head`): the command
+/// then stops, and `main` exits quietly with success, as `cat` and `grep` do, instead of
+/// printing a "Broken pipe" error.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout's reader has gone.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Stdout, noting a broken pipe in [`STDOUT_CLOSED`].
+struct Stdout(std::io::StdoutLock<'static>);
+
+impl Stdout {
+    fn lock() -> Self {
+        Stdout(std::io::stdout().lock())
+    }
+}
+
+fn note_closed(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+    e
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(note_closed)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(note_closed)
+    }
+}
+
+/// Writes `text` to stdout.
+fn print_text(text: &str) -> Result<()> {
+    let mut out = Stdout::lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(io_error)
+}
+
 /// Rows of the text table read before its column widths are fixed.
 const TABLE_SAMPLE_ROWS: usize = 1000;
 
 /// Streams a query's rows to stdout in `format`, one batch at a time. Values are encoded
 /// as `encoding` says, in every format.
 pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result<u64> {
-    let stdout = std::io::stdout();
     let mut rows = 0u64;
     match format {
         OutputFormat::Table => {
@@ -32,7 +75,7 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
                 .map(|f| encoding::cut_cell(f.name(), encoding::CELL_WIDTH))
                 .collect();
             let mut table = TextTable::new(header);
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut out = std::io::BufWriter::new(Stdout::lock());
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
@@ -47,7 +90,7 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
         OutputFormat::Csv => {
             let mut writer = tarn_table::deltalake::arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .build(stdout.lock());
+                .build(Stdout::lock());
             let mut wrote_any = false;
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
@@ -61,7 +104,7 @@ pub async fn print_rows(mut result: QueryResult, format: OutputFormat) -> Result
             }
         }
         OutputFormat::Json => {
-            let mut writer = encoding::json_array_writer(stdout.lock());
+            let mut writer = encoding::json_array_writer(Stdout::lock());
             while let Some(batch) = result.stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
@@ -227,8 +270,7 @@ pub fn print_report<T: Serialize>(
         }
         _ => text(),
     };
-    println!("{out}");
-    Ok(())
+    print_text(&format!("{out}\n"))
 }
 
 /// Prints a list of records as a text table, CSV, or a JSON array.
@@ -241,7 +283,7 @@ pub fn print_records<T: Serialize>(
     match format {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(records).map_err(|e| Failure(e.to_string()))?;
-            println!("{text}");
+            print_text(&format!("{text}\n"))?;
         }
         OutputFormat::Csv => {
             let mut writer = String::new();
@@ -252,7 +294,7 @@ pub fn print_records<T: Serialize>(
                 writer.push_str(&cells.join(","));
                 writer.push('\n');
             }
-            print!("{writer}");
+            print_text(&writer)?;
         }
         OutputFormat::Table => {
             let mut table = RecordTable::new();
@@ -268,7 +310,7 @@ pub fn print_records<T: Serialize>(
                         .collect::<Vec<_>>(),
                 );
             }
-            println!("{table}");
+            print_text(&format!("{table}\n"))?;
         }
     }
     Ok(())

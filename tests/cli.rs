@@ -2229,3 +2229,50 @@ fn databricks_tables_with_a_deletion_vector_and_column_mapping_read_exactly() {
          BME,Timothy Lamb\n"
     );
 }
+
+/// `tarn query … | head`: when the reader of the output stops reading, tarn stops too,
+/// quietly and with success (as `cat` does), in every format and for record lists too.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,name\n");
+    for i in 0..200_000 {
+        text.push_str(&format!("{i},name number {i}\n"));
+    }
+    let csv = write_file(dir.path(), "rows.csv", &text);
+    let t = dir.path().join("rows").to_string_lossy().to_string();
+    json(&["write", &t, csv.to_str().unwrap(), "--create"]);
+    for _ in 0..3 {
+        json(&["write", &t, csv.to_str().unwrap()]);
+    }
+    let bin = assert_cmd::cargo::cargo_bin("tarn");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["--format", "table", "query", "SELECT * FROM t", "--table"],
+        vec!["--format", "csv", "query", "SELECT * FROM t", "--table"],
+        vec!["--format", "json", "query", "SELECT * FROM t", "--table"],
+    ];
+    for args in runs {
+        let table = format!("t={t}");
+        let mut child = StdCommand::new(&bin)
+            .args(&args)
+            .arg(&table)
+            .env_remove("TARN_FORMAT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 100];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

@@ -425,3 +425,226 @@ async fn lists_page_and_versions_resolve_times_and_ranges() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Copies a table of tests/data into `dir`, registers it as EXTERNAL `main.shop.<name>` and
+/// shares it as `s.sales.<name>`.
+async fn share_copy_of(f: &Fixture, source: &str, name: &str) -> std::path::PathBuf {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(source);
+    let to = f.dir.path().join(name);
+    copy_dir(&from, &to);
+    share_table_at(f, &to, name).await;
+    to
+}
+
+/// Registers the table at `dir` as EXTERNAL `main.shop.<name>` and shares it as
+/// `s.sales.<name>`.
+async fn share_table_at(f: &Fixture, dir: &std::path::Path, name: &str) {
+    let store = f.state.store.clone();
+    let location = tarn_table::TableLocation::parse(&dir.to_string_lossy()).unwrap();
+    let info = tarn_service::register_external_table(
+        store.as_ref(),
+        &tarn_service::AllowedLocations::anywhere(),
+        &format!("main.shop.{name}").parse().unwrap(),
+        &location,
+        None,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    store
+        .sharing()
+        .unwrap()
+        .add_shared_table(NewSharedTable {
+            share_name: "s".into(),
+            schema_name: "sales".into(),
+            name: name.into(),
+            table_id: info.id,
+            history: true,
+        })
+        .await
+        .unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+async fn delta_query(state: &AppState, table: &str) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!(
+            "/delta-sharing/shares/s/schemas/sales/tables/{table}/query"
+        ))
+        .header("Host", "tarn.test")
+        .header("Authorization", "Bearer good")
+        .header("delta-sharing-capabilities", "responseformat=delta");
+    req = req.header("content-type", "application/json");
+    let resp = app(state.clone())
+        .oneshot(req.body(Body::from("{}")).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+/// In the `delta` format a reader replays the `deltaSingleAction`s as a log: a file's
+/// deletion vector must be there (else deleted rows come back), its file as a pre-signed
+/// URL that serves the vector's bytes; and a vector outside the table is refused.
+#[tokio::test]
+async fn the_delta_format_hands_out_deletion_vectors() {
+    let f = fixture().await;
+    let dir = share_copy_of(&f, "databricks/table-with-dv-small", "dv").await;
+    let (status, raw) = delta_query(&f.state, "dv").await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&raw));
+    let adds: Vec<Value> = lines(&raw)
+        .into_iter()
+        .filter_map(|l| l.pointer("/file/deltaSingleAction/add").cloned())
+        .collect();
+    assert_eq!(adds.len(), 1, "{adds:?}");
+    let dv = &adds[0]["deletionVector"];
+    assert_eq!(dv["storageType"], "p", "{dv}");
+    assert_eq!(dv["cardinality"], 2);
+    assert_eq!(dv["offset"], 1);
+    assert_eq!(dv["sizeInBytes"], 36);
+    let url = dv["pathOrInlineDv"].as_str().unwrap();
+    let (status, _, bytes) = send(&f.state, "GET", path_of(url), None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let on_disk =
+        std::fs::read(dir.join("deletion_vector_61d16c75-6994-46b7-a15b-8b538852e50e.bin"))
+            .unwrap();
+    assert_eq!(bytes, on_disk);
+    // The parquet format cannot say which rows are deleted.
+    let (status, _, raw) = send(
+        &f.state,
+        "POST",
+        "/delta-sharing/shares/s/schemas/sales/tables/dv/query",
+        Some("good"),
+        Some(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&raw).contains("deletion vectors"));
+
+    // A log that names a vector outside the table (an absolute path, or a prefix that
+    // climbs out) gets a 400, not a URL to the file.
+    for (storage_type, path) in [
+        ("p", "file:///etc/passwd"),
+        ("u", "../../../..vBn[lx{q8@P<9BNH/isA"),
+    ] {
+        let log = dir.join("_delta_log/00000000000000000001.json");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let changed = text
+            .replace(
+                "\"storageType\":\"u\"",
+                &format!("\"storageType\":\"{storage_type}\""),
+            )
+            .replace(
+                "\"pathOrInlineDv\":\"vBn[lx{q8@P<9BNH/isA\"",
+                &format!("\"pathOrInlineDv\":{}", json!(path)),
+            );
+        assert_ne!(changed, text);
+        let name = format!("dv{storage_type}");
+        let hostile = f.dir.path().join(&name);
+        copy_dir(&dir, &hostile);
+        std::fs::write(
+            hostile.join("_delta_log/00000000000000000001.json"),
+            changed,
+        )
+        .unwrap();
+        share_table_at(&f, &hostile, &name).await;
+        let (status, raw) = delta_query(&f.state, &name).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{storage_type}: {text}");
+        assert!(
+            text.contains("deletion vector outside its location"),
+            "{text}"
+        );
+    }
+}
+
+/// Change data in the `delta` format is the Delta action `cdc` (the reader replays the
+/// actions as a log, where `cdf` means nothing).
+#[tokio::test]
+async fn change_data_in_the_delta_format_is_a_cdc_action() {
+    let f = fixture().await;
+    let name: TableName = "main.shop.feed".parse().unwrap();
+    let mut options = CreateOptions::new(parse_columns("id bigint, v string").unwrap());
+    options
+        .properties
+        .insert("delta.enableChangeDataFeed".into(), "true".into());
+    let (info, _) = tarn_service::create_managed_table(
+        f.state.store.as_ref(),
+        &f.state.warehouse,
+        &name,
+        options,
+        vec![],
+    )
+    .await
+    .unwrap();
+    let location = tarn_table::TableLocation::parse(&info.storage_location).unwrap();
+    let csv = f.dir.path().join("feed.csv");
+    std::fs::write(&csv, "id,v\n1,a\n2,b\n").unwrap();
+    Table::write(
+        &location,
+        vec![InputSource::file(&csv, None).unwrap()],
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    Table::open(&location, &tarn_table::TimeTravel::Latest)
+        .await
+        .unwrap()
+        .delete_where("id = 1")
+        .await
+        .unwrap();
+    f.state
+        .store
+        .sharing()
+        .unwrap()
+        .add_shared_table(NewSharedTable {
+            share_name: "s".into(),
+            schema_name: "sales".into(),
+            name: "feed".into(),
+            table_id: info.id,
+            history: true,
+        })
+        .await
+        .unwrap();
+    let req = Request::builder()
+        .uri("/delta-sharing/shares/s/schemas/sales/tables/feed/changes?startingVersion=1")
+        .header("Host", "tarn.test")
+        .header("Authorization", "Bearer good")
+        .header("delta-sharing-capabilities", "responseformat=delta")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(f.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let raw = resp.into_body().collect().await.unwrap().to_bytes();
+    let kinds: Vec<String> = lines(&raw)
+        .iter()
+        .filter_map(|l| l.pointer("/file/deltaSingleAction"))
+        .flat_map(|a| a.as_object().unwrap().keys().cloned().collect::<Vec<_>>())
+        .collect();
+    assert!(kinds.contains(&"cdc".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"add".to_string()), "{kinds:?}");
+    assert!(!kinds.contains(&"cdf".to_string()), "{kinds:?}");
+}

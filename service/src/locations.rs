@@ -33,8 +33,18 @@ impl AllowedLocations {
         let mut remote = Vec::new();
         for root in roots {
             if root.contains("://") && !root.starts_with("file://") {
+                let shown = tarn_secrets::redact_url(root);
                 let mut url =
-                    Url::parse(root).map_err(|e| format!("bad allowed location `{root}`: {e}"))?;
+                    Url::parse(root).map_err(|e| format!("bad allowed location `{shown}`: {e}"))?;
+                // A query or fragment is not part of where tables are, and the usual one is a
+                // credential (`?sig=…`, a SAS token) that messages would then show.
+                if url.query().is_some() || url.fragment().is_some() {
+                    let bare =
+                        tarn_secrets::redact_url(root.split(['?', '#']).next().unwrap_or(""));
+                    return Err(format!(
+                        "allowed location `{bare}` has a query or fragment (not shown): give the bucket and prefix only, and the storage credentials in the environment (AWS_*, AZURE_*, GOOGLE_*)"
+                    ));
+                }
                 if !url.path().ends_with('/') {
                     let p = format!("{}/", url.path());
                     url.set_path(&p);
@@ -45,12 +55,16 @@ impl AllowedLocations {
                     Some(_) => Url::parse(root)
                         .ok()
                         .and_then(|u| u.to_file_path().ok())
-                        .ok_or(format!("bad allowed location `{root}`"))?,
+                        .ok_or(format!(
+                            "bad allowed location `{}`",
+                            tarn_secrets::redact_url(root)
+                        ))?,
                     None => PathBuf::from(root),
                 };
-                let canonical = path
-                    .canonicalize()
-                    .map_err(|e| format!("allowed location `{root}` is not usable: {e}"))?;
+                let canonical = path.canonicalize().map_err(|e| {
+                    let shown = tarn_secrets::redact_url(root);
+                    format!("allowed location `{shown}` is not usable: {e}")
+                })?;
                 local.push(canonical);
             }
         }
@@ -130,6 +144,24 @@ mod tests {
 
     fn url(u: &str) -> Url {
         Url::parse(u).unwrap()
+    }
+
+    #[test]
+    fn a_root_with_a_query_is_refused_without_showing_its_secret() {
+        for root in [
+            "abfss://lake@acct.dfs.core.windows.net/data?sv=2022&sig=SECRETSIG",
+            "s3://bucket/prefix?x=1#SECRETFRAG",
+            "s3://key:SECRETPW@bucket/prefix?token=SECRETTOKEN",
+        ] {
+            let err = AllowedLocations::new(&[root.to_string()]).unwrap_err();
+            assert!(err.contains("query or fragment"), "{err}");
+            assert!(!err.contains("SECRET"), "{err}");
+        }
+        let err = AllowedLocations::new(&["s3://u:SECRETPW@[bad/".to_string()]).unwrap_err();
+        assert!(err.starts_with("bad allowed location"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+        let shown = allowed("s3://key:SECRETPW@bucket/prefix").describe();
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 
     #[test]

@@ -87,6 +87,30 @@ pub struct DeletionVector {
     pub cardinality: i64,
 }
 
+impl DeletionVector {
+    /// For a vector in a file of the table (`u`), that file's path relative to the table
+    /// root: `[prefix/]deletion_vector_<uuid>.bin`, the last 20 characters of
+    /// `pathOrInlineDv` being the UUID in Z85. `None` for an inline vector (`i`), an absolute
+    /// path (`p`), or a descriptor that does not decode. The result comes from the log, which
+    /// whoever can write the table controls: check it with [`crate::is_table_relative`]
+    /// before using it.
+    pub fn relative_path(&self) -> Option<String> {
+        if self.storage_type != "u" {
+            return None;
+        }
+        let bytes = self.path_or_inline_dv.as_bytes();
+        let prefix_len = bytes.len().checked_sub(20)?;
+        let uuid = z85::decode(&bytes[prefix_len..]).ok()?;
+        let uuid = uuid::Uuid::from_slice(&uuid).ok()?;
+        let prefix = std::str::from_utf8(&bytes[..prefix_len]).ok()?;
+        Some(if prefix.is_empty() {
+            format!("deletion_vector_{uuid}.bin")
+        } else {
+            format!("{prefix}/deletion_vector_{uuid}.bin")
+        })
+    }
+}
+
 /// What one commit did to one data file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FileAction {
@@ -405,7 +429,7 @@ mod tests {
         let add = json!({"add": {"path": "region=EU/a%20b.parquet", "size": 10,
             "modificationTime": 5, "partitionValues": {"region": "EU", "day": null},
             "dataChange": false, "stats": "{\"numRecords\":3,\"nullCount\":{\"id\":0}}",
-            "deletionVector": {"storageType": "u", "pathOrInlineDv": "ab", "offset": 1,
+            "deletionVector": {"storageType": "u", "pathOrInlineDv": "vBn[lx{q8@P<9BNH/isA", "offset": 1,
                 "sizeInBytes": 36, "cardinality": 2}}});
         let LogAction::File(FileAction::Add { file, data_change }) =
             log_action("t", 1, &add).unwrap()
@@ -418,7 +442,31 @@ mod tests {
         assert_eq!(file.partition_values["day"], None);
         assert_eq!(file.num_records(), Some(3));
         assert_eq!(file.stats().unwrap().null_count["id"], json!(0));
-        assert_eq!(file.deletion_vector.unwrap().cardinality, 2);
+        let dv = file.deletion_vector.unwrap();
+        assert_eq!(dv.cardinality, 2);
+        assert_eq!(
+            dv.relative_path().as_deref(),
+            Some("deletion_vector_61d16c75-6994-46b7-a15b-8b538852e50e.bin")
+        );
+        let with = |storage_type: &str, path: &str| DeletionVector {
+            storage_type: storage_type.into(),
+            path_or_inline_dv: path.into(),
+            ..dv.clone()
+        };
+        assert_eq!(
+            with("u", "ab^-aqEH.-t@S}K{vb[*k^")
+                .relative_path()
+                .as_deref(),
+            Some("ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin")
+        );
+        for (t, p) in [
+            ("u", "short"),
+            ("u", "vBn[lx{q8@P<9BNH/is\u{e9}"),
+            ("i", "vBn[lx{q8@P<9BNH/isA"),
+            ("p", "s3://b/x.bin"),
+        ] {
+            assert_eq!(with(t, p).relative_path(), None, "{t} {p}");
+        }
 
         let remove = json!({"remove": {"path": "b.parquet", "deletionTimestamp": 7}});
         let LogAction::File(FileAction::Remove {

@@ -113,16 +113,27 @@ fn deletion_vectors(label: &str) -> ApiError {
     ))
 }
 
-/// Refuses a file that cannot be handed out: one outside the table's location, or (in
-/// the `parquet` format) one with deleted rows.
+/// Refuses a file that cannot be handed out: one outside the table's location, one whose
+/// deletion vector is (in the `delta` format), or (in the `parquet` format) one with
+/// deleted rows.
 pub(super) fn check_servable(file: &DataFile, label: &str, format: Format) -> Result<()> {
     if !tarn_table::is_table_relative(&file.path) {
         return Err(ApiError::invalid(format!(
             "table `{label}` refers to a file outside its location; it cannot be shared"
         )));
     }
-    if format == Format::Parquet && file.has_deletion_vector() {
-        return Err(deletion_vectors(label));
+    if let Some(dv) = &file.deletion_vector {
+        if format == Format::Parquet {
+            return Err(deletion_vectors(label));
+        }
+        let in_table = dv
+            .relative_path()
+            .is_some_and(|p| tarn_table::is_table_relative(&p));
+        if dv.storage_type != "i" && !in_table {
+            return Err(ApiError::invalid(format!(
+                "table `{label}` has a deletion vector outside its location; it cannot be shared"
+            )));
+        }
     }
     Ok(())
 }

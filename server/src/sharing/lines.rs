@@ -6,9 +6,9 @@ use tarn_table::{DataFile, Table};
 use super::format::Format;
 use super::signer::{file_id, Signer};
 use super::wire::{
-    DeltaFile, DeltaFileAction, DeltaMetadata, DeltaProtocol, DeltaSingleAction, EndStreamAction,
-    FileLine, Line, Metadata, MetadataLine, ParquetFile, ParquetFormat, ParquetMetadata,
-    ParquetProtocol, ProtocolLine,
+    DeletionVector, DeltaFile, DeltaFileAction, DeltaMetadata, DeltaProtocol, DeltaSingleAction,
+    EndStreamAction, FileLine, Line, Metadata, MetadataLine, ParquetFile, ParquetFormat,
+    ParquetMetadata, ParquetProtocol, ProtocolLine,
 };
 use super::Result;
 
@@ -116,6 +116,7 @@ pub(super) fn file_line(
                 data_change: true,
                 stats: file.stats_json.clone(),
                 deletion_timestamp: None,
+                deletion_vector: served_deletion_vector(file, signer),
             };
             let action = match kind {
                 FileKind::Snapshot | FileKind::Add => DeltaSingleAction::Add(action),
@@ -123,7 +124,7 @@ pub(super) fn file_line(
                     deletion_timestamp: timestamp,
                     ..action
                 }),
-                FileKind::Cdf => DeltaSingleAction::Cdf(action),
+                FileKind::Cdf => DeltaSingleAction::Cdc(action),
             };
             Line::File(FileLine::Delta(DeltaFile {
                 id: file_id(&file.path),
@@ -134,6 +135,29 @@ pub(super) fn file_line(
             }))
         }
     }
+}
+
+/// The file's deletion vector as a reader gets it: inline as in the log, or in a file of
+/// the table as a pre-signed URL of that file (`p`). `None` for a file without one, and for
+/// a vector [`super::format::check_servable`] refuses (not in a file of the table).
+fn served_deletion_vector(file: &DataFile, signer: &Signer) -> Option<DeletionVector> {
+    let dv = file.deletion_vector.as_ref()?;
+    let (storage_type, path_or_inline_dv) = match dv.storage_type.as_str() {
+        "i" => ("i", dv.path_or_inline_dv.clone()),
+        _ => {
+            let path = dv
+                .relative_path()
+                .filter(|p| tarn_table::is_table_relative(p))?;
+            ("p", signer.url(&path))
+        }
+    };
+    Some(DeletionVector {
+        storage_type: storage_type.into(),
+        path_or_inline_dv,
+        offset: dv.offset,
+        size_in_bytes: dv.size_in_bytes,
+        cardinality: dv.cardinality,
+    })
 }
 
 /// The last line of a paged (or `includeendstreamaction`) answer: where the next page

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tarn_table::DataFile;
 
-use super::format::{wants_end_stream, Accepted, Format};
+use super::format::{check_servable, wants_end_stream, Accepted, Format};
 use super::history::{Feed, HistoryWalk, Paging};
 use super::lines::{end_stream_line, file_line, metadata_line, protocol_line, FileKind, Stamp};
 use super::ndjson::{ndjson, ndjson_stream, LineStream, TABLE_VERSION};
@@ -211,6 +211,9 @@ pub(super) async fn query_table(
     let time_travel = q.version.is_some() || q.timestamp.is_some();
     let files = snapshot.data_files()?;
     let format = accepted.choose(&snapshot, &r.label, &files)?;
+    for file in &files {
+        check_servable(file, &r.label, format)?;
+    }
     let version = snapshot.version();
     let head = vec![
         protocol_line(&snapshot, format)?,

@@ -242,9 +242,10 @@ pub enum DeltaSingleAction {
     /// A removed file.
     #[serde(rename = "remove")]
     Remove(DeltaFileAction),
-    /// Change data.
-    #[serde(rename = "cdf")]
-    Cdf(DeltaFileAction),
+    /// Change data: the Delta action `cdc`, as in a table's log (the client replays these
+    /// actions as a log of its own).
+    #[serde(rename = "cdc")]
+    Cdc(DeltaFileAction),
 }
 
 /// A Delta file action with a pre-signed URL for its path.
@@ -267,6 +268,28 @@ pub struct DeltaFileAction {
     /// A removed file: when (the commit's time), ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<i64>,
+    /// The rows of the file that are deleted: inline (`i`) as in the log, or (`p`) a
+    /// pre-signed URL of the vector's file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_vector: Option<DeletionVector>,
+}
+
+/// A deletion vector as served: the log's descriptor, with a vector kept in a file of the
+/// table (`u`) turned into a pre-signed URL (`p`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionVector {
+    /// `i` (inline) or `p` (the URL).
+    pub storage_type: String,
+    /// The inline bytes (Z85) or the URL.
+    pub path_or_inline_dv: String,
+    /// Where the vector starts in its file (absent when inline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i32>,
+    /// Its size in bytes.
+    pub size_in_bytes: i32,
+    /// How many rows it deletes.
+    pub cardinality: i64,
 }
 
 /// The last line of a paged (or `includeendstreamaction`) answer.
