@@ -1099,7 +1099,9 @@ mod tests {
         let meta = h.metadata(false).unwrap();
         assert_eq!(meta["partition-specs"][0]["fields"][0]["source-id"], 1);
         assert_eq!(meta["schemas"][0]["fields"][1]["name"], "Day");
-        let mapping = meta["properties"]["schema.name-mapping.default"].as_str().unwrap();
+        let mapping = meta["properties"]["schema.name-mapping.default"]
+            .as_str()
+            .unwrap();
         assert!(mapping.contains(r#""names":["col-day"]"#), "{mapping}");
     }
 
@@ -1112,6 +1114,10 @@ mod tests {
         assert!(h.rebase(0, 1_000, "WRITE", &m, &[]).is_err());
         let err = h.metadata(false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.message().contains("column mapping mode `other`"), "{}", err.message());
+        assert!(
+            err.message().contains("column mapping mode `other`"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -517,8 +517,10 @@ fn convert_type(
                 };
                 let key_id = child_id(ids, nested, "key", old.map(|m| m.key_id));
                 let value_id = child_id(ids, nested, "value", old.map(|m| m.value_id));
-                let (key_path, value_path) =
-                    (format!("{}.key", nested.path), format!("{}.value", nested.path));
+                let (key_path, value_path) = (
+                    format!("{}.key", nested.path),
+                    format!("{}.value", nested.path),
+                );
                 let key = convert_type(
                     key,
                     old.map(|m| m.key.as_ref()),
@@ -707,7 +709,10 @@ mod tests {
             panic!()
         };
         // No nested ids recorded for the map: ids above Delta's range.
-        assert_eq!((m.key_id, m.value_id), (GENERATED_IDS + 1, GENERATED_IDS + 2));
+        assert_eq!(
+            (m.key_id, m.value_id),
+            (GENERATED_IDS + 1, GENERATED_IDS + 2)
+        );
         assert_eq!(last, GENERATED_IDS + 2);
         // Iceberg's JSON has the logical names; the mapping has the physical ones.
         let json = serde_json::to_value(&s).unwrap();
@@ -756,10 +761,18 @@ mod tests {
             ColumnMapping::Mapped,
         )
         .unwrap_err();
-        assert!(err.message().contains("column `v` has no delta.columnMapping.id"), "{}", err.message());
+        assert!(
+            err.message()
+                .contains("column `v` has no delta.columnMapping.id"),
+            "{}",
+            err.message()
+        );
         let err = ColumnMapping::from_mode(Some("other")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert_eq!(ColumnMapping::from_mode(Some("id")).unwrap(), ColumnMapping::Mapped);
+        assert_eq!(
+            ColumnMapping::from_mode(Some("id")).unwrap(),
+            ColumnMapping::Mapped
+        );
         assert_eq!(ColumnMapping::from_mode(None).unwrap(), ColumnMapping::None);
     }
 }

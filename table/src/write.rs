@@ -412,14 +412,13 @@ pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
         "datafusion.execution.parquet.schema_force_view_types".to_string(),
         "false".to_string(),
     )]);
-    let context = DeltaSessionContext::new_with_session_overrides(&overrides)
-        .map_err(|e| {
-            Error::new(
-                crate::error::ErrorKind::Internal,
-                "cannot configure the DataFusion session for the rewrite",
-            )
-            .with_source(e)
-        })?;
+    let context = DeltaSessionContext::new_with_session_overrides(&overrides).map_err(|e| {
+        Error::new(
+            crate::error::ErrorKind::Internal,
+            "cannot configure the DataFusion session for the rewrite",
+        )
+        .with_source(e)
+    })?;
     Ok(Arc::new(context.state()))
 }
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use tarn_table::{
-    parse_columns, ChangeBatch, CreateOptions, ErrorKind, InputSource, Table, TableLocation, TimeTravel,
-    WriteMode, WriteOptions,
+    parse_columns, ChangeBatch, CreateOptions, ErrorKind, InputSource, Table, TableLocation,
+    TimeTravel, WriteMode, WriteOptions,
 };
 
 fn csv(dir: &std::path::Path, name: &str, content: &str) -> InputSource {
@@ -174,14 +174,17 @@ fn parquet_bytes(dir: &std::path::Path) -> u64 {
 /// [`every_file_tarn_writes_declares_plain_string_and_binary_types`].
 fn text_rows(ids: std::ops::Range<i64>) -> deltalake::arrow::array::RecordBatch {
     use deltalake::arrow::array::{
-        ArrayRef, BinaryBuilder, Int64Array, ListBuilder, MapBuilder, MapFieldNames,
-        RecordBatch, StringBuilder, StructBuilder,
+        ArrayRef, BinaryBuilder, Int64Array, ListBuilder, MapBuilder, MapFieldNames, RecordBatch,
+        StringBuilder, StructBuilder,
     };
     use deltalake::arrow::datatypes::{DataType, Field};
     let mut name = StringBuilder::new();
     let mut raw = BinaryBuilder::new();
-    let mut tags = ListBuilder::new(StringBuilder::new())
-        .with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
+    let mut tags = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    )));
     let mut info = StructBuilder::from_fields(vec![Field::new("city", DataType::Utf8, true)], 0);
     let names = MapFieldNames {
         entry: "key_value".into(),
@@ -259,8 +262,8 @@ fn view_types_in(file: &std::path::Path) -> Vec<String> {
             _ => {}
         }
     }
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
-        .unwrap();
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap();
     assert!(
         reader
             .metadata()
@@ -313,9 +316,12 @@ async fn every_file_tarn_writes_declares_plain_string_and_binary_types() {
     t.delete_where("id = 3").await.unwrap();
     check("delete");
     let t = Table::open(&loc, &TimeTravel::Latest).await.unwrap();
-    t.update_where(&[("name".into(), "concat(name, '!')".into())], Some("id = 4"))
-        .await
-        .unwrap();
+    t.update_where(
+        &[("name".into(), "concat(name, '!')".into())],
+        Some("id = 4"),
+    )
+    .await
+    .unwrap();
     check("update");
     let upsert = WriteOptions {
         upsert_on: vec!["id".into()],
@@ -337,7 +343,10 @@ async fn every_file_tarn_writes_declares_plain_string_and_binary_types() {
         ("name", text(vec!["five", "hundred"])),
         ("__op", text(vec!["U", "U"])),
         ("__mk_0", int(vec![5, 100])),
-        ("__any_keep", Arc::new(BooleanArray::from(vec![false, false])) as ArrayRef),
+        (
+            "__any_keep",
+            Arc::new(BooleanArray::from(vec![false, false])) as ArrayRef,
+        ),
     ])
     .unwrap();
     let changes = ChangeBatch {
