@@ -31,7 +31,6 @@ impl Table {
             .with_predicate(predicate)
             .with_commit_properties(crate::commit::commit_properties())
             .with_writer_properties(crate::write::writer_properties())
-            .with_session_state(crate::write::rewrite_session()?)
             .await
             .map_err(|e| self.delta_error(e))?;
         let table = self.committed(delta).await;
@@ -61,8 +60,7 @@ impl Table {
             .clone()
             .update()
             .with_commit_properties(crate::commit::commit_properties())
-            .with_writer_properties(crate::write::writer_properties())
-            .with_session_state(crate::write::rewrite_session()?);
+            .with_writer_properties(crate::write::writer_properties());
         for (column, expression) in assignments {
             if schema.field_with_name(column).is_err() {
                 return Err(Error::invalid(format!(
