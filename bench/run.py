@@ -29,8 +29,8 @@ Workloads (--only NAME to run one):
   iceberg  the Iceberg REST catalog of `tarn serve` on a table of 1,000 versions and
            10,000 files (python deltalake appends of 10 files each): the first loadTable
            (every version derived), the first loadTable after one new version (timed
-           against the same on a table of 10 versions: the work follows the change, not
-           the table), repeated loadTables with 32 connections from `wrk` (without wrk, a
+           against the same on a table of 10 versions, the ratio: the work follows the
+           change, not the table), repeated loadTables with 32 connections from `wrk` (without wrk, a
            Python client loop on 4 keep-alive connections, which the note says), both
            with every snapshot and with `snapshots=refs`; then a scan of the ingest-sized
            table through Iceberg vs the same engine reading the Delta table: pyiceberg
@@ -629,7 +629,7 @@ def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, r
         size = load("big")
         results.append({"workload": f"iceberg: first loadTable ({label})", "system": "tarn serve",
                         "times": [time.perf_counter() - start],
-                        "note": f"derives every version; answer {size / 2**20:.1f} MiB"})
+                        "note": f"derives every version; answer {size / 1024:,.0f} KiB"})
         load("small")
         name = f"iceberg: loadTable after one new version of {files} files"
         after: dict[str, list[float]] = {"big": [], "small": []}
@@ -642,8 +642,8 @@ def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, r
                     after[table].append(time.perf_counter() - start)
         results.append({"workload": name, "system": f"tarn serve, {versions:,} versions", "times": after["big"],
                         "note": "work follows the change"})
-        results.append({"workload": name, "system": "tarn serve, 10 versions", "times": after["small"],
-                        "note": "the same change on a small table"})
+        results.append({"workload": name, "system": "same, on 10 versions", "times": after["small"],
+                        "note": "the ratio: big table / small table"})
         for query, what in (("", "every snapshot"), ("?snapshots=refs", "snapshots=refs")):
             results.append({"workload": f"iceberg: repeated loadTable ({label}, {what})", "system": "tarn serve",
                             "times": [], "rate": True,
@@ -656,7 +656,7 @@ def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, r
         def pyiceberg_run() -> None:
             iceberg_rows[0] = catalog.load_table("shop.scan").scan().to_arrow().num_rows
 
-        results.append({"workload": scan_name, "system": "pyiceberg via tarn", "times": timed(runs, pyiceberg_run),
+        results.append({"workload": scan_name, "system": "tarn + pyiceberg", "times": timed(runs, pyiceberg_run),
                         "note": "loadTable + scan().to_arrow()"})
         results.append({"workload": scan_name, "system": "python deltalake", "note": "to_pyarrow_table()",
                         "times": timed(runs, lambda: DeltaTable(str(scanned)).to_pyarrow_table())})
@@ -673,7 +673,7 @@ def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, r
         through_iceberg = con.execute(sql.format("ice.shop.scan")).fetchall()
         assert through_iceberg == con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall()
         scan_name = f"iceberg: grouped aggregate over {rows:,} rows"
-        results.append({"workload": scan_name, "system": "duckdb iceberg via tarn", "note": "",
+        results.append({"workload": scan_name, "system": "tarn + duckdb iceberg", "note": "",
                         "times": timed(runs, lambda: con.execute(sql.format("ice.shop.scan")).fetchall())})
         results.append({"workload": scan_name, "system": "duckdb delta_scan", "note": "",
                         "times": timed(runs, lambda: con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall())})
