@@ -330,7 +330,18 @@ async fn files_written_by_upserts_merges_and_optimize_declare_plain_string_and_b
         upsert_on: vec!["id".into()],
         ..WriteOptions::default()
     };
-    let input = batch_input(text_rows(15..25)).await;
+    // A MERGE reads its source twice: from a file, as `tarn write --upsert-on` does.
+    let source = dir.path().join("upsert.parquet");
+    let batch = text_rows(15..25);
+    let mut writer = deltalake::parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&source).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let input = InputSource::file(&source, None).unwrap();
     Table::write(&loc, vec![input], upsert).await.unwrap();
     check("upsert", true);
     let t = Table::open(&loc, &TimeTravel::Latest).await.unwrap();
