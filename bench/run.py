@@ -26,6 +26,16 @@ Workloads (--only NAME to run one):
            table is vacuumed first; the two systems' runs are taken in turn.
   server   get-table and list-tables against `tarn serve` (SQLite, then PostgreSQL catalog)
            with 32 connections from `wrk`: requests/s and latency (skipped without wrk).
+  iceberg  the Iceberg REST catalog of `tarn serve` on a table of 1,000 versions and
+           10,000 files (python deltalake appends of 10 files each): the first loadTable
+           (every version derived), the first loadTable after one new version (timed
+           against the same on a table of 10 versions, the ratio: the work follows the
+           change, not the table), repeated loadTables with 32 connections from `wrk` (without wrk, a
+           Python client loop on 4 keep-alive connections, which the note says), both
+           with every snapshot and with `snapshots=refs`; then a scan of the ingest-sized
+           table through Iceberg vs the same engine reading the Delta table: pyiceberg
+           `scan().to_arrow()` vs python deltalake `to_pyarrow_table()`, DuckDB's iceberg
+           extension vs its `delta_scan`.
   cdc      change data capture from the local PostgreSQL (wal_level = logical, else
            skipped): `tarn import --cdc` catching up on 300,000 changes (70% updates, 20%
            inserts, 10% deletes) over a 1,000,000-row table (changes/s, peak RSS), then
@@ -475,11 +485,26 @@ def workload_server(tarn: pathlib.Path, seconds: int, work: pathlib.Path) -> lis
     return results
 
 
+def start_server(tarn: pathlib.Path, g: list[str]) -> tuple[subprocess.Popen, str]:
+    """`tarn serve` on a free port, once it answers /health: the process and its URL."""
+    import urllib.request
+
+    server = subprocess.Popen([str(tarn), *g, "serve", "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    url = "http://" + server.stdout.readline().split("http://", 1)[1].split()[0]
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/health").read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return server, url
+
+
 def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str | None,
                 label: str) -> list[dict]:
     """get-table and list-tables (20 tables) against one `tarn serve`, 32 connections."""
     import re
-    import urllib.request
 
     g = ["--warehouse", str(wh)] + (["--catalog", catalog] if catalog else [])
     tarn_cmd(tarn, *g, "catalog", "create", "main")
@@ -487,16 +512,8 @@ def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str
     for i in range(20):
         tarn_cmd(tarn, *g, "create", f"main.shop.t{i}", "--schema", "id bigint, name string, amount decimal(12,2)")
     token = json.loads(tarn_cmd(tarn, *g, "--format", "json", "token", "create", "bench", "--scope", "read").stdout)["token"]
-    server = subprocess.Popen([str(tarn), *g, "serve", "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+    server, url = start_server(tarn, g)
     try:
-        url = "http://" + server.stdout.readline().split("http://", 1)[1].split()[0]
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/health").read()
-                break
-            except OSError:
-                time.sleep(0.05)
         results = []
         for name, path in (("get-table", "/api/2.1/unity-catalog/tables/main.shop.t7"),
                            ("list-tables", "/api/2.1/unity-catalog/tables?catalog_name=main&schema_name=shop")):
@@ -517,6 +534,153 @@ def _server_run(tarn: pathlib.Path, seconds: int, wh: pathlib.Path, catalog: str
     finally:
         server.terminate()
         server.wait()
+
+
+def _append_versions(path: pathlib.Path, versions: int, files: int, first_id: int = 0) -> None:
+    """`versions` appends of `files` files each (one per partition) with python deltalake."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    for v in range(versions):
+        ids = list(range(first_id + v * files, first_id + (v + 1) * files))
+        data = pa.table({"id": pa.array(ids, pa.int64()), "value": [i / 4 for i in ids],
+                         "part": pa.array([i % files for i in ids], pa.int32())})
+        write_deltalake(str(path), data, partition_by=["part"], mode="append")
+
+
+def _rate(url: str, token: str, seconds: int, connections: int) -> str:
+    """Requests/s of GETs of `url` with `connections` connections: `wrk`, else a Python loop
+    on keep-alive connections (which the answer says)."""
+    import re
+    import threading
+    import http.client
+
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                              "-H", f"Authorization: Bearer {token}", url],
+                             capture_output=True, text=True, check=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return (f"{rps:,.0f} req/s, p50 {p50}, wrk {connections} connections"
+                + (f", {errors.group(1)} errors" if errors else ""))
+    parsed = urlparse(url)
+    path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    threads = 4
+    counts, failures = [0] * threads, [0] * threads
+    deadline = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        while time.monotonic() < deadline:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            resp = conn.getresponse()
+            resp.read()
+            counts[k] += 1
+            failures[k] += resp.status != 200
+        conn.close()
+
+    workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    start = time.monotonic()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    rps = sum(counts) / (time.monotonic() - start)
+    return (f"{rps:,.0f} req/s, Python loop on {threads} keep-alive connections (no wrk: the client is the limit)"
+            + (f", {sum(failures)} errors" if sum(failures) else ""))
+
+
+def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, runs: int, seconds: int,
+                     work: pathlib.Path) -> list[dict]:
+    """The Iceberg REST catalog: loadTable on a table of `versions` versions of `files` files
+    each, and scans of a `rows`-row table through Iceberg vs the Delta table directly."""
+    import urllib.request
+
+    import duckdb
+    from deltalake import DeltaTable
+    from pyiceberg.catalog import load_catalog
+
+    wh = work / "iceberg_wh"
+    g = ["--warehouse", str(wh)]
+    tarn_cmd(tarn, *g, "catalog", "create", "main")
+    tarn_cmd(tarn, *g, "schema", "create", "main.shop")
+    big, small = work / "iceberg_big", work / "iceberg_small"
+    _append_versions(big, versions, files)
+    _append_versions(small, 10, files)
+    parquet, _ = make_ingest_files(rows, work)
+    scanned = work / "iceberg_scan"
+    tarn_cmd(tarn, "write", str(scanned), str(parquet), "--create", "--no-progress")
+    for name, path in (("big", big), ("small", small), ("scan", scanned)):
+        tarn_cmd(tarn, *g, "register", f"main.shop.{name}", str(path))
+    token = json.loads(tarn_cmd(tarn, *g, "--format", "json", "token", "create", "bench", "--scope", "read").stdout)["token"]
+    server, url = start_server(tarn, g)
+    base = f"{url}/iceberg/v1/main/namespaces/shop/tables"
+
+    def load(name: str, query: str = "") -> int:
+        req = urllib.request.Request(f"{base}/{name}{query}", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            return len(resp.read())
+
+    results = []
+    try:
+        label = f"{versions:,} versions, {versions * files:,} files"
+        start = time.perf_counter()
+        size = load("big")
+        results.append({"workload": f"iceberg: first loadTable ({label})", "system": "tarn serve",
+                        "times": [time.perf_counter() - start],
+                        "note": f"derives every version; answer {size / 1024:,.0f} KiB"})
+        load("small")
+        name = f"iceberg: loadTable after one new version of {files} files"
+        after: dict[str, list[float]] = {"big": [], "small": []}
+        for r in range(runs + 1):
+            for table, path, done in (("big", big, versions), ("small", small, 10)):
+                _append_versions(path, 1, files, first_id=(done + r) * files)
+                start = time.perf_counter()
+                load(table)
+                if r:  # the first round is the warm-up
+                    after[table].append(time.perf_counter() - start)
+        results.append({"workload": name, "system": f"tarn serve, {versions:,} versions", "times": after["big"],
+                        "note": "work follows the change"})
+        results.append({"workload": name, "system": "same, on 10 versions", "times": after["small"],
+                        "note": "the ratio: big table / small table"})
+        for query, what in (("", "every snapshot"), ("?snapshots=refs", "snapshots=refs")):
+            results.append({"workload": f"iceberg: repeated loadTable ({label}, {what})", "system": "tarn serve",
+                            "times": [], "rate": True,
+                            "note": _rate(f"{base}/big{query}", token, seconds, 32)})
+
+        catalog = load_catalog("bench", type="rest", uri=f"{url}/iceberg", warehouse="main", token=token)
+        scan_name = f"iceberg: scan {rows:,} rows"
+        iceberg_rows = [0]
+
+        def pyiceberg_run() -> None:
+            iceberg_rows[0] = catalog.load_table("shop.scan").scan().to_arrow().num_rows
+
+        results.append({"workload": scan_name, "system": "tarn + pyiceberg", "times": timed(runs, pyiceberg_run),
+                        "note": "loadTable + scan().to_arrow()"})
+        results.append({"workload": scan_name, "system": "python deltalake", "note": "to_pyarrow_table()",
+                        "times": timed(runs, lambda: DeltaTable(str(scanned)).to_pyarrow_table())})
+        assert iceberg_rows[0] == rows, f"pyiceberg read {iceberg_rows[0]} rows of {rows}"
+        con = duckdb.connect(config={"extension_directory": str(work / "duck_ice_ext"),
+                                     "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        for ext in ("httpfs", "avro", "iceberg", "delta"):
+            module = importlib.import_module(f"duckdb_extension_{ext}")
+            con.execute(f"INSTALL '{pathlib.Path(module.__path__[0]) / 'extensions' / f'v{duckdb.__version__}' / f'{ext}.duckdb_extension'}'")
+            con.execute(f"LOAD {ext}")
+        con.execute(f"CREATE SECRET (TYPE iceberg, TOKEN '{token}')")
+        con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{url}/iceberg')")
+        sql = "SELECT category, COUNT(*), SUM(value), MAX(ts) FROM {} GROUP BY category ORDER BY category"
+        through_iceberg = con.execute(sql.format("ice.shop.scan")).fetchall()
+        assert through_iceberg == con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall()
+        scan_name = f"iceberg: grouped aggregate over {rows:,} rows"
+        results.append({"workload": scan_name, "system": "tarn + duckdb iceberg", "note": "",
+                        "times": timed(runs, lambda: con.execute(sql.format("ice.shop.scan")).fetchall())})
+        results.append({"workload": scan_name, "system": "duckdb delta_scan", "note": "",
+                        "times": timed(runs, lambda: con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall())})
+    finally:
+        server.terminate()
+        server.wait()
+    return results
 
 
 def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: int, rate: int,
@@ -631,7 +795,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="rows for the import workload")
     parser.add_argument("--runs", type=int, help="timed runs per system")
     parser.add_argument("--only", choices=["ingest", "memory", "commits", "history", "query", "import", "server",
-                                           "cdc"],
+                                           "iceberg", "cdc"],
                         action="append", help="run only this workload (repeatable)")
     args = parser.parse_args()
     rows, runs = (1_000, 1) if args.tiny else (100_000, 3) if args.quick else (1_000_000, 5)
@@ -645,7 +809,9 @@ def main() -> None:
     dash_users = max(10, dash_orders // 100)
     cdc_rows, cdc_changes = (1_000, 2_000) if args.tiny else (100_000, 100_000) if args.quick else (1_000_000, 300_000)
     cdc_seconds, cdc_rate = (2, 500) if args.tiny else (10, 5_000) if args.quick else (30, 5_000)
-    only = set(args.only or ["ingest", "memory", "commits", "history", "query", "import", "server", "cdc"])
+    iceberg_versions = 20 if args.tiny else 200 if args.quick else 1_000
+    only = set(args.only or ["ingest", "memory", "commits", "history", "query", "import", "server", "iceberg",
+                             "cdc"])
     tarn, profile = tarn_binary()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; tarn: {tarn} ({profile})")
@@ -668,6 +834,8 @@ def main() -> None:
             results += workload_import(tarn, rows, runs, work)
         if "server" in only:
             results += workload_server(tarn, seconds, work)
+        if "iceberg" in only:
+            results += workload_iceberg(tarn, iceberg_versions, 10, rows, runs, seconds, work)
         if "cdc" in only:
             results += workload_cdc(tarn, cdc_rows, cdc_changes, cdc_seconds, cdc_rate, work)
     print(f"\n{'workload':56} {'system':24} {'median (min-max)':30} ratio tarn/peer  note")

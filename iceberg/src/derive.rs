@@ -15,7 +15,7 @@ use tarn_table::{
 };
 
 use crate::avro::{self, EntryData, ManifestFile, PartitionField};
-use crate::schema::{self, Field, Schema, Type};
+use crate::schema::{self, ColumnMapping, Field, Schema, Type};
 use crate::values::{self, Datum, End};
 
 /// At most this many entries per manifest written for one version.
@@ -128,16 +128,10 @@ impl History {
         }
     }
 
-    /// The schema a new version is checked against: refuses column mapping, which this
-    /// projection does not serve, and types Iceberg v2 cannot represent.
+    /// The schema a new version is checked against: refuses types Iceberg v2 cannot
+    /// represent and column mapping modes other than `none`, `name` and `id`.
     fn adopt_metadata(&mut self, metadata: &TableMetadata) -> Result<()> {
-        if let Some(mode) = metadata.property("delta.columnMapping.mode") {
-            if mode != "none" {
-                return Err(unsupported(format!(
-                    "the table uses column mapping (mode `{mode}`), which the Iceberg catalog does not serve yet"
-                )));
-            }
-        }
+        let mapping = ColumnMapping::from_mode(metadata.property("delta.columnMapping.mode"))?;
         let delta: Value = serde_json::from_str(&metadata.schema_string).map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
@@ -145,7 +139,7 @@ impl History {
             )
         })?;
         let previous = self.current_schema();
-        let (fields, last) = schema::convert(&delta, previous, self.last_column_id)?;
+        let (fields, last) = schema::convert(&delta, previous, self.last_column_id, mapping)?;
         let schema_id = match self.schemas.iter().find(|s| s.fields == fields) {
             Some(s) => s.schema_id,
             None => {
@@ -259,9 +253,16 @@ impl History {
             .fields
             .iter()
             .map(|f| {
+                // Under column mapping the log keys partition values by physical name.
+                let physical = schema
+                    .fields
+                    .iter()
+                    .find(|c| c.id == f.source_id)
+                    .map_or(f.name.as_str(), Field::physical_name);
                 let text = file
                     .partition_values
-                    .get(&f.name)
+                    .get(physical)
+                    .or_else(|| file.partition_values.get(&f.name))
                     .or_else(|| {
                         file.partition_values
                             .iter()
@@ -869,7 +870,8 @@ fn collect_stats(
         if top && partition_columns.contains(&f.name.as_str()) {
             continue;
         }
-        let name = f.name.as_str();
+        // Delta statistics name columns as the files do.
+        let name = f.physical_name();
         fn get<'m>(m: Option<&'m Map<String, Value>>, name: &str) -> Option<&'m Value> {
             m.and_then(|m| m.get(name))
         }
@@ -1070,5 +1072,52 @@ mod tests {
         let m = h.metadata(false).unwrap();
         assert_eq!(m["snapshots"][1]["timestamp-ms"], 5_001);
         assert_eq!(m["snapshots"][1]["summary"]["operation"], "replace");
+    }
+    #[test]
+    fn column_mapped_partition_values_and_stats_are_read_by_physical_name() {
+        let mut m = metadata();
+        m.schema_string = r#"{"type":"struct","fields":[
+            {"name":"id","type":"long","nullable":false,"metadata":{"delta.columnMapping.id":3,"delta.columnMapping.physicalName":"col-id"}},
+            {"name":"Day","type":"date","nullable":true,"metadata":{"delta.columnMapping.id":1,"delta.columnMapping.physicalName":"col-day"}}]}"#.into();
+        m.partition_columns = vec!["Day".into()];
+        m.configuration
+            .insert("delta.columnMapping.mode".into(), "name".into());
+        let mut f = file(0);
+        f.partition_values =
+            BTreeMap::from([("col-day".to_string(), Some("2024-01-02".to_string()))]);
+        f.stats_json = Some(
+            r#"{"numRecords":10,"minValues":{"col-id":4},"maxValues":{"col-id":9},"nullCount":{"col-id":0}}"#
+                .into(),
+        );
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        h.rebase(0, 1_000, "WRITE", &m, &[f]).unwrap();
+        let entry = &h.manifests.values().next().unwrap().entries[0].1;
+        assert_eq!(entry.partition, vec![Some(Datum::Date(19_724))]);
+        assert_eq!(entry.lower, vec![(3, 4i64.to_le_bytes().to_vec())]);
+        assert_eq!(entry.upper, vec![(3, 9i64.to_le_bytes().to_vec())]);
+        assert_eq!(entry.null_counts, vec![(3, 0)]);
+        let meta = h.metadata(false).unwrap();
+        assert_eq!(meta["partition-specs"][0]["fields"][0]["source-id"], 1);
+        assert_eq!(meta["schemas"][0]["fields"][1]["name"], "Day");
+        let mapping = meta["properties"]["schema.name-mapping.default"]
+            .as_str()
+            .unwrap();
+        assert!(mapping.contains(r#""names":["col-day"]"#), "{mapping}");
+    }
+
+    #[test]
+    fn a_column_mapping_mode_tarn_does_not_know_is_refused_with_the_reason() {
+        let mut m = metadata();
+        m.configuration
+            .insert("delta.columnMapping.mode".into(), "other".into());
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        assert!(h.rebase(0, 1_000, "WRITE", &m, &[]).is_err());
+        let err = h.metadata(false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(
+            err.message().contains("column mapping mode `other`"),
+            "{}",
+            err.message()
+        );
     }
 }

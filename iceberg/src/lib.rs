@@ -12,8 +12,9 @@
 //! is written last and marks its files complete. A crash half-way leaves files that the
 //! next derivation writes again, identically. No HTTP here: see `tarn-server`'s `iceberg`.
 //!
-//! Not served (an `Unsupported` error naming the reason): deletion vectors, column mapping,
-//! types Iceberg v2 lacks (variant...), files without a row count.
+//! Not served (an `Unsupported` error naming the reason): deletion vectors, column mapping
+//! modes other than `none`, `name` and `id`, types Iceberg v2 lacks (variant...), files
+//! without a row count.
 
 pub mod avro;
 pub mod derive;

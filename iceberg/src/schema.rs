@@ -7,6 +7,15 @@
 //! then case-insensitively) still holds the same type or a legal Iceberg promotion
 //! (int→long, float→double, a wider decimal of the same scale); any other field gets
 //! `last-column-id + 1, …`, a struct's own fields before their children.
+//!
+//! Tables with column mapping (`delta.columnMapping.mode` = `name` or `id`) carry their
+//! ids: every struct field (nested ones too) takes its `delta.columnMapping.id`, and the
+//! files, the statistics and the partition values use its
+//! `delta.columnMapping.physicalName`, which the name mapping therefore lists. A list's
+//! element and a map's key and value take the ids Delta records for them in
+//! `delta.columnMapping.nested.ids` (written with IcebergCompatV2); without those, they get
+//! ids above [`GENERATED_IDS`], kept across versions by their field's id, so they can never
+//! collide with an id Delta hands out later.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -85,6 +94,17 @@ pub struct Field {
     /// The column comment, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doc: Option<String>,
+    /// The name data files, statistics and partition values use for the column when it
+    /// differs from `name` (`delta.columnMapping.physicalName`); not part of Iceberg's JSON.
+    #[serde(skip)]
+    pub physical: Option<String>,
+}
+
+impl Field {
+    /// The name the column has in data files, statistics and partition values.
+    pub fn physical_name(&self) -> &str {
+        self.physical.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// A table schema: `{"type":"struct","schema-id":…,"fields":[…]}`.
@@ -129,12 +149,13 @@ impl Schema {
     }
 
     /// `schema.name-mapping.default`: every field id with the name Parquet files use for it
-    /// (`element`, `key` and `value` inside lists and maps), as JSON text.
+    /// (the physical name under column mapping; `element`, `key` and `value` inside lists
+    /// and maps), as JSON text.
     pub fn name_mapping(&self) -> String {
         fn fields(fields: &[Field]) -> Vec<Value> {
             fields
                 .iter()
-                .map(|f| entry(f.id, &f.name, &f.field_type))
+                .map(|f| entry(f.id, f.physical_name(), &f.field_type))
                 .collect()
         }
         fn entry(id: i32, name: &str, t: &Type) -> Value {
@@ -235,9 +256,37 @@ fn same_kind(old: &Type, new: &Value) -> bool {
     }
 }
 
+/// Under column mapping, the ids Tarn gives list elements and map keys and values that
+/// Delta gave none start after this one. Delta's own ids count up from 1 and stay far
+/// below it, so the two never meet, whatever columns Delta adds later.
+pub const GENERATED_IDS: i32 = 1_000_000_000;
+
+/// How a Delta schema names and identifies its columns (`delta.columnMapping.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnMapping {
+    /// No column mapping: names are the physical names, ids are Tarn's.
+    None,
+    /// `name` or `id` mode: ids and physical names in each field's metadata.
+    Mapped,
+}
+
+impl ColumnMapping {
+    /// The mapping of a table whose `delta.columnMapping.mode` property is `mode`.
+    pub fn from_mode(mode: Option<&str>) -> Result<Self> {
+        match mode {
+            None | Some("none") => Ok(Self::None),
+            Some("name") | Some("id") => Ok(Self::Mapped),
+            Some(other) => Err(unsupported(format!(
+                "the table's column mapping mode `{other}` is not one of none, name, id"
+            ))),
+        }
+    }
+}
+
 /// Hands out new field ids after the table's last one.
 struct Ids {
     last: i32,
+    mapping: ColumnMapping,
 }
 
 impl Ids {
@@ -248,18 +297,72 @@ impl Ids {
 }
 
 /// The Iceberg schema of the Delta schema JSON `delta`, with ids kept from `previous`
-/// (the schema of the version before, if any) and new ones after `last_column_id`.
-/// Returns the fields and the new last column id.
+/// (the schema of the version before, if any) and new ones after `last_column_id`, or,
+/// under column mapping, Delta's ids. Returns the fields and the new last column id.
 pub fn convert(
     delta: &Value,
     previous: Option<&Schema>,
     last_column_id: i32,
+    mapping: ColumnMapping,
 ) -> Result<(Vec<Field>, i32)> {
-    let mut ids = Ids {
-        last: last_column_id,
+    let last = match mapping {
+        ColumnMapping::None => last_column_id,
+        ColumnMapping::Mapped => last_column_id.max(GENERATED_IDS),
     };
+    let mut ids = Ids { last, mapping };
     let fields = struct_fields(delta, previous.map(|s| s.fields.as_slice()), &mut ids, "")?;
-    Ok((fields, ids.last))
+    let schema = Schema {
+        kind: "struct".into(),
+        schema_id: 0,
+        fields,
+    };
+    let last = last_column_id.max(schema.max_id());
+    Ok((schema.fields, last))
+}
+
+/// Where Delta records the ids of the list elements and map keys and values inside one
+/// struct field (`delta.columnMapping.nested.ids`, keyed by the Parquet path from that
+/// field's physical name: `col-1.element`, `col-2.key`, `col-2.value.element`).
+#[derive(Clone, Copy)]
+struct NestedIds<'a> {
+    ids: Option<&'a serde_json::Map<String, Value>>,
+    path: &'a str,
+}
+
+impl NestedIds<'_> {
+    fn get(&self, child: &str) -> Option<i32> {
+        self.ids?
+            .get(&format!("{}.{child}", self.path))?
+            .as_i64()
+            .and_then(|id| i32::try_from(id).ok())
+    }
+}
+
+/// The id and physical name a column-mapped field carries in its metadata.
+fn mapped_field(metadata: Option<&Value>, path: &str) -> Result<(i32, String)> {
+    let get = |key: &str| metadata.and_then(|m| m.get(key));
+    let id = get("delta.columnMapping.id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            unsupported(format!(
+                "column `{path}` has no delta.columnMapping.id, which column mapping requires"
+            ))
+        })?;
+    if id <= 0 || id >= GENERATED_IDS as i64 {
+        return Err(unsupported(format!(
+            "column `{path}` has the column mapping id {id}, outside the ids the Iceberg catalog serves (1 to {})",
+            GENERATED_IDS - 1
+        )));
+    }
+    let physical = get("delta.columnMapping.physicalName")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            unsupported(format!(
+                "column `{path}` has no delta.columnMapping.physicalName, which column mapping requires"
+            ))
+        })?;
+    Ok((id as i32, physical.to_string()))
 }
 
 fn malformed(what: &str) -> Error {
@@ -289,19 +392,38 @@ fn struct_fields(
         let data_type = f
             .get("type")
             .ok_or_else(|| malformed("a field without a type"))?;
-        let old = previous
-            .and_then(|p| find(p, name))
-            .filter(|o| same_kind(&o.field_type, data_type));
-        let id = match old {
-            Some(o) => o.id,
-            None => ids.next(),
+        let (id, physical, old) = match ids.mapping {
+            ColumnMapping::None => {
+                let old = previous
+                    .and_then(|p| find(p, name))
+                    .filter(|o| same_kind(&o.field_type, data_type));
+                let id = match old {
+                    Some(o) => o.id,
+                    None => ids.next(),
+                };
+                (id, None, old)
+            }
+            ColumnMapping::Mapped => {
+                let (id, physical) = mapped_field(f.get("metadata"), &format!("{prefix}{name}"))?;
+                let old = previous
+                    .and_then(|p| p.iter().find(|o| o.id == id))
+                    .filter(|o| same_kind(&o.field_type, data_type));
+                (id, Some(physical), old)
+            }
         };
-        heads.push((f, name, data_type, old, id));
+        heads.push((f, name, data_type, old, id, physical));
     }
     let mut out = Vec::with_capacity(heads.len());
-    for (f, name, data_type, old, id) in heads {
+    for (f, name, data_type, old, id, physical) in heads {
         let path = format!("{prefix}{name}");
-        let field_type = convert_type(data_type, old.map(|o| &o.field_type), ids, &path)?;
+        let nested = NestedIds {
+            ids: f
+                .get("metadata")
+                .and_then(|m| m.get("delta.columnMapping.nested.ids"))
+                .and_then(Value::as_object),
+            path: physical.as_deref().unwrap_or(name),
+        };
+        let field_type = convert_type(data_type, old.map(|o| &o.field_type), ids, &path, nested)?;
         let nullable = f.get("nullable").and_then(Value::as_bool).unwrap_or(true);
         let doc = f
             .get("metadata")
@@ -314,12 +436,29 @@ fn struct_fields(
             required: !nullable,
             field_type,
             doc,
+            physical: physical.filter(|p| p != name),
         });
     }
     Ok(out)
 }
 
-fn convert_type(delta: &Value, old: Option<&Type>, ids: &mut Ids, path: &str) -> Result<Type> {
+/// The id of a list element, map key or map value (`child`, a Parquet path step): the one
+/// Delta recorded, else the one it had before, else a new one.
+fn child_id(ids: &mut Ids, nested: NestedIds, child: &str, old: Option<i32>) -> i32 {
+    let recorded = match ids.mapping {
+        ColumnMapping::Mapped => nested.get(child),
+        ColumnMapping::None => None,
+    };
+    recorded.or(old).unwrap_or_else(|| ids.next())
+}
+
+fn convert_type(
+    delta: &Value,
+    old: Option<&Type>,
+    ids: &mut Ids,
+    path: &str,
+    nested: NestedIds,
+) -> Result<Type> {
     match delta {
         Value::String(name) => Ok(Type::Primitive(primitive(name, path)?)),
         Value::Object(o) => match o.get("type").and_then(Value::as_str) {
@@ -341,12 +480,17 @@ fn convert_type(delta: &Value, old: Option<&Type>, ids: &mut Ids, path: &str) ->
                     Some(Type::List(l)) if same_kind(&l.element, element) => Some(l),
                     _ => None,
                 };
-                let element_id = old.map_or_else(|| ids.next(), |l| l.element_id);
+                let element_id = child_id(ids, nested, "element", old.map(|l| l.element_id));
+                let inner = format!("{}.element", nested.path);
                 let element = convert_type(
                     element,
                     old.map(|l| l.element.as_ref()),
                     ids,
                     &format!("{path}.element"),
+                    NestedIds {
+                        path: &inner,
+                        ..nested
+                    },
                 )?;
                 Ok(Type::List(ListType {
                     kind: "list".into(),
@@ -371,19 +515,31 @@ fn convert_type(delta: &Value, old: Option<&Type>, ids: &mut Ids, path: &str) ->
                     }
                     _ => None,
                 };
-                let key_id = old.map_or_else(|| ids.next(), |m| m.key_id);
-                let value_id = old.map_or_else(|| ids.next(), |m| m.value_id);
+                let key_id = child_id(ids, nested, "key", old.map(|m| m.key_id));
+                let value_id = child_id(ids, nested, "value", old.map(|m| m.value_id));
+                let (key_path, value_path) = (
+                    format!("{}.key", nested.path),
+                    format!("{}.value", nested.path),
+                );
                 let key = convert_type(
                     key,
                     old.map(|m| m.key.as_ref()),
                     ids,
                     &format!("{path}.key"),
+                    NestedIds {
+                        path: &key_path,
+                        ..nested
+                    },
                 )?;
                 let value = convert_type(
                     value,
                     old.map(|m| m.value.as_ref()),
                     ids,
                     &format!("{path}.value"),
+                    NestedIds {
+                        path: &value_path,
+                        ..nested
+                    },
                 )?;
                 Ok(Type::Map(MapType {
                     kind: "map".into(),
@@ -412,7 +568,7 @@ mod tests {
 
     fn schema(delta: Value, previous: Option<&Schema>) -> Schema {
         let last = previous.map_or(0, Schema::max_id);
-        let (fields, _) = convert(&delta, previous, last).unwrap();
+        let (fields, _) = convert(&delta, previous, last, ColumnMapping::None).unwrap();
         Schema {
             kind: "struct".into(),
             schema_id: 0,
@@ -488,6 +644,7 @@ mod tests {
             &json!({"type":"struct","fields":[{"name":"v","type":"variant","nullable":true,"metadata":{}}]}),
             None,
             0,
+            ColumnMapping::None,
         )
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
@@ -513,5 +670,109 @@ mod tests {
                 {"field-id":1,"names":["l"],"fields":[{"field-id":3,"names":["element"]}]},
                 {"field-id":2,"names":["m"],"fields":[{"field-id":4,"names":["key"]},{"field-id":5,"names":["value"]}]}])
         );
+    }
+    fn mapped(id: i64, physical: &str) -> Value {
+        json!({"delta.columnMapping.id": id, "delta.columnMapping.physicalName": physical})
+    }
+
+    fn mapped_schema(delta: Value, previous: Option<&Schema>) -> (Schema, i32) {
+        let last = previous.map_or(0, Schema::max_id);
+        let (fields, last) = convert(&delta, previous, last, ColumnMapping::Mapped).unwrap();
+        let schema = Schema {
+            kind: "struct".into(),
+            schema_id: 0,
+            fields,
+        };
+        (schema, last)
+    }
+
+    #[test]
+    fn column_mapped_fields_take_delta_ids_and_physical_names_at_every_level() {
+        let mut listed = mapped(2, "col-l");
+        listed["delta.columnMapping.nested.ids"] = json!({"col-l.element": 7});
+        let (s, last) = mapped_schema(
+            json!({"type":"struct","fields":[
+                {"name":"Id","type":"long","nullable":false,"metadata":mapped(5, "col-id")},
+                {"name":"l","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":listed},
+                {"name":"s","type":{"type":"struct","fields":[
+                    {"name":"a b","type":"integer","nullable":true,"metadata":mapped(4, "col-a")}]},"nullable":true,"metadata":mapped(3, "col-s")},
+                {"name":"m","type":{"type":"map","keyType":"string","valueType":"long","valueContainsNull":true},"nullable":true,"metadata":mapped(6, "col-m")}]}),
+            None,
+        );
+        let ids: Vec<i32> = s.fields.iter().map(|f| f.id).collect();
+        assert_eq!(ids, [5, 2, 3, 6], "Delta's ids");
+        let Type::List(l) = &s.fields[1].field_type else {
+            panic!()
+        };
+        assert_eq!(l.element_id, 7, "the element id Delta recorded");
+        let Type::Map(m) = &s.fields[3].field_type else {
+            panic!()
+        };
+        // No nested ids recorded for the map: ids above Delta's range.
+        assert_eq!(
+            (m.key_id, m.value_id),
+            (GENERATED_IDS + 1, GENERATED_IDS + 2)
+        );
+        assert_eq!(last, GENERATED_IDS + 2);
+        // Iceberg's JSON has the logical names; the mapping has the physical ones.
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["fields"][2]["type"]["fields"][0]["name"], "a b");
+        assert!(!json.to_string().contains("col-"), "{json}");
+        let mapping: Value = serde_json::from_str(&s.name_mapping()).unwrap();
+        assert_eq!(
+            mapping,
+            json!([
+                {"field-id":5,"names":["col-id"]},
+                {"field-id":2,"names":["col-l"],"fields":[{"field-id":7,"names":["element"]}]},
+                {"field-id":3,"names":["col-s"],"fields":[{"field-id":4,"names":["col-a"]}]},
+                {"field-id":6,"names":["col-m"],"fields":[
+                    {"field-id":GENERATED_IDS + 1,"names":["key"]},{"field-id":GENERATED_IDS + 2,"names":["value"]}]}])
+        );
+    }
+
+    #[test]
+    fn generated_nested_ids_stay_and_never_meet_the_ids_delta_adds_later() {
+        let (v0, _) = mapped_schema(
+            json!({"type":"struct","fields":[
+                {"name":"l","type":{"type":"array","elementType":"long","containsNull":true},"nullable":true,"metadata":mapped(1, "col-l")}]}),
+            None,
+        );
+        // Delta adds a column with the next id and renames `l`: the element keeps its id.
+        let (v1, _) = mapped_schema(
+            json!({"type":"struct","fields":[
+                {"name":"renamed","type":{"type":"array","elementType":"long","containsNull":true},"nullable":true,"metadata":mapped(1, "col-l")},
+                {"name":"n","type":"long","nullable":true,"metadata":mapped(2, "col-n")}]}),
+            Some(&v0),
+        );
+        assert_eq!(v0.fields[0].field_type, v1.fields[0].field_type);
+        let Type::List(l) = &v1.fields[0].field_type else {
+            panic!()
+        };
+        assert_eq!(l.element_id, GENERATED_IDS + 1);
+        assert_eq!(v1.fields[1].id, 2);
+    }
+
+    #[test]
+    fn a_column_mapped_field_without_its_id_or_an_unknown_mode_is_refused() {
+        let err = convert(
+            &json!({"type":"struct","fields":[{"name":"v","type":"long","nullable":true,"metadata":{}}]}),
+            None,
+            0,
+            ColumnMapping::Mapped,
+        )
+        .unwrap_err();
+        assert!(
+            err.message()
+                .contains("column `v` has no delta.columnMapping.id"),
+            "{}",
+            err.message()
+        );
+        let err = ColumnMapping::from_mode(Some("other")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            ColumnMapping::from_mode(Some("id")).unwrap(),
+            ColumnMapping::Mapped
+        );
+        assert_eq!(ColumnMapping::from_mode(None).unwrap(), ColumnMapping::None);
     }
 }

@@ -93,6 +93,7 @@ impl Table {
             .with_merge_schema(true)
             .with_commit_properties(props)
             .with_writer_properties(crate::write::writer_properties())
+            .with_session_state(crate::write::rewrite_session()?)
             .when_matched_delete(|d| d.predicate("source.\"__op\" = 'D'"))
             .map_err(|e| table.delta_error(e))?
             .when_matched_update(|mut update| {

@@ -106,7 +106,8 @@ impl Table {
             .delta
             .clone()
             .optimize()
-            .with_commit_properties(crate::commit::maintenance_commit_properties());
+            .with_commit_properties(crate::commit::maintenance_commit_properties())
+            .with_session_state(crate::write::rewrite_session()?);
         if !zorder.is_empty() {
             builder = builder.with_type(OptimizeType::ZOrder(zorder.to_vec()));
         }

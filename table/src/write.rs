@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::catalog::streaming::StreamingTable;
+use deltalake::datafusion::catalog::Session;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
 use deltalake::datafusion::prelude::SessionContext;
+use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::{SchemaMode, WriteBuilder};
 use deltalake::parquet::basic::Compression;
@@ -361,6 +363,7 @@ async fn upsert(
         .with_merge_schema(options.merge_schema)
         .with_commit_properties(options.commit_properties())
         .with_writer_properties(options.writer_properties())
+        .with_session_state(rewrite_session()?)
         .when_matched_update(|mut update| {
             for c in input_columns {
                 update = update.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str());
@@ -395,6 +398,33 @@ async fn upsert(
 /// dictionary.
 pub(crate) fn writer_properties() -> WriterProperties {
     writer_properties_builder().build()
+}
+
+/// The DataFusion session of the operations that read the table's files to write new ones
+/// and honour a session (upsert and change data capture merges, optimize): deltalake's
+/// defaults, except that Parquet strings and binaries are read as `Utf8` / `Binary`, not
+/// as the view types deltalake asks for (`schema_force_view_types`). The files written
+/// from such a scan declare its types in their `ARROW:schema`, and Tarn's files must
+/// declare the types the table's Delta schema maps to, as appends do: pyiceberg 0.12
+/// cannot combine `string_view` files with `string` ones, and other readers expect them.
+///
+/// Delete and update do not get it: deltalake 1.1.3 plans their rewrite scans without
+/// the session (`scan_files_where_matches` builds its `DeltaScan` with the default
+/// config, which forces view types), so the files they rewrite still declare
+/// `string_view` / `binary_view` until they are optimized.
+pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
+    let overrides = std::collections::HashMap::from([(
+        "datafusion.execution.parquet.schema_force_view_types".to_string(),
+        "false".to_string(),
+    )]);
+    let context = DeltaSessionContext::new_with_session_overrides(&overrides).map_err(|e| {
+        Error::new(
+            crate::error::ErrorKind::Internal,
+            "cannot configure the DataFusion session for the rewrite",
+        )
+        .with_source(e)
+    })?;
+    Ok(Arc::new(context.state()))
 }
 
 /// See [`writer_properties`].
