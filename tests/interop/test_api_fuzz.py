@@ -141,8 +141,9 @@ def fetch(server: TarnServer, method: str, path: str, token: str | None,
             status, raw, answer_headers = resp.status, resp.read(), dict(resp.headers)
     except urllib.error.HTTPError as e:
         status, raw, answer_headers = e.code, e.read(), dict(e.headers)
-    media = answer_headers.get("Content-Type", "").split(";")[0].strip()
-    return status, media, raw, {k.lower(): v for k, v in answer_headers.items()}
+    answer_headers = {k.lower(): v for k, v in answer_headers.items()}
+    media = answer_headers.get("content-type", "").split(";")[0].strip()
+    return status, media, raw, answer_headers
 
 
 def schema_errors(document: dict, schema: dict, instance: Any) -> list[str]:
