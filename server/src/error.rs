@@ -156,14 +156,14 @@ fn iceberg_type(kind: ErrorKind) -> &'static str {
 }
 
 /// The Iceberg REST catalog's error body (`IcebergErrorResponse`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IcebergError {
     /// The error.
     pub error: IcebergErrorModel,
 }
 
 /// The `error` of an [`IcebergError`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IcebergErrorModel {
     /// What went wrong, for a person.
     pub message: String,
@@ -175,7 +175,7 @@ pub struct IcebergErrorModel {
 }
 
 /// Unity Catalog's error body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UnityError {
     /// `NOT_FOUND`, `ALREADY_EXISTS`, `INVALID_ARGUMENT`, ...
     pub error_code: String,
@@ -187,7 +187,7 @@ pub struct UnityError {
 }
 
 /// One entry of [`UnityError::details`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Always `google.rpc.ErrorInfo`.
     #[serde(rename = "@type")]
@@ -200,7 +200,7 @@ pub struct ErrorDetail {
 }
 
 /// Delta Sharing's error body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharingError {
     /// `RESOURCE_DOES_NOT_EXIST`, `INVALID_PARAMETER_VALUE`, ...

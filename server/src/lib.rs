@@ -23,7 +23,7 @@ pub mod hosts;
 pub mod iceberg;
 pub mod limits;
 mod listen;
-mod openapi;
+pub mod openapi;
 pub mod pagination;
 pub mod predicate;
 pub mod sharing;
@@ -39,6 +39,8 @@ use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use tarn_catalog::CatalogStore;
 use tarn_table::TableLocation;
+
+use openapi::{Api, Operation};
 
 pub use auth::AuthMode;
 pub use client::RemoteCatalogStore;
@@ -169,32 +171,40 @@ impl AppState {
 }
 
 /// The answer of `GET /health`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,
 }
 
-/// One route: a method on a path, and its handler. Each protocol lists its routes as
-/// endpoints, builds its router from them ([`Endpoint::router`]), and the OpenAPI document
-/// is checked against the same list, so no route goes undocumented.
+/// One route: a method on a path, its handler, and its OpenAPI operation. Each protocol
+/// lists its routes as endpoints and builds its router from them ([`Endpoint::router`]);
+/// the OpenAPI document is generated from the same list ([`openapi::spec`]), so no route
+/// goes undocumented.
 pub(crate) struct Endpoint {
-    /// The method (`GET` also answers `HEAD`): the handler says it to the router; this is
-    /// what the OpenAPI test compares.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The method (`GET` also answers `HEAD`): the handler says it to the router; the
+    /// document lists the operation under it.
     pub(crate) method: Method,
     /// The path, with `{name}` parameters.
     pub(crate) path: String,
     /// The handler, for `method` only.
     pub(crate) handler: MethodRouter<AppState>,
+    /// What the document says of it: parameters, body, answers (by their types).
+    pub(crate) operation: Operation,
 }
 
 impl Endpoint {
-    pub(crate) fn new(method: Method, path: String, handler: MethodRouter<AppState>) -> Self {
+    pub(crate) fn new(
+        method: Method,
+        path: String,
+        handler: MethodRouter<AppState>,
+        operation: Operation,
+    ) -> Self {
         Self {
             method,
             path,
             handler,
+            operation,
         }
     }
 
@@ -217,13 +227,18 @@ fn server_endpoints() -> Vec<Endpoint> {
                     status: "ok".into(),
                 })
             }),
+            Operation::new(Api::Server, "health", "Liveness").answers::<Health>(),
         ),
-        Endpoint::new(Method::GET, "/openapi.json".into(), get(openapi::document)),
+        Endpoint::new(
+            Method::GET,
+            "/openapi.json".into(),
+            get(openapi::document),
+            Operation::new(Api::Server, "openapi", "This document").answers::<openapi::Document>(),
+        ),
     ]
 }
 
 /// Every route the server answers, protocol by protocol.
-#[cfg(test)]
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     let mut all = server_endpoints();
     all.extend(unity::endpoints());

@@ -1,442 +1,678 @@
-//! The OpenAPI document for the endpoints Tarn serves: every route of the Unity Catalog
-//! REST API, the Delta Sharing protocol and the Iceberg REST catalog, with its path and query parameters and request
-//! bodies, so a client generator (or an API fuzzer) can drive the whole surface from it.
+//! The OpenAPI 3.0 document of every route Tarn serves (`GET /openapi.json`), generated.
+//!
+//! Each route's [`Endpoint`](crate::Endpoint) carries its [`Operation`]: a summary, its
+//! parameters, its request body and its answers, named by their Rust types. The schemas
+//! come from those types' `JsonSchema` derives (the `schemars` crate, OpenAPI 3.0 dialect):
+//! the wire types the handlers answer with and the remote client reads, the query-string
+//! structs the handlers parse, and each protocol's error body. So the document lists
+//! exactly the routes the router is built from, with the shapes they really answer, and a
+//! route cannot be added without its operation.
 
-use axum::Json;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-/// `GET /openapi.json`.
-pub async fn document() -> Json<Value> {
-    Json(spec())
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use schemars::gen::{SchemaGenerator, SchemaSettings};
+use schemars::schema::{InstanceType, ObjectValidation, Schema, SchemaObject, StringValidation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IcebergError, SharingError, UnityError};
+
+/// `GET /openapi.json`: the document, generated once.
+pub(crate) async fn document() -> Response {
+    static TEXT: OnceLock<Vec<u8>> = OnceLock::new();
+    let text = TEXT.get_or_init(|| {
+        // Serializing maps of strings and schemas cannot fail.
+        serde_json::to_vec(&spec()).unwrap_or_default()
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text.clone(),
+    )
+        .into_response()
 }
 
-/// What a catalog, schema or table name may be (`tarn_catalog::validate_name`).
-const NAME: &str = "[A-Za-z0-9_@-]+";
-
-/// A string of `parts` names joined by dots (`catalog.schema.table` is 3), with an example.
-fn dotted(parts: usize, example: &str) -> Value {
-    let pattern = vec![NAME; parts].join("\\.");
-    json!({"type": "string", "pattern": format!("^{pattern}$"), "example": example})
+/// Which API an operation belongs to: its tag, the token it takes and its error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// The server's own routes (health, this document): no token.
+    Server,
+    /// The Unity Catalog REST API: a catalog token, [`UnityError`].
+    Unity,
+    /// Delta Sharing: a recipient's token, [`SharingError`].
+    Sharing,
+    /// The Iceberg REST catalog: a catalog token, [`IcebergError`].
+    Iceberg,
 }
 
-/// A path parameter (always required, a string).
-fn path(name: &str, description: &str) -> Value {
-    path_of(name, description, json!({"type": "string"}))
-}
-
-/// A path parameter with its own schema.
-fn path_of(name: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "path", "required": true, "description": description,
-           "schema": schema})
-}
-
-/// An optional query parameter of the given JSON type.
-fn query(name: &str, ty: &str, description: &str) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": description,
-           "schema": {"type": ty}})
-}
-
-/// A required query parameter with its schema.
-fn required_query(name: &str, schema: Value, description: &str) -> Value {
-    json!({"name": name, "in": "query", "required": true, "description": description,
-           "schema": schema})
-}
-
-/// A JSON request body with the named schema.
-fn body(schema: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {
-        "schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-/// The answers of a Unity Catalog operation: the named schema, or an error.
-fn uc_responses(schema: &str) -> Value {
-    json!({
-        "200": {"description": "OK", "content": {"application/json": {
-            "schema": {"$ref": format!("#/components/schemas/{schema}")}}}},
-        "400": {"$ref": "#/components/responses/UcError"},
-        "401": {"$ref": "#/components/responses/UcError"},
-        "403": {"$ref": "#/components/responses/UcError"},
-        "404": {"$ref": "#/components/responses/UcError"},
-        "409": {"$ref": "#/components/responses/UcError"},
-        "default": {"$ref": "#/components/responses/UcError"}
-    })
-}
-
-/// The answers of a Delta Sharing operation: JSON or newline-delimited JSON, or an error.
-fn sharing_responses(ndjson: bool) -> Value {
-    let content = if ndjson {
-        json!({"application/x-ndjson": {"schema": {"type": "string"}}})
-    } else {
-        json!({"application/json": {"schema": {"type": "object"}}})
-    };
-    json!({
-        "200": {"description": "OK", "content": content},
-        "400": {"$ref": "#/components/responses/SharingError"},
-        "401": {"$ref": "#/components/responses/SharingError"},
-        "403": {"$ref": "#/components/responses/SharingError"},
-        "404": {"$ref": "#/components/responses/SharingError"},
-        "default": {"$ref": "#/components/responses/SharingError"}
-    })
-}
-
-/// A Unity Catalog operation (catalog bearer token).
-fn uc(summary: &str, parameters: Value, request: Option<&str>, answer: &str) -> Value {
-    let mut op = json!({"tags": ["Unity Catalog"], "summary": summary,
-                        "parameters": parameters, "responses": uc_responses(answer),
-                        "security": [{"catalogToken": []}]});
-    if let Some(schema) = request {
-        op["requestBody"] = body(schema);
+impl Api {
+    fn tag(self) -> &'static str {
+        match self {
+            Api::Server => "Server",
+            Api::Unity => "Unity Catalog",
+            Api::Sharing => "Delta Sharing",
+            Api::Iceberg => "Iceberg REST",
+        }
     }
-    op
-}
 
-/// A Delta Sharing operation (recipient bearer token).
-fn sharing(summary: &str, parameters: Value, ndjson: bool) -> Value {
-    json!({"tags": ["Delta Sharing"], "summary": summary, "parameters": parameters,
-           "responses": sharing_responses(ndjson), "security": [{"recipientToken": []}]})
-}
-
-/// An Iceberg REST catalog operation (catalog bearer token, `read` scope): the named answer
-/// schema (none: 204 without a body), or an error in Iceberg's shape.
-fn iceberg(summary: &str, parameters: Value, answer: Option<&str>) -> Value {
-    let ok = match answer {
-        Some(schema) => json!({"200": {"description": "OK", "content": {"application/json": {
-            "schema": {"$ref": format!("#/components/schemas/{schema}")}}}}}),
-        None => json!({"204": {"description": "It exists"}}),
-    };
-    let mut responses = ok;
-    for status in ["400", "401", "403", "404", "406"] {
-        responses[status] = json!({"$ref": "#/components/responses/IcebergError"});
+    fn security_scheme(self) -> Option<&'static str> {
+        match self {
+            Api::Server => None,
+            Api::Unity | Api::Iceberg => Some(CATALOG_TOKEN),
+            Api::Sharing => Some(RECIPIENT_TOKEN),
+        }
     }
-    responses["default"] = json!({"$ref": "#/components/responses/IcebergError"});
-    json!({"tags": ["Iceberg REST"], "summary": summary, "parameters": parameters,
-           "responses": responses, "security": [{"catalogToken": []}]})
+
+    /// The error statuses every operation of this API may answer (besides `default`).
+    fn error_statuses(self) -> &'static [u16] {
+        match self {
+            Api::Server => &[],
+            Api::Unity => &[400, 401, 403, 404, 409],
+            Api::Sharing => &[400, 401, 403, 404],
+            Api::Iceberg => &[400, 401, 403, 404, 406],
+        }
+    }
+
+    /// The schema of this API's error body.
+    fn error_schema(self, gen: &mut SchemaGenerator) -> Option<Schema> {
+        match self {
+            Api::Server => None,
+            Api::Unity => Some(gen.subschema_for::<UnityError>()),
+            Api::Sharing => Some(gen.subschema_for::<SharingError>()),
+            Api::Iceberg => Some(gen.subschema_for::<IcebergError>()),
+        }
+    }
 }
 
-/// The whole OpenAPI 3.0 document.
-pub fn spec() -> Value {
-    const UC: &str = "/api/2.1/unity-catalog";
-    const DS: &str = crate::sharing::PREFIX;
-    let page = || {
-        vec![
-            query(
-                "max_results",
-                "integer",
-                "Page size; 0 or absent: everything",
-            ),
-            query(
-                "page_token",
-                "string",
-                "`next_page_token` of the previous page",
-            ),
-        ]
-    };
-    let with_page = |mut params: Vec<Value>| {
-        params.extend(page());
-        Value::Array(params)
-    };
-    let ds_page = || {
-        vec![
-            query("maxResults", "integer", "Page size"),
-            query(
-                "pageToken",
-                "string",
-                "`nextPageToken` of the previous page",
-            ),
-        ]
-    };
-    let share = || path_of("share", "Share name", dotted(1, "partners"));
-    let schema = || path_of("schema", "Schema name within the share", dotted(1, "sales"));
-    let table = || path_of("table", "Table name within the schema", dotted(1, "orders"));
-    let table_params = || vec![share(), schema(), table()];
-    let capabilities = json!({"name": "delta-sharing-capabilities", "in": "header",
-        "required": false, "schema": {"type": "string"},
-        "description": "`responseformat=parquet|delta;readerfeatures=...`"});
-    let with_capabilities = |mut params: Vec<Value>| {
-        params.push(capabilities.clone());
-        Value::Array(params)
-    };
-    let force = query("force", "boolean", "Delete even when not empty");
+const CATALOG_TOKEN: &str = "catalogToken";
+const RECIPIENT_TOKEN: &str = "recipientToken";
+const JSON: &str = "application/json";
+const NDJSON: &str = "application/x-ndjson";
 
-    let mut paths = serde_json::Map::new();
-    let mut add = |p: String, item: Value| {
-        paths.insert(p, item);
-    };
-    add(
-        "/health".into(),
-        json!({"get": {"tags": ["Server"], "summary": "Liveness",
-        "security": [], "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
-    );
-    add(
-        "/openapi.json".into(),
-        json!({"get": {"tags": ["Server"], "summary": "This document",
-        "security": [], "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
-    );
+/// A function giving a type's schema (a `$ref` for a named type).
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-    add(
-        format!("{UC}/catalogs"),
-        json!({
-        "get": uc("List catalogs", with_page(vec![]), None, "ListCatalogsResponse"),
-        "post": uc("Create a catalog (admin)", json!([]), Some("CreateCatalog"), "CatalogInfo")}),
-    );
-    add(
-        format!("{UC}/catalogs/{{name}}"),
-        json!({
-        "get": uc("Get a catalog", json!([path_of("name", "Catalog name", dotted(1, "main"))]), None, "CatalogInfo"),
-        "delete": uc("Delete a catalog (admin)", json!([path_of("name", "Catalog name", dotted(1, "main")), force.clone()]), None, "Empty")}),
-    );
-    add(
-        format!("{UC}/schemas"),
-        json!({
-        "get": uc("List the schemas of a catalog",
-                  with_page(vec![required_query("catalog_name", dotted(1, "main"), "Catalog")]), None, "ListSchemasResponse"),
-        "post": uc("Create a schema (admin)", json!([]), Some("CreateSchema"), "SchemaInfo")}),
-    );
-    add(
-        format!("{UC}/schemas/{{full_name}}"),
-        json!({
-        "get": uc("Get a schema", json!([path_of("full_name", "catalog.schema", dotted(2, "main.shop"))]), None, "SchemaInfo"),
-        "delete": uc("Delete a schema (admin)", json!([path_of("full_name", "catalog.schema", dotted(2, "main.shop")), force]), None, "Empty")}),
-    );
-    add(
-        format!("{UC}/tables"),
-        json!({
-        "get": uc("List the tables of a schema",
-                  with_page(vec![required_query("catalog_name", dotted(1, "main"), "Catalog"),
-                                 required_query("schema_name", dotted(1, "shop"), "Schema")]),
-                  None, "ListTablesResponse"),
-        "post": uc("Create a MANAGED table or register an EXTERNAL one (write)", json!([]), Some("CreateTable"), "TableInfo")}),
-    );
-    add(
-        format!("{UC}/tables/{{full_name}}"),
-        json!({
-        "get": uc("Get a table with its current columns", json!([path_of("full_name", "catalog.schema.table", dotted(3, "main.shop.orders"))]), None, "TableInfo"),
-        "delete": uc("Unregister a table (write); its data is kept, unless purge=true: then a MANAGED table's files are deleted, only at its managed location under the server's warehouse", json!([path_of("full_name", "catalog.schema.table", dotted(3, "main.shop.orders")), query("purge", "boolean", "Also delete a MANAGED table's files (Tarn's own parameter)")]), None, "Empty")}),
-    );
-    add(
-        format!("{UC}/temporary-table-credentials"),
-        json!({
-        "post": uc("Where to read or write a table", json!([]), Some("TableCredentialRequest"), "TemporaryCredentials")}),
-    );
-    add(
-        format!("{UC}/temporary-path-credentials"),
-        json!({
-        "post": uc("Where to read or write a path", json!([]), Some("PathCredentialRequest"), "TemporaryCredentials")}),
-    );
-    add(
-        "/api/2.0/settings/types/default_namespace_ws/names/default".into(),
-        json!({
-        "get": uc("The default schema setting", json!([]), None, "Setting")}),
-    );
+fn schema_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Schema {
+    let schema = gen.subschema_for::<T>();
+    in_openapi_dialect(gen, schema)
+}
 
-    add(
-        format!("{DS}/shares"),
-        json!({
-        "get": sharing("List the shares granted to the caller", Value::Array(ds_page()), false)}),
-    );
-    add(
-        format!("{DS}/shares/{{share}}"),
-        json!({
-        "get": sharing("Get a share", json!([share()]), false)}),
-    );
-    add(
-        format!("{DS}/shares/{{share}}/schemas"),
-        json!({
-        "get": sharing("List the schemas of a share", Value::Array([vec![share()], ds_page()].concat()), false)}),
-    );
-    add(
-        format!("{DS}/shares/{{share}}/schemas/{{schema}}/tables"),
-        json!({
-        "get": sharing("List the tables of a schema", Value::Array([vec![share(), schema()], ds_page()].concat()), false)}),
-    );
-    add(
-        format!("{DS}/shares/{{share}}/all-tables"),
-        json!({
-        "get": sharing("List all the tables of a share", Value::Array([vec![share()], ds_page()].concat()), false)}),
-    );
-    let t = format!("{DS}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}");
-    add(
-        format!("{t}/version"),
-        json!({
-        "get": sharing("The table's version (at startingTimestamp)",
-                       Value::Array([table_params(), vec![query("startingTimestamp", "string", "ISO 8601 timestamp")]].concat()),
-                       false)}),
-    );
-    add(
-        format!("{t}/metadata"),
-        json!({
-        "get": sharing("The table's protocol and metadata", with_capabilities(table_params()), true)}),
-    );
-    let mut query_op = sharing(
-        "The table's files (a version, a timestamp or a range of versions)",
-        with_capabilities(table_params()),
-        true,
-    );
-    query_op["requestBody"] = json!({"required": false, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/QueryTable"}}}});
-    add(format!("{t}/query"), json!({"post": query_op}));
-    add(
-        format!("{t}/changes"),
-        json!({
-        "get": sharing("The table's change data feed",
-                       with_capabilities([table_params(), vec![
-                           query("startingVersion", "integer", "First version"),
-                           query("endingVersion", "integer", "Last version"),
-                           query("startingTimestamp", "string", "ISO 8601 timestamp"),
-                           query("endingTimestamp", "string", "ISO 8601 timestamp"),
-                           query("includeHistoricalMetadata", "boolean", "Also metadata changes"),
-                           query("maxFiles", "integer", "At most this many files per answer; the answer ends with an endStreamAction holding nextPageToken"),
-                           query("pageToken", "string", "The nextPageToken of the previous page"),
-                       ]].concat()),
-                       true)}),
-    );
-    add(
-        format!("{DS}/files/{{token}}"),
-        json!({
-        "get": {"tags": ["Delta Sharing"], "summary": "A data file at a pre-signed URL (the URL is the credential)",
-                "security": [],
-                "parameters": [path("token", "The signed file ticket"),
-                               {"name": "Range", "in": "header", "required": false, "schema": {"type": "string"},
-                                "description": "`bytes=start-end`"}],
-                "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                              "206": {"description": "Part of the file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                              "403": {"$ref": "#/components/responses/SharingError"},
-                              "404": {"$ref": "#/components/responses/SharingError"},
-                              "416": {"description": "Range not satisfiable"}}}}),
-    );
+/// The properties of a query-string struct, inline (each becomes one parameter).
+fn inline_schema_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Schema {
+    let schema = T::json_schema(gen);
+    in_openapi_dialect(gen, schema)
+}
 
-    // The Iceberg REST catalog (read-only; every other method of these paths answers 406).
-    const IB: &str = crate::iceberg::PREFIX;
-    let prefix = || {
-        path(
-            "prefix",
-            "The catalog (the `prefix` that `/v1/config` gives)",
+/// `schema` in OpenAPI 3.0's dialect of JSON Schema: the generator's visitors (a single
+/// `example`, no `true` schemas, no siblings of `$ref`) apply to whole documents only, so
+/// schemas taken out one by one go through them here.
+fn in_openapi_dialect(gen: &mut SchemaGenerator, mut schema: Schema) -> Schema {
+    for visitor in gen.visitors_mut() {
+        visitor.visit_schema(&mut schema);
+    }
+    schema
+}
+
+/// One parameter of an operation, before its schema is generated.
+enum ParamSpec {
+    /// Every field of a query-string struct.
+    Query(SchemaFn),
+    /// A path parameter: a name of `parts` dotted names (0: any string) with an example.
+    Path {
+        name: &'static str,
+        description: &'static str,
+        parts: usize,
+        example: &'static str,
+    },
+    /// An optional request header.
+    Header {
+        name: &'static str,
+        description: &'static str,
+    },
+}
+
+/// One answer of an operation, before its schema is generated.
+struct AnswerSpec {
+    status: u16,
+    description: &'static str,
+    /// The media type and the schema of the body (of each line, for NDJSON); `None`: no body.
+    content: Option<(&'static str, SchemaFn)>,
+    /// Headers the answer carries.
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+/// The OpenAPI description of one endpoint: every [`Endpoint`](crate::Endpoint) takes one,
+/// so no route goes undocumented. Built with the methods below, naming types, never JSON.
+pub(crate) struct Operation {
+    api: Api,
+    id: &'static str,
+    summary: &'static str,
+    token: bool,
+    parameters: Vec<ParamSpec>,
+    body: Option<(bool, SchemaFn)>,
+    answers: Vec<AnswerSpec>,
+    extra_errors: Vec<u16>,
+}
+
+impl Operation {
+    /// An operation of `api` with a unique `id` (a client generator's method name) and a
+    /// one-line summary; it takes `api`'s token.
+    pub(crate) fn new(api: Api, id: &'static str, summary: &'static str) -> Self {
+        Self {
+            api,
+            id,
+            summary,
+            token: api.security_scheme().is_some(),
+            parameters: Vec::new(),
+            body: None,
+            answers: Vec::new(),
+            extra_errors: Vec::new(),
+        }
+    }
+
+    /// The operation needs no token (a pre-signed URL is its own credential).
+    pub(crate) fn without_token(mut self) -> Self {
+        self.token = false;
+        self
+    }
+
+    /// Its query parameters: the fields of the struct the handler reads with `Query<Q>`.
+    pub(crate) fn query<Q: JsonSchema>(mut self) -> Self {
+        self.parameters
+            .push(ParamSpec::Query(inline_schema_of::<Q>));
+        self
+    }
+
+    /// A path parameter `{name}` holding `parts` dotted names (`catalog.schema` is 2), or
+    /// any string with `parts` 0, with an example value.
+    pub(crate) fn path(
+        mut self,
+        name: &'static str,
+        description: &'static str,
+        parts: usize,
+        example: &'static str,
+    ) -> Self {
+        self.parameters.push(ParamSpec::Path {
+            name,
+            description,
+            parts,
+            example,
+        });
+        self
+    }
+
+    /// An optional request header.
+    pub(crate) fn header(mut self, name: &'static str, description: &'static str) -> Self {
+        self.parameters
+            .push(ParamSpec::Header { name, description });
+        self
+    }
+
+    /// A required JSON request body of type `T`.
+    pub(crate) fn body<T: JsonSchema>(mut self) -> Self {
+        self.body = Some((true, schema_of::<T>));
+        self
+    }
+
+    /// An optional JSON request body of type `T`.
+    pub(crate) fn optional_body<T: JsonSchema>(mut self) -> Self {
+        self.body = Some((false, schema_of::<T>));
+        self
+    }
+
+    /// Answers 200 with a JSON `T`.
+    pub(crate) fn answers<T: JsonSchema>(self) -> Self {
+        self.answer(200, "OK", Some((JSON, schema_of::<T>)))
+    }
+
+    /// Answers 200 with newline-delimited JSON, each line a `T`.
+    pub(crate) fn answers_lines<T: JsonSchema>(self, description: &'static str) -> Self {
+        self.answer(200, description, Some((NDJSON, schema_of::<T>)))
+    }
+
+    /// Answers `status` without a body.
+    pub(crate) fn answers_nothing(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, None)
+    }
+
+    /// Answers `status` with the bytes of a file.
+    pub(crate) fn answers_bytes(self, status: u16, description: &'static str) -> Self {
+        self.answer(
+            status,
+            description,
+            Some(("application/octet-stream", binary_schema)),
         )
-    };
-    let namespace = || path("namespace", "A schema of the catalog (one level)");
-    let ib_page = || {
-        vec![
-            query(
-                "pageToken",
-                "string",
-                "`next-page-token` of the previous page",
-            ),
-            query("pageSize", "integer", "Page size"),
-        ]
-    };
-    add(
-        format!("{IB}/v1/config"),
-        json!({"get": iceberg("The catalog's configuration (its `prefix`)",
-                              json!([query("warehouse", "string", "A catalog name; absent: the only catalog")]),
-                              Some("IcebergConfig"))}),
-    );
-    add(
-        format!("{IB}/v1/{{prefix}}/namespaces"),
-        json!({"get": iceberg("The catalog's schemas as namespaces",
-                              Value::Array([vec![prefix(), query("parent", "string", "A parent namespace (none are nested)")], ib_page()].concat()),
-                              Some("IcebergListNamespaces"))}),
-    );
-    add(
-        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}"),
-        json!({"get": iceberg("A namespace", json!([prefix(), namespace()]), Some("IcebergNamespace")),
-               "head": iceberg("Whether a namespace exists (204 or 404)", json!([prefix(), namespace()]), None)}),
-    );
-    add(
-        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}/tables"),
-        json!({"get": iceberg("The namespace's tables",
-                              Value::Array([vec![prefix(), namespace()], ib_page()].concat()),
-                              Some("IcebergListTables"))}),
-    );
-    let table = || path("table", "A table of the namespace");
-    add(
-        format!("{IB}/v1/{{prefix}}/namespaces/{{namespace}}/tables/{{table}}"),
-        json!({"get": iceberg("Load a table: its Iceberg metadata, one snapshot per Delta version",
-                              json!([prefix(), namespace(), table(),
-                                     query("snapshots", "string", "`all` (default) or `refs`")]),
-                              Some("IcebergLoadTable")),
-               "head": iceberg("Whether a table exists (204 or 404)", json!([prefix(), namespace(), table()]), None)}),
-    );
+    }
 
-    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
-    let name = |example: &str| dotted(1, example);
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "Tarn", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Tarn's catalog over the Unity Catalog REST API (a subset of its api/all.yaml) and its shares over the Delta Sharing protocol. Catalog calls take a catalog token (`tarn token create`); Delta Sharing calls take a recipient's token (`tarn share recipient create`)."},
-        "tags": [{"name": "Unity Catalog"}, {"name": "Delta Sharing"}, {"name": "Iceberg REST"}, {"name": "Server"}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "catalogToken": {"type": "http", "scheme": "bearer", "description": "A catalog token with the scope the call needs (read, write, admin)"},
-                "recipientToken": {"type": "http", "scheme": "bearer", "description": "A Delta Sharing recipient's token, from its profile file"}
-            },
-            "responses": {
-                "UcError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UcError"}}}},
-                "SharingError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SharingError"}}}},
-                "IcebergError": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IcebergError"}}}}
-            },
-            "schemas": {
-                "UcError": {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "array", "items": {"type": "object"}}}},
-                "SharingError": {"type": "object", "properties": {"errorCode": {"type": "string"}, "message": {"type": "string"}}},
-                "IcebergError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message", "type", "code"], "properties": {
-                    "message": {"type": "string"}, "type": {"type": "string", "example": "NoSuchTableException"}, "code": {"type": "integer"}}}}},
-                "IcebergConfig": {"type": "object", "required": ["defaults", "overrides"], "properties": {
-                    "defaults": string_map, "overrides": string_map, "endpoints": {"type": "array", "items": {"type": "string"}}}},
-                "IcebergNamespace": {"type": "object", "required": ["namespace"], "properties": {
-                    "namespace": {"type": "array", "items": {"type": "string"}}, "properties": string_map}},
-                "IcebergListNamespaces": {"type": "object", "required": ["namespaces"], "properties": {
-                    "namespaces": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}, "next-page-token": {"type": "string"}}},
-                "IcebergListTables": {"type": "object", "required": ["identifiers"], "properties": {
-                    "identifiers": {"type": "array", "items": {"type": "object", "properties": {
-                        "namespace": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"}}}},
-                    "next-page-token": {"type": "string"}}},
-                "IcebergLoadTable": {"type": "object", "required": ["metadata"], "properties": {
-                    "metadata-location": {"type": "string"}, "metadata": {"type": "object", "description": "Iceberg table metadata (format version 2)"},
-                    "config": string_map}},
-                "Empty": {"type": "object"},
-                "Setting": {"type": "object"},
-                "CreateCatalog": {"type": "object", "required": ["name"], "properties": {
-                    "name": name("sales"), "comment": {"type": "string"}, "properties": string_map}},
-                "CreateSchema": {"type": "object", "required": ["name", "catalog_name"], "properties": {
-                    "name": name("staging"), "catalog_name": name("main"), "comment": {"type": "string"}, "properties": string_map}},
-                "CreateColumn": {"type": "object", "required": ["name", "type_text"], "properties": {
-                    "name": {"type": "string", "example": "id"}, "type_text": {"type": "string", "example": "array<struct<a: int, b: map<string, decimal(10,2)>>>", "description": "Spark SQL type text, e.g. `bigint`, `array<string>`, `decimal(10,2)`"},
-                    "nullable": {"type": "boolean", "default": true}}},
-                "CreateTable": {"type": "object", "required": ["name", "catalog_name", "schema_name", "table_type"], "properties": {
-                    "name": name("events"), "catalog_name": name("main"), "schema_name": name("shop"),
-                    "table_type": {"type": "string", "enum": ["MANAGED", "EXTERNAL"]},
-                    "data_source_format": {"type": "string", "enum": ["DELTA"]},
-                    "columns": {"type": "array", "items": {"$ref": "#/components/schemas/CreateColumn"}},
-                    "storage_location": {"type": "string"}, "comment": {"type": "string"}, "properties": string_map}},
-                "TableCredentialRequest": {"type": "object", "required": ["table_id"], "properties": {
-                    "table_id": {"type": "string", "format": "uuid"}, "operation": {"type": "string", "enum": ["READ", "READ_WRITE"]}}},
-                "PathCredentialRequest": {"type": "object", "required": ["url"], "properties": {
-                    "url": {"type": "string"}, "operation": {"type": "string", "enum": ["PATH_READ", "PATH_READ_WRITE", "PATH_CREATE_TABLE"]}}},
-                "QueryTable": {"type": "object", "properties": {
-                    "predicateHints": {"type": "array", "items": {"type": "string"}},
-                    "jsonPredicateHints": {"type": "string", "description": "A JSON predicate (Delta Sharing's jsonPredicateHints)"},
-                    "limitHint": {"type": "integer"}, "version": {"type": "integer"}, "timestamp": {"type": "string"},
-                    "startingVersion": {"type": "integer"}, "endingVersion": {"type": "integer"},
-                    "maxFiles": {"type": "integer"}, "pageToken": {"type": "string"}}},
-                "CatalogInfo": {"type": "object"}, "SchemaInfo": {"type": "object"}, "TableInfo": {"type": "object"},
-                "ListCatalogsResponse": {"type": "object"}, "ListSchemasResponse": {"type": "object"},
-                "ListTablesResponse": {"type": "object"}, "TemporaryCredentials": {"type": "object"}
+    /// The answer added last carries the header `name`.
+    pub(crate) fn answer_header(mut self, name: &'static str, description: &'static str) -> Self {
+        if let Some(last) = self.answers.last_mut() {
+            last.headers.push((name, description));
+        }
+        self
+    }
+
+    /// An error status beyond the API's usual ones.
+    pub(crate) fn error(mut self, status: u16) -> Self {
+        self.extra_errors.push(status);
+        self
+    }
+
+    fn answer(
+        mut self,
+        status: u16,
+        description: &'static str,
+        content: Option<(&'static str, SchemaFn)>,
+    ) -> Self {
+        self.answers.push(AnswerSpec {
+            status,
+            description,
+            content,
+            headers: Vec::new(),
+        });
+        self
+    }
+
+    /// The operation object for `method` on `path`, its schemas added to `gen`.
+    fn render(&self, method: &str, gen: &mut SchemaGenerator) -> OperationObject {
+        let mut parameters = Vec::new();
+        for p in &self.parameters {
+            match p {
+                ParamSpec::Query(schema) => parameters.extend(query_parameters(schema(gen))),
+                ParamSpec::Path {
+                    name,
+                    description,
+                    parts,
+                    example,
+                } => parameters.push(Parameter {
+                    name: name.to_string(),
+                    location: "path".into(),
+                    required: true,
+                    description: description.to_string(),
+                    schema: dotted_names(*parts, example),
+                }),
+                ParamSpec::Header { name, description } => parameters.push(Parameter {
+                    name: name.to_string(),
+                    location: "header".into(),
+                    required: false,
+                    description: description.to_string(),
+                    schema: string_schema(),
+                }),
             }
         }
+        let request_body = self.body.map(|(required, schema)| RequestBody {
+            required,
+            content: BTreeMap::from([(
+                JSON.to_string(),
+                MediaType {
+                    schema: schema(gen),
+                },
+            )]),
+        });
+        let mut responses = BTreeMap::new();
+        for a in &self.answers {
+            responses.insert(
+                a.status.to_string(),
+                ResponseObject {
+                    description: a.description.to_string(),
+                    headers: a
+                        .headers
+                        .iter()
+                        .map(|(name, description)| {
+                            (
+                                name.to_string(),
+                                HeaderObject {
+                                    description: description.to_string(),
+                                    schema: string_schema(),
+                                },
+                            )
+                        })
+                        .collect(),
+                    content: a
+                        .content
+                        .iter()
+                        .map(|(media, schema)| {
+                            (
+                                media.to_string(),
+                                MediaType {
+                                    schema: schema(gen),
+                                },
+                            )
+                        })
+                        .collect(),
+                },
+            );
+        }
+        // A HEAD answer has no body, errors included.
+        let error_body = if method == "head" {
+            None
+        } else {
+            self.api.error_schema(gen)
+        };
+        let statuses = self.api.error_statuses().iter().chain(&self.extra_errors);
+        let keys = statuses
+            .map(|s| s.to_string())
+            .chain(self.api.error_schema(gen).map(|_| "default".to_string()));
+        for key in keys {
+            responses.insert(
+                key,
+                ResponseObject {
+                    description: "An error".into(),
+                    headers: BTreeMap::new(),
+                    content: error_body
+                        .iter()
+                        .map(|schema| {
+                            (
+                                JSON.to_string(),
+                                MediaType {
+                                    schema: schema.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                },
+            );
+        }
+        let security = match (self.token, self.api.security_scheme()) {
+            (true, Some(scheme)) => vec![BTreeMap::from([(scheme.to_string(), Vec::new())])],
+            _ => Vec::new(),
+        };
+        OperationObject {
+            tags: vec![self.api.tag().to_string()],
+            summary: self.summary.to_string(),
+            operation_id: self.id.to_string(),
+            parameters,
+            request_body,
+            responses,
+            security,
+        }
+    }
+}
+
+/// Each property of a query-string struct's schema as an optional (or, when the struct
+/// requires it, required) query parameter; its doc comment is the description.
+fn query_parameters(schema: Schema) -> Vec<Parameter> {
+    let Schema::Object(SchemaObject {
+        object: Some(object),
+        ..
+    }) = schema
+    else {
+        return Vec::new();
+    };
+    let ObjectValidation {
+        properties,
+        required,
+        ..
+    } = *object;
+    properties
+        .into_iter()
+        .map(|(name, schema)| {
+            let (description, schema) = match schema {
+                Schema::Object(mut o) => {
+                    let description = o
+                        .metadata
+                        .as_mut()
+                        .and_then(|m| m.description.take())
+                        .unwrap_or_default();
+                    (description, Schema::Object(o))
+                }
+                other => (String::new(), other),
+            };
+            Parameter {
+                required: required.contains(&name),
+                name,
+                location: "query".into(),
+                description,
+                schema,
+            }
+        })
+        .collect()
+}
+
+/// What a catalog, schema, table or share name may be (`tarn_catalog::validate_name`).
+const NAME: &str = "[A-Za-z0-9_@-]+";
+
+/// A string of `parts` names joined by dots (any string for 0), with an example.
+fn dotted_names(parts: usize, example: &str) -> Schema {
+    let mut schema = SchemaObject {
+        instance_type: Some(InstanceType::String.into()),
+        ..Default::default()
+    };
+    if parts > 0 {
+        schema.string = Some(Box::new(StringValidation {
+            pattern: Some(format!("^{}$", vec![NAME; parts].join("\\."))),
+            ..Default::default()
+        }));
+    }
+    if !example.is_empty() {
+        schema.extensions.insert("example".into(), example.into());
+    }
+    Schema::Object(schema)
+}
+
+fn string_schema() -> Schema {
+    dotted_names(0, "")
+}
+
+fn binary_schema(_: &mut SchemaGenerator) -> Schema {
+    Schema::Object(SchemaObject {
+        instance_type: Some(InstanceType::String.into()),
+        format: Some("binary".into()),
+        ..Default::default()
     })
+}
+
+/// The whole document: every endpoint of [`crate::endpoints`], and the schemas they name.
+pub fn spec() -> Document {
+    let mut gen = SchemaGenerator::new(SchemaSettings::openapi3());
+    let mut paths: BTreeMap<String, BTreeMap<String, OperationObject>> = BTreeMap::new();
+    for e in crate::endpoints() {
+        let method = e.method.as_str().to_ascii_lowercase();
+        let operation = e.operation.render(&method, &mut gen);
+        paths.entry(e.path).or_default().insert(method, operation);
+    }
+    let definitions: BTreeMap<String, Schema> = gen
+        .take_definitions()
+        .into_iter()
+        .map(|(name, schema)| (name, in_openapi_dialect(&mut gen, schema)))
+        .collect();
+    let bearer = |description: &str| SecurityScheme {
+        kind: "http".into(),
+        scheme: "bearer".into(),
+        description: description.into(),
+    };
+    Document {
+        openapi: "3.0.3".into(),
+        info: Info {
+            title: "Tarn".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Tarn's catalog over the Unity Catalog REST API (a subset of its \
+                api/all.yaml) and the Iceberg REST catalog (read-only), and its shares over \
+                the Delta Sharing protocol. Catalog calls take a catalog token (`tarn token \
+                create`); Delta Sharing calls take a recipient's token (`tarn share recipient \
+                create`)."
+                .into(),
+        },
+        tags: [Api::Unity, Api::Sharing, Api::Iceberg, Api::Server]
+            .iter()
+            .map(|a| Tag {
+                name: a.tag().into(),
+            })
+            .collect(),
+        paths,
+        components: Components {
+            security_schemes: BTreeMap::from([
+                (
+                    CATALOG_TOKEN.to_string(),
+                    bearer("A catalog token with the scope the call needs (read, write, admin)"),
+                ),
+                (
+                    RECIPIENT_TOKEN.to_string(),
+                    bearer("A Delta Sharing recipient's token, from its profile file"),
+                ),
+            ]),
+            schemas: definitions,
+        },
+    }
+}
+
+/// An OpenAPI 3.0 document (the part of the format Tarn's document uses).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "OpenApiDocument")]
+pub struct Document {
+    /// The OpenAPI version, `3.0.3`.
+    pub openapi: String,
+    /// The API's title, version and description.
+    pub info: Info,
+    /// The protocols, one tag each.
+    pub tags: Vec<Tag>,
+    /// Each path's operations, by lowercase method.
+    pub paths: BTreeMap<String, BTreeMap<String, OperationObject>>,
+    /// The schemas the operations name, and the token schemes.
+    pub components: Components,
+}
+
+/// The document's `info`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Info {
+    /// `Tarn`.
+    pub title: String,
+    /// Tarn's version.
+    pub version: String,
+    /// What the API is.
+    pub description: String,
+}
+
+/// A tag: one protocol.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Tag {
+    /// The protocol's name.
+    pub name: String,
+}
+
+/// One operation (a method on a path).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationObject {
+    /// The protocol.
+    pub tags: Vec<String>,
+    /// What it does.
+    pub summary: String,
+    /// A unique name for it.
+    pub operation_id: String,
+    /// Its path, query and header parameters.
+    pub parameters: Vec<Parameter>,
+    /// Its request body, if it takes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<RequestBody>,
+    /// Its answers, by status (and `default`).
+    pub responses: BTreeMap<String, ResponseObject>,
+    /// The token it takes (empty: none).
+    pub security: Vec<BTreeMap<String, Vec<String>>>,
+}
+
+/// A parameter.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// `path`, `query` or `header`.
+    #[serde(rename = "in")]
+    pub location: String,
+    /// Whether it must be given.
+    pub required: bool,
+    /// What it is.
+    pub description: String,
+    /// Its JSON schema.
+    #[schemars(with = "serde_json::Value")]
+    pub schema: Schema,
+}
+
+/// A request body.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RequestBody {
+    /// Whether it must be given.
+    pub required: bool,
+    /// Its schema by media type.
+    pub content: BTreeMap<String, MediaType>,
+}
+
+/// An answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ResponseObject {
+    /// What it means.
+    pub description: String,
+    /// The headers it carries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderObject>,
+    /// Its body's schema by media type (none: no body).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub content: BTreeMap<String, MediaType>,
+}
+
+/// A header of an answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HeaderObject {
+    /// What it holds.
+    pub description: String,
+    /// Its schema.
+    #[schemars(with = "serde_json::Value")]
+    pub schema: Schema,
+}
+
+/// A body's schema.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MediaType {
+    /// The JSON schema (of each line, for NDJSON).
+    #[schemars(with = "serde_json::Value")]
+    pub schema: Schema,
+}
+
+/// The document's `components`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Components {
+    /// The two kinds of bearer token.
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// The schemas the operations refer to, by name.
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub schemas: BTreeMap<String, Schema>,
+}
+
+/// A token scheme.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SecurityScheme {
+    /// `http`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `bearer`.
+    pub scheme: String,
+    /// Which token.
+    pub description: String,
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
+    use serde_json::Value;
+
     use super::*;
 
+    fn document_json() -> Value {
+        serde_json::to_value(spec()).unwrap()
+    }
+
     /// The document describes exactly the routes the router serves: the router is built
-    /// from the protocols' endpoint lists, and so is the set checked here.
+    /// from the protocols' endpoint lists, and so is the document; this checks the result.
     #[test]
     fn every_route_of_the_router_is_documented_and_nothing_else() {
-        let doc = spec();
+        let doc = document_json();
         let routed: BTreeSet<(String, String)> = crate::endpoints()
             .into_iter()
             .map(|e| (e.method.as_str().to_ascii_lowercase(), e.path))
@@ -465,39 +701,181 @@ mod tests {
         assert_eq!(routed.len(), 34, "{routed:?}");
     }
 
-    /// The protocols' routes are documented, each with its path parameters declared.
+    /// Routes come only from the endpoint lists: nothing in the crate adds a route to a
+    /// router any other way (`.route(`, `.nest(`...) but [`crate::Endpoint::router`], so
+    /// the document, built from the same lists, has every route the server answers.
     #[test]
-    fn documented_paths_declare_their_parameters() {
-        let doc = spec();
-        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-        for p in [
-            "/api/2.1/unity-catalog/catalogs/{name}",
-            "/api/2.1/unity-catalog/temporary-path-credentials",
-            "/delta-sharing/shares/{share}/schemas/{schema}/tables/{table}/query",
-            "/delta-sharing/files/{token}",
-            "/iceberg/v1/{prefix}/namespaces/{namespace}/tables/{table}",
-        ] {
-            assert!(paths.iter().any(|k| k.as_str() == p), "{p} missing");
-        }
-        for (p, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
-                let declared: Vec<&str> = op["parameters"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter(|x| x["in"] == "path")
-                            .map(|x| x["name"].as_str().unwrap())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for segment in p.split('/').filter(|s| s.starts_with('{')) {
-                    let name = segment.trim_matches(|c| c == '{' || c == '}');
-                    assert!(
-                        declared.contains(&name),
-                        "{method} {p}: path parameter {name} undeclared"
-                    );
+    fn routers_are_built_only_from_endpoint_lists() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
                 }
             }
         }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "{files:?}");
+        let calls = [".route(", ".route_service(", ".nest(", ".nest_service("];
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = !line.trim_start().starts_with("//") && !line.contains("calls = [");
+                if code && calls.iter().any(|c| line.contains(c)) {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert_eq!(
+            found.len(),
+            1,
+            "routes added outside the endpoint lists: {found:#?}"
+        );
+        assert!(found[0].contains("lib.rs"), "{found:?}");
+    }
+
+    /// Every path parameter of every route is declared, and nothing else is in the path.
+    #[test]
+    fn documented_paths_declare_their_parameters() {
+        let doc = document_json();
+        for (p, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let declared: BTreeSet<&str> = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|x| x["in"] == "path")
+                    .map(|x| x["name"].as_str().unwrap())
+                    .collect();
+                let in_path: BTreeSet<&str> = p
+                    .split('/')
+                    .filter(|s| s.starts_with('{'))
+                    .map(|s| s.trim_matches(|c| c == '{' || c == '}'))
+                    .collect();
+                assert_eq!(declared, in_path, "{method} {p}: path parameters");
+            }
+        }
+    }
+
+    /// Operation ids are unique (client generators name methods after them), and every
+    /// operation that takes a token says which.
+    #[test]
+    fn operation_ids_are_unique_and_tokens_declared() {
+        let doc = document_json();
+        let mut ids = BTreeSet::new();
+        for (p, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(
+                    ids.insert(id.to_string()),
+                    "{method} {p}: operationId {id} twice"
+                );
+                let public = p == "/health"
+                    || p == "/openapi.json"
+                    || p.starts_with("/delta-sharing/files/");
+                assert_eq!(
+                    op["security"].as_array().unwrap().is_empty(),
+                    public,
+                    "{method} {p}: security"
+                );
+            }
+        }
+    }
+
+    /// Follows `$ref`s to the named component.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.strip_prefix("#/components/schemas/").unwrap();
+                let target = &doc["components"]["schemas"][name];
+                assert!(target.is_object(), "dangling {r}");
+                resolve(doc, target)
+            }
+            None => schema,
+        }
+    }
+
+    /// A schema that says nothing of its object: no properties, no variants.
+    fn untyped(schema: &Value) -> bool {
+        let keys = [
+            "properties",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "additionalProperties",
+        ];
+        keys.iter().all(|k| schema.get(*k).is_none())
+    }
+
+    /// Every JSON request body and every JSON or NDJSON 2xx answer names a wire type whose
+    /// schema has properties (not an untyped `{"type": "object"}`), and every error answer
+    /// is its protocol's error body.
+    #[test]
+    fn bodies_and_answers_are_typed() {
+        let doc = document_json();
+        let mut typed = 0;
+        for (p, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let mut bodies: Vec<(&str, &Value)> = Vec::new();
+                if let Some(content) = op["requestBody"]["content"].as_object() {
+                    bodies.extend(content.iter().map(|(m, c)| (m.as_str(), &c["schema"])));
+                }
+                for (status, answer) in op["responses"].as_object().unwrap() {
+                    let Some(content) = answer["content"].as_object() else {
+                        continue;
+                    };
+                    for (media, c) in content {
+                        if status.starts_with('2') && media.contains("json") {
+                            bodies.push((media, &c["schema"]));
+                        } else if !status.starts_with('2') {
+                            let name = c["schema"]["$ref"].as_str().unwrap_or_default();
+                            assert!(
+                                name.ends_with("Error"),
+                                "{method} {p} {status}: error body {name:?}"
+                            );
+                        }
+                    }
+                }
+                for (media, schema) in bodies {
+                    assert!(
+                        schema["$ref"].is_string(),
+                        "{method} {p} {media}: not a named type: {schema}"
+                    );
+                    let target = resolve(&doc, schema);
+                    assert!(
+                        !untyped(target),
+                        "{method} {p} {media}: untyped schema {target}"
+                    );
+                    typed += 1;
+                }
+            }
+        }
+        assert!(typed >= 30, "only {typed} typed bodies");
+    }
+
+    /// The error bodies are described with their required fields, per protocol.
+    #[test]
+    fn error_bodies_are_described() {
+        let doc = document_json();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["UnityError"]["required"],
+            serde_json::json!(["error_code", "message"])
+        );
+        assert_eq!(
+            schemas["SharingError"]["required"],
+            serde_json::json!(["errorCode", "message"])
+        );
+        assert_eq!(
+            schemas["IcebergErrorModel"]["required"],
+            serde_json::json!(["code", "message", "type"])
+        );
     }
 }

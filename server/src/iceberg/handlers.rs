@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_catalog::{SchemaName, TableName};
 
@@ -19,8 +20,9 @@ use crate::AppState;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct ConfigQuery {
+    /// A catalog name; absent: the only catalog.
     warehouse: Option<String>,
 }
 
@@ -98,12 +100,16 @@ async fn schema(s: &AppState, prefix: &str, namespace: &str) -> Result<SchemaNam
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct ListQuery {
+    /// A parent namespace (none are nested).
     parent: Option<String>,
+    /// `next-page-token` of the previous page.
     #[serde(rename = "pageToken")]
     page_token: Option<String>,
+    /// Page size.
     #[serde(rename = "pageSize")]
+    #[schemars(with = "Option<i64>")]
     page_size: Option<String>,
 }
 
@@ -221,8 +227,9 @@ async fn table(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct LoadQuery {
+    /// `all` (default) or `refs`.
     snapshots: Option<String>,
 }
 

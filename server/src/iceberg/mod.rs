@@ -27,6 +27,7 @@ use axum::Router;
 pub(crate) use projections::Projections;
 
 use crate::error::{ApiError, ErrorKind, ErrorShape};
+use crate::openapi::{Api, Operation};
 use crate::{AppState, Endpoint};
 
 /// Where the protocol lives: clients use `uri = http://HOST:PORT/iceberg`.
@@ -49,34 +50,88 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     let v1 = format!("{PREFIX}/v1");
     let namespace = format!("{v1}/{{prefix}}/namespaces/{{namespace}}");
     let table = format!("{namespace}/tables/{{table}}");
+    let op = |id, summary| Operation::new(Api::Iceberg, id, summary);
+    let in_catalog = |o: Operation| {
+        o.path(
+            "prefix",
+            "The catalog (the `prefix` that `/v1/config` gives)",
+            1,
+            "main",
+        )
+    };
+    let in_namespace = |o: Operation| {
+        in_catalog(o).path(
+            "namespace",
+            "A schema of the catalog (one level)",
+            1,
+            "shop",
+        )
+    };
+    let of_table =
+        |o: Operation| in_namespace(o).path("table", "A table of the namespace", 1, "orders");
     vec![
         Endpoint::new(
             Method::GET,
             format!("{v1}/config"),
             get(config).fallback(read_only),
+            op(
+                "icebergGetConfig",
+                "The catalog's configuration (its `prefix`)",
+            )
+            .query::<ConfigQuery>()
+            .answers::<wire::CatalogConfig>(),
         ),
         Endpoint::new(
             Method::GET,
             format!("{v1}/{{prefix}}/namespaces"),
             get(list_namespaces).fallback(read_only),
+            in_catalog(op(
+                "icebergListNamespaces",
+                "The catalog's schemas as namespaces",
+            ))
+            .query::<ListQuery>()
+            .answers::<wire::ListNamespaces>(),
         ),
         Endpoint::new(
             Method::GET,
             namespace.clone(),
             get(get_namespace).fallback(read_only),
+            in_namespace(op("icebergLoadNamespaceMetadata", "A namespace"))
+                .answers::<wire::Namespace>(),
         ),
-        Endpoint::new(Method::HEAD, namespace.clone(), head(namespace_exists)),
+        Endpoint::new(
+            Method::HEAD,
+            namespace.clone(),
+            head(namespace_exists),
+            in_namespace(op("icebergNamespaceExists", "Whether a namespace exists"))
+                .answers_nothing(204, "It exists"),
+        ),
         Endpoint::new(
             Method::GET,
             format!("{namespace}/tables"),
             get(list_tables).fallback(read_only),
+            in_namespace(op("icebergListTables", "The namespace's tables"))
+                .query::<ListQuery>()
+                .answers::<wire::ListTables>(),
         ),
         Endpoint::new(
             Method::GET,
             table.clone(),
             get(load_table).fallback(read_only),
+            of_table(op(
+                "icebergLoadTable",
+                "Load a table: its Iceberg metadata, one snapshot per Delta version",
+            ))
+            .query::<LoadQuery>()
+            .answers::<wire::LoadTable>(),
         ),
-        Endpoint::new(Method::HEAD, table, head(table_exists)),
+        Endpoint::new(
+            Method::HEAD,
+            table,
+            head(table_exists),
+            of_table(op("icebergTableExists", "Whether a table exists"))
+                .answers_nothing(204, "It exists"),
+        ),
     ]
 }
 

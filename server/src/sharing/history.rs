@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_catalog::RecipientInfo;
 use tarn_table::{FileAction, LogAction, Table};
@@ -215,15 +216,27 @@ impl IntoResponse for HistoryAnswer {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ChangesParams {
+    /// First version.
+    #[schemars(with = "Option<i64>")]
     starting_version: Option<String>,
+    /// Last version.
+    #[schemars(with = "Option<i64>")]
     ending_version: Option<String>,
+    /// First version at or after this time (ISO 8601).
     starting_timestamp: Option<String>,
+    /// Last version at or before this time (ISO 8601).
     ending_timestamp: Option<String>,
+    /// Also the metadata changes.
+    #[schemars(with = "Option<bool>")]
     include_historical_metadata: Option<String>,
+    /// At most this many files per answer; the answer ends with an `endStreamAction`
+    /// holding `nextPageToken`.
+    #[schemars(with = "Option<i64>")]
     max_files: Option<String>,
+    /// The `nextPageToken` of the previous page.
     page_token: Option<String>,
 }
 

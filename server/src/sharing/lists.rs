@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_catalog::{RecipientInfo, ShareInfo, SharedTable};
 
@@ -13,10 +14,13 @@ use crate::pagination::{paginate, Page};
 use crate::AppState;
 
 /// `maxResults` and `pageToken` as sent (numbers are read here, to word their errors).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct PageQuery {
+    /// Page size; 0 or absent: everything.
+    #[schemars(with = "Option<i64>")]
     max_results: Option<String>,
+    /// `nextPageToken` of the previous page.
     page_token: Option<String>,
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_table::DataFile;
 
@@ -21,9 +22,10 @@ use super::{parse_time, Recipient, Result};
 use crate::error::ApiError;
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct VersionParams {
+    /// The first version at or after this time (ISO 8601) instead of the latest.
     starting_timestamp: Option<String>,
 }
 
@@ -72,23 +74,33 @@ pub(super) async fn table_metadata(
 /// The query body. `predicateHints` (SQL text, which the protocol makes optional to honour)
 /// and fields for features this server does not offer (refresh tokens, asynchronous
 /// queries) are ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingQueryTable")]
 pub(super) struct QueryBody {
+    /// A JSON predicate over partition columns; files that cannot match are left out.
     #[serde(default)]
     json_predicate_hints: Option<String>,
+    /// Enough files for about this many rows.
     #[serde(default)]
     limit_hint: Option<i64>,
+    /// The files of this version.
     #[serde(default)]
     version: Option<i64>,
+    /// The files of the version at this time (ISO 8601).
     #[serde(default)]
     timestamp: Option<String>,
+    /// The files added and removed from this version on, commit by commit.
     #[serde(default)]
     starting_version: Option<i64>,
+    /// The last version of a `startingVersion` range.
     #[serde(default)]
     ending_version: Option<i64>,
+    /// At most this many files per answer; the answer ends with an `endStreamAction`
+    /// holding `nextPageToken`.
     #[serde(default)]
     max_files: Option<i64>,
+    /// The `nextPageToken` of the previous page.
     #[serde(default)]
     page_token: Option<String>,
 }

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use schemars::gen::SchemaGenerator;
+use schemars::schema::Schema as JsonSchemaOf;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tarn_table::{TableMetadata, TableProtocol};
 
 /// A page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListPage<T> {
     /// The items.
@@ -20,7 +23,8 @@ pub struct ListPage<T> {
 }
 
 /// A share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingShare")]
 pub struct Share {
     /// Its name.
     pub name: String,
@@ -29,14 +33,16 @@ pub struct Share {
 }
 
 /// The answer of get-share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingGetShare")]
 pub struct GetShare {
     /// The share.
     pub share: Share,
 }
 
 /// A schema of a share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingSchema")]
 pub struct Schema {
     /// Its name.
     pub name: String,
@@ -45,8 +51,9 @@ pub struct Schema {
 }
 
 /// A table of a share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingTable")]
 pub struct Table {
     /// Its name in the share.
     pub name: String,
@@ -61,7 +68,8 @@ pub struct Table {
 }
 
 /// One line of an NDJSON answer: an object with one key, which says what the line is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingLine")]
 pub enum Line {
     /// What a reader must support.
     #[serde(rename = "protocol")]
@@ -87,8 +95,9 @@ pub enum Line {
 }
 
 /// The `protocol` line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "SharingProtocolLine")]
 pub enum ProtocolLine {
     /// `parquet` format: the reader version.
     Parquet(ParquetProtocol),
@@ -97,24 +106,28 @@ pub enum ProtocolLine {
 }
 
 /// The `protocol` line in the `parquet` format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingParquetProtocol")]
 pub struct ParquetProtocol {
     /// Always 1.
     pub min_reader_version: i32,
 }
 
 /// The `protocol` line in the `delta` format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingDeltaProtocol")]
 pub struct DeltaProtocol {
     /// The table's `protocol` action, as in its log.
+    #[schemars(schema_with = "delta_protocol_schema")]
     pub delta_protocol: TableProtocol,
 }
 
 /// The `metaData` line: the table at one version, in either format, plus where it applies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingMetadataLine")]
 pub struct MetadataLine {
     /// The metadata.
     #[serde(flatten)]
@@ -131,8 +144,9 @@ pub struct MetadataLine {
 }
 
 /// The metadata of a `metaData` line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "SharingMetadata")]
 pub enum Metadata {
     /// `delta` format: the table's `metaData` action, as in its log.
     Delta(DeltaMetadata),
@@ -141,16 +155,19 @@ pub enum Metadata {
 }
 
 /// The `delta` format's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingDeltaMetadata")]
 pub struct DeltaMetadata {
     /// The `metaData` action.
+    #[schemars(schema_with = "delta_metadata_schema")]
     pub delta_metadata: TableMetadata,
 }
 
 /// The `parquet` format's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingParquetMetadata")]
 pub struct ParquetMetadata {
     /// The table's unique id.
     pub id: String,
@@ -174,15 +191,17 @@ pub struct ParquetMetadata {
 }
 
 /// The data files' format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingParquetFormat")]
 pub struct ParquetFormat {
     /// Always `parquet`.
     pub provider: String,
 }
 
 /// A file line, in either format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "SharingFileLine")]
 pub enum FileLine {
     /// `delta` format.
     Delta(DeltaFile),
@@ -191,8 +210,9 @@ pub enum FileLine {
 }
 
 /// A file in the `parquet` format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingParquetFile")]
 pub struct ParquetFile {
     /// The pre-signed URL.
     pub url: String,
@@ -216,8 +236,9 @@ pub struct ParquetFile {
 }
 
 /// A file in the `delta` format: a Delta action whose path is the pre-signed URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingDeltaFile")]
 pub struct DeltaFile {
     /// A stable id of the file.
     pub id: String,
@@ -234,7 +255,8 @@ pub struct DeltaFile {
 }
 
 /// The action of a [`DeltaFile`], keyed by its kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SharingDeltaSingleAction")]
 pub enum DeltaSingleAction {
     /// An added file (and every file of a snapshot).
     #[serde(rename = "add")]
@@ -249,8 +271,9 @@ pub enum DeltaSingleAction {
 }
 
 /// A Delta file action with a pre-signed URL for its path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingDeltaFileAction")]
 pub struct DeltaFileAction {
     /// The pre-signed URL.
     pub path: String,
@@ -293,8 +316,9 @@ pub struct DeletionVector {
 }
 
 /// The last line of a paged (or `includeendstreamaction`) answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingEndStreamAction")]
 pub struct EndStreamAction {
     /// Pass as `pageToken` for the next page; absent on the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,4 +329,56 @@ pub struct EndStreamAction {
     /// Why an answer already under way was cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+}
+
+/// The schema of a Delta `protocol` action ([`TableProtocol`], which `tarn_table` keeps free
+/// of wire concerns): its required versions, and feature lists.
+fn delta_protocol_schema(_: &mut SchemaGenerator) -> JsonSchemaOf {
+    delta_action_schema(
+        "The table's Delta `protocol` action",
+        &["minReaderVersion", "minWriterVersion"],
+        &[],
+    )
+}
+
+/// The schema of a Delta `metaData` action ([`TableMetadata`]).
+fn delta_metadata_schema(_: &mut SchemaGenerator) -> JsonSchemaOf {
+    delta_action_schema(
+        "The table's Delta `metaData` action",
+        &[
+            "id",
+            "format",
+            "schemaString",
+            "partitionColumns",
+            "configuration",
+        ],
+        &["name", "description", "createdTime"],
+    )
+}
+
+/// An object with `required` and `optional` properties (of any type), as the Delta log
+/// writes the action.
+fn delta_action_schema(description: &str, required: &[&str], optional: &[&str]) -> JsonSchemaOf {
+    use schemars::schema as schemas;
+    use schemas::{InstanceType, Metadata, ObjectValidation, SchemaObject};
+    let any = || JsonSchemaOf::Bool(true);
+    let properties = required
+        .iter()
+        .chain(optional)
+        .map(|name| (name.to_string(), any()))
+        .collect();
+    SchemaObject {
+        metadata: Some(Box::new(Metadata {
+            description: Some(description.into()),
+            ..Default::default()
+        })),
+        instance_type: Some(InstanceType::Object.into()),
+        object: Some(Box::new(ObjectValidation {
+            required: required.iter().map(|s| s.to_string()).collect(),
+            properties,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+    .into()
 }

@@ -4,6 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use futures::StreamExt;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_catalog::{NewCatalog, NewSchema, SchemaName, TableInfo, TableName};
 use tarn_table::CreateOptions;
@@ -56,8 +57,9 @@ pub(super) async fn get_catalog(
     Ok(Json(s.store.get_catalog(&name).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct Force {
+    /// Delete even when not empty.
     #[serde(default)]
     force: bool,
 }
@@ -90,10 +92,18 @@ pub(super) async fn create_schema(
     Ok(Json(sc.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct SchemaQuery {
+    /// The catalog.
+    #[schemars(
+        required,
+        regex(pattern = r"^[A-Za-z0-9_@-]+$"),
+        example = "main_catalog"
+    )]
     catalog_name: Option<String>,
+    /// Page size; 0 or absent: everything.
     max_results: Option<i64>,
+    /// `next_page_token` of the previous page.
     page_token: Option<String>,
 }
 
@@ -153,12 +163,36 @@ async fn table_answer(s: &AppState, t: TableInfo) -> wire::Table {
 /// How many tables list-tables checks at once.
 const LIST_CONCURRENCY: usize = 16;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct TableQuery {
+    /// The catalog.
+    #[schemars(
+        required,
+        regex(pattern = r"^[A-Za-z0-9_@-]+$"),
+        example = "main_catalog"
+    )]
     catalog_name: Option<String>,
+    /// The schema.
+    #[schemars(
+        required,
+        regex(pattern = r"^[A-Za-z0-9_@-]+$"),
+        example = "shop_schema"
+    )]
     schema_name: Option<String>,
+    /// Page size; 0 or absent: everything.
     max_results: Option<i64>,
+    /// `next_page_token` of the previous page.
     page_token: Option<String>,
+}
+
+/// The example catalog name (the fuzzer's fixture has it).
+fn main_catalog() -> &'static str {
+    "main"
+}
+
+/// The example schema name.
+fn shop_schema() -> &'static str {
+    "shop"
 }
 
 pub(super) async fn list_tables(
@@ -273,7 +307,7 @@ pub(super) async fn create_table(
     Ok(Json(table_answer(&s, info).await))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct Purge {
     /// Tarn's own: also delete a MANAGED table's files (only at its managed location under
     /// the warehouse).

@@ -11,11 +11,13 @@ pub mod wire;
 use axum::http::Method;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub(crate) use columns::ColumnsCache;
 
 use crate::error::{ApiError, ErrorKind};
+use crate::openapi::{Api, Operation};
 use crate::pagination::Page;
 use crate::{AppState, Endpoint};
 
@@ -27,45 +29,137 @@ pub const PREFIX: &str = "/api/2.1/unity-catalog";
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     use handlers::*;
     let uc = |path: &str| format!("{PREFIX}{path}");
+    let op = |id, summary| Operation::new(Api::Unity, id, summary);
+    let catalog = |o: Operation| o.path("name", "Catalog name", 1, "main");
+    let schema = |o: Operation| o.path("full_name", "catalog.schema", 2, "main.shop");
+    let table = |o: Operation| o.path("full_name", "catalog.schema.table", 3, "main.shop.orders");
     vec![
-        Endpoint::new(Method::GET, uc("/catalogs"), get(list_catalogs)),
-        Endpoint::new(Method::POST, uc("/catalogs"), post(create_catalog)),
-        Endpoint::new(Method::GET, uc("/catalogs/{name}"), get(get_catalog)),
+        Endpoint::new(
+            Method::GET,
+            uc("/catalogs"),
+            get(list_catalogs),
+            op("listCatalogs", "List catalogs")
+                .query::<PageQuery>()
+                .answers::<wire::ListCatalogs>(),
+        ),
+        Endpoint::new(
+            Method::POST,
+            uc("/catalogs"),
+            post(create_catalog),
+            op("createCatalog", "Create a catalog (admin)")
+                .body::<wire::CreateCatalog>()
+                .answers::<wire::Catalog>(),
+        ),
+        Endpoint::new(
+            Method::GET,
+            uc("/catalogs/{name}"),
+            get(get_catalog),
+            catalog(op("getCatalog", "Get a catalog")).answers::<wire::Catalog>(),
+        ),
         Endpoint::new(
             Method::DELETE,
             uc("/catalogs/{name}"),
             delete(delete_catalog),
+            catalog(op("deleteCatalog", "Delete a catalog (admin)"))
+                .query::<Force>()
+                .answers::<wire::Deleted>(),
         ),
-        Endpoint::new(Method::GET, uc("/schemas"), get(list_schemas)),
-        Endpoint::new(Method::POST, uc("/schemas"), post(create_schema)),
-        Endpoint::new(Method::GET, uc("/schemas/{full_name}"), get(get_schema)),
+        Endpoint::new(
+            Method::GET,
+            uc("/schemas"),
+            get(list_schemas),
+            op("listSchemas", "List the schemas of a catalog")
+                .query::<SchemaQuery>()
+                .answers::<wire::ListSchemas>(),
+        ),
+        Endpoint::new(
+            Method::POST,
+            uc("/schemas"),
+            post(create_schema),
+            op("createSchema", "Create a schema (admin)")
+                .body::<wire::CreateSchema>()
+                .answers::<wire::Schema>(),
+        ),
+        Endpoint::new(
+            Method::GET,
+            uc("/schemas/{full_name}"),
+            get(get_schema),
+            schema(op("getSchema", "Get a schema")).answers::<wire::Schema>(),
+        ),
         Endpoint::new(
             Method::DELETE,
             uc("/schemas/{full_name}"),
             delete(delete_schema),
+            schema(op("deleteSchema", "Delete a schema (admin)"))
+                .query::<Force>()
+                .answers::<wire::Deleted>(),
         ),
-        Endpoint::new(Method::GET, uc("/tables"), get(list_tables)),
-        Endpoint::new(Method::POST, uc("/tables"), post(create_table)),
-        Endpoint::new(Method::GET, uc("/tables/{full_name}"), get(get_table)),
+        Endpoint::new(
+            Method::GET,
+            uc("/tables"),
+            get(list_tables),
+            op("listTables", "List the tables of a schema")
+                .query::<TableQuery>()
+                .answers::<wire::ListTables>(),
+        ),
+        Endpoint::new(
+            Method::POST,
+            uc("/tables"),
+            post(create_table),
+            op(
+                "createTable",
+                "Create a MANAGED table or register an EXTERNAL one (write)",
+            )
+            .body::<wire::CreateTable>()
+            .answers::<wire::Table>(),
+        ),
+        Endpoint::new(
+            Method::GET,
+            uc("/tables/{full_name}"),
+            get(get_table),
+            table(op("getTable", "Get a table with its current columns")).answers::<wire::Table>(),
+        ),
         Endpoint::new(
             Method::DELETE,
             uc("/tables/{full_name}"),
             delete(delete_table),
+            table(op(
+                "deleteTable",
+                "Unregister a table (write); its data is kept, unless purge=true: then a \
+                 MANAGED table's files are deleted, only at its managed location under the \
+                 server's warehouse",
+            ))
+            .query::<Purge>()
+            .answers::<wire::Deleted>(),
         ),
         Endpoint::new(
             Method::POST,
             uc("/temporary-table-credentials"),
             post(table_credentials),
+            op(
+                "generateTemporaryTableCredentials",
+                "Where to read or write a table",
+            )
+            .body::<wire::TableCredentialRequest>()
+            .answers::<wire::TemporaryCredentials>(),
         ),
         Endpoint::new(
             Method::POST,
             uc("/temporary-path-credentials"),
             post(path_credentials),
+            op(
+                "generateTemporaryPathCredentials",
+                "Where to read or write a path",
+            )
+            .body::<wire::PathCredentialRequest>()
+            .answers::<wire::TemporaryCredentials>(),
         ),
         Endpoint::new(
             Method::GET,
             "/api/2.0/settings/types/default_namespace_ws/names/default".into(),
             get(default_namespace),
+            op("getDefaultNamespace", "The default schema setting")
+                .answers::<wire::DefaultNamespace>(),
         ),
     ]
 }
@@ -104,9 +198,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
 ///
 /// Query strings cannot use `#[serde(flatten)]` for numbers, so each list's query repeats
 /// these two fields and hands them to [`page`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 struct PageQuery {
+    /// Page size; 0 or absent: everything.
     max_results: Option<i64>,
+    /// `next_page_token` of the previous page.
     page_token: Option<String>,
 }
 

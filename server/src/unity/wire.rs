@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tarn_catalog::{CatalogInfo, SchemaInfo, TableInfo, TableType};
 
 /// A catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "CatalogInfo")]
 pub struct Catalog {
     /// Its name.
     pub name: String,
@@ -56,7 +58,8 @@ impl From<Catalog> for CatalogInfo {
 }
 
 /// A schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SchemaInfo")]
 pub struct Schema {
     /// Its name.
     pub name: String,
@@ -110,7 +113,8 @@ impl From<Schema> for SchemaInfo {
 }
 
 /// A column of a table, from its current Delta schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ColumnInfo")]
 pub struct Column {
     /// Its name.
     pub name: String,
@@ -134,7 +138,8 @@ pub struct Column {
 }
 
 /// A table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "TableInfo")]
 pub struct Table {
     /// Its name.
     pub name: String,
@@ -145,6 +150,7 @@ pub struct Table {
     /// `catalog.schema.table`.
     pub full_name: String,
     /// `MANAGED` or `EXTERNAL`.
+    #[schemars(schema_with = "table_type_schema")]
     pub table_type: TableType,
     /// Always `DELTA`.
     pub data_source_format: String,
@@ -208,7 +214,8 @@ impl From<Table> for TableInfo {
 }
 
 /// A page of catalogs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ListCatalogsResponse")]
 pub struct ListCatalogs {
     /// The catalogs, by name.
     pub catalogs: Vec<Catalog>,
@@ -217,7 +224,8 @@ pub struct ListCatalogs {
 }
 
 /// A page of schemas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ListSchemasResponse")]
 pub struct ListSchemas {
     /// The schemas, by name.
     pub schemas: Vec<Schema>,
@@ -226,7 +234,8 @@ pub struct ListSchemas {
 }
 
 /// A page of tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ListTablesResponse")]
 pub struct ListTables {
     /// The tables, by name.
     pub tables: Vec<Table>,
@@ -235,11 +244,12 @@ pub struct ListTables {
 }
 
 /// The answer to a delete: `{}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "DeleteResponse", deny_unknown_fields)]
 pub struct Deleted {}
 
 /// The body of a create-catalog request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateCatalog {
     /// Its name.
     pub name: String,
@@ -252,7 +262,7 @@ pub struct CreateCatalog {
 }
 
 /// The body of a create-schema request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateSchema {
     /// Its name.
     pub name: String,
@@ -267,7 +277,7 @@ pub struct CreateSchema {
 }
 
 /// A column of a create-table request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateColumn {
     /// Its name.
     pub name: String,
@@ -285,8 +295,19 @@ fn yes() -> bool {
     true
 }
 
+/// The schema of a table type: the names [`TableType`] serializes to.
+fn table_type_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+    let names = [TableType::Managed, TableType::External].map(|t| t.as_str().into());
+    schemars::schema::SchemaObject {
+        instance_type: Some(schemars::schema::InstanceType::String.into()),
+        enum_values: Some(names.to_vec()),
+        ..Default::default()
+    }
+    .into()
+}
+
 /// The body of a create-table request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateTable {
     /// Its name.
     pub name: String,
@@ -296,6 +317,7 @@ pub struct CreateTable {
     pub schema_name: String,
     /// `MANAGED` (the server makes it under its warehouse) or `EXTERNAL` (registered at
     /// `storage_location`).
+    #[schemars(schema_with = "table_type_schema")]
     pub table_type: String,
     /// `DELTA`, if given.
     #[serde(default)]
@@ -315,7 +337,8 @@ pub struct CreateTable {
 }
 
 /// The body of a temporary-table-credentials request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "GenerateTemporaryTableCredential")]
 pub struct TableCredentialRequest {
     /// The table's id.
     pub table_id: String,
@@ -325,7 +348,8 @@ pub struct TableCredentialRequest {
 }
 
 /// The body of a temporary-path-credentials request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "GenerateTemporaryPathCredential")]
 pub struct PathCredentialRequest {
     /// The location.
     pub url: String,
@@ -335,7 +359,7 @@ pub struct PathCredentialRequest {
 }
 
 /// Temporary credentials: Tarn vends no cloud keys, only the location and an expiry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TemporaryCredentials {
     /// Until when clients may cache the answer, ms since the epoch.
     pub expiration_time: i64,
@@ -345,7 +369,7 @@ pub struct TemporaryCredentials {
 
 /// The workspace's default namespace setting (Databricks' settings API, asked by some
 /// clients): always `default`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DefaultNamespace {
     /// Always `default`.
     pub setting_name: String,
@@ -354,7 +378,7 @@ pub struct DefaultNamespace {
 }
 
 /// The value of [`DefaultNamespace`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NamespaceValue {
     /// Always `default`.
     pub value: String,
