@@ -299,8 +299,9 @@ pub struct DeltaFileAction {
 
 /// A deletion vector as served: the log's descriptor, with a vector kept in a file of the
 /// table (`u`) turned into a pre-signed URL (`p`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "SharingDeletionVector")]
 pub struct DeletionVector {
     /// `i` (inline) or `p` (the URL).
     pub storage_type: String,
