@@ -183,7 +183,7 @@ fn write_change(w: &mut impl Write, t: usize, change: &Change) -> std::io::Resul
     w.write_all(&(t as u32).to_le_bytes())?;
     match change {
         Change::Insert(k, c) => {
-            w.write_all(&[b'I'])?;
+            w.write_all(b"I")?;
             put_bytes(w, k)?;
             put_cells(w, c)
         }
@@ -204,10 +204,10 @@ fn write_change(w: &mut impl Write, t: usize, change: &Change) -> std::io::Resul
             put_cells(w, cells)
         }
         Change::Delete(k) => {
-            w.write_all(&[b'D'])?;
+            w.write_all(b"D")?;
             put_bytes(w, k)
         }
-        Change::Truncate => w.write_all(&[b'T']),
+        Change::Truncate => w.write_all(b"T"),
     }
 }
 
