@@ -38,7 +38,8 @@ Workloads (--only NAME to run one):
            extension vs its `delta_scan`.
   cdc      change data capture from the local PostgreSQL (wal_level = logical, else
            skipped): `tarn import --cdc` catching up on 300,000 changes (70% updates, 20%
-           inserts, 10% deletes) over a 1,000,000-row table (changes/s, peak RSS), then
+           inserts, 10% deletes) over a 1,000,000-row table (changes/s, peak RSS), one
+           source transaction that updates every row (peak RSS: it is spilled), then
            `--follow` under a steady 5,000 changes/s for 30 s: the lag from each write to
            the slot's confirmation of it (which comes only after the Delta commit).
 
@@ -748,6 +749,19 @@ def workload_cdc(tarn: pathlib.Path, rows: int, changes: int, steady_seconds: in
     results = [{"workload": f"cdc: catch up {report['changes']:,} changes (70/20/10) on {rows:,} rows",
                 "system": "tarn import --cdc", "times": [report["seconds"]],
                 "note": f"{report['changes_per_second']:,.0f} changes/s, peak RSS {peak:.0f} MiB"}]
+
+    # One source transaction that updates every row: its changes are kept in a temporary file
+    # past TARN_CDC_SPILL_BYTES (64 MiB), so the peak RSS shows what stays in memory.
+    psql(url, f"UPDATE {table} SET n = n + 1, name = name || '.'")
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"tarn import --cdc failed: {proc.stderr}")
+    report = json.loads(proc.stdout)
+    peak = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    results.append({"workload": f"cdc: one transaction updating all {report['changes']:,} rows",
+                    "system": "tarn import --cdc", "times": [report["seconds"]],
+                    "note": f"{report['changes_per_second']:,.0f} changes/s, peak RSS {peak:.0f} MiB, "
+                            f"{report['spilled_transactions']} transaction(s) spilled"})
 
     # Steady load: `rate` changes/s in 10 transactions a second, while --follow runs.
     follower = subprocess.Popen([*cmd, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tarn_import::cdc::{CdcOptions, CdcProgress, CdcTable, BEHIND_WARN_BYTES};
+use tarn_import::cdc::{
+    CdcOptions, CdcProgress, CdcTable, BEHIND_CHECK, BEHIND_WARN_BYTES, SPILL_BYTES,
+};
 use tarn_service::NewManagedTable;
 use tarn_table::TableLocation;
 
@@ -117,6 +119,16 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(BEHIND_WARN_BYTES),
+        behind_check: std::env::var("TARN_CDC_BEHIND_CHECK_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(BEHIND_CHECK),
+        spill_bytes: std::env::var("TARN_CDC_SPILL_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SPILL_BYTES),
         copied: Some(copied_tx),
     };
     if args.drop_slot {
@@ -206,11 +218,9 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
     for n in unregistered.into_iter().flatten() {
         n.abandon();
     }
+    // Warnings went to stderr when they arose, whatever the format (they are in the JSON
+    // report too).
     let report = result.map_err(|e| Failure(e.to_string()))?;
-    // On stderr whatever the format (they are in the JSON report too).
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
     print_report(format, &report, || {
         let per_table: Vec<String> = report
             .tables

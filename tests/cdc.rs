@@ -716,12 +716,13 @@ fn sigterm_in_follow_commits_confirms_and_exits_0() {
 fn bad_input_is_one_line_and_creates_nothing() {
     let Some(url) = logical() else { return };
     let nokey = unique("cdc_nokey");
+    let noident = unique("cdc_noident");
     let ok = unique("cdc_ok");
     let slot = unique("tarn_test_bad");
     let _cleanup = Cleanup {
         url: url.clone(),
         slot: slot.clone(),
-        tables: vec![nokey.clone(), ok.clone()],
+        tables: vec![nokey.clone(), noident.clone(), ok.clone()],
     };
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("bad").to_string_lossy().to_string();
@@ -744,6 +745,20 @@ fn bad_input_is_one_line_and_creates_nothing() {
         &["--source", &nokey, "--into", &table, "--slot", &slot],
     );
     assert!(err.contains("has no primary key"), "{err}");
+    nothing_created();
+    // A key, but no replica identity: updates and deletes would come without it.
+    sql(
+        &url,
+        &format!("CREATE TABLE {noident} (id int PRIMARY KEY, b text); ALTER TABLE {noident} REPLICA IDENTITY NOTHING"),
+    );
+    let err = cdc_fails(
+        &url,
+        &["--source", &noident, "--into", &table, "--slot", &slot],
+    );
+    assert!(
+        err.contains("has REPLICA IDENTITY NOTHING") && err.contains("REPLICA IDENTITY DEFAULT"),
+        "{err}"
+    );
     nothing_created();
     let err = cdc_fails(
         &url,
@@ -833,4 +848,711 @@ fn a_lossy_type_change_stops_after_committing_what_came_before() {
     assert!(confirmed(&url, &slot).unwrap() <= lsn(&last));
     let again = cdc_fails(&url, &["--source", &src, "--into", &table, "--slot", &slot]);
     assert!(again.contains("column `n`"), "{again}");
+}
+
+/// Spawns `tarn --format json import <url> --cdc --follow --no-progress <args>`.
+fn spawn_follow(url: &str, args: &[&str]) -> Child {
+    StdCommand::new(tarn_path())
+        .args(["--format", "json", "import", url, "--cdc", "--follow"])
+        .arg("--no-progress")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM to `child`; its JSON report once it exited 0.
+fn terminate(child: Child) -> Value {
+    StdCommand::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn lag_is_seconds_behind_while_catching_up_and_small_once_caught_up() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_lag");
+    let slot = unique("tarn_test_lag");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("lag").to_string_lossy().to_string();
+    create_mix_table(&url, &src, 1000);
+    let args = ["--source", &src, "--into", &table, "--slot", &slot];
+    let first = cdc(&url, &args);
+    assert_eq!(first["lag_seconds"], 0.0, "the copy applies no change");
+    // Changes made 5 s before the run: it is (at least) that far behind when it commits.
+    write_mix(&url, &src, 1000, 13, 300, 10, Duration::ZERO);
+    std::thread::sleep(Duration::from_secs(5));
+    let behind = cdc(&url, &args);
+    assert_eq!(behind["changes"], 300);
+    let lag = behind["lag_seconds"].as_f64().unwrap();
+    assert!((5.0..60.0).contains(&lag), "catching up: {behind}");
+    // Following, caught up: a change is in Delta soon after its source commit.
+    let child = spawn_follow(&url, &[&args[..], &["--batch-seconds", "0.2"]].concat());
+    std::thread::sleep(Duration::from_millis(1500));
+    write_mix(&url, &src, 1000, 17, 50, 5, Duration::from_millis(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let caught_up = terminate(child);
+    assert_eq!(caught_up["changes"], 50);
+    let lag = caught_up["lag_seconds"].as_f64().unwrap();
+    assert!(lag > 0.0 && lag < 4.0, "caught up: {caught_up}");
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+}
+
+/// The progress line (on a terminal: run under `script`, which gives it one) shows the
+/// lag in seconds of changes that wait for their batch.
+#[test]
+fn the_progress_line_shows_the_lag_of_waiting_changes() {
+    let Some(url) = logical() else { return };
+    if StdCommand::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to give tarn a terminal");
+        return;
+    }
+    let src = unique("cdc_lagline");
+    let slot = unique("tarn_test_lagline");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("lagline").to_string_lossy().to_string();
+    create_mix_table(&url, &src, 100);
+    let args = ["--source", &src, "--into", &table, "--slot", &slot];
+    cdc(&url, &args);
+    // A 4 s batch interval: the changes wait in the batch, their lag growing.
+    let command = format!(
+        "exec {} import '{url}' --cdc --follow {} --batch-seconds 4",
+        tarn_path().display(),
+        args.join(" ")
+    );
+    let typescript = dir.path().join("typescript");
+    let child = StdCommand::new("script")
+        .args(["-q", "-f", "-e", "-c", &command])
+        .arg(&typescript)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    write_mix(&url, &src, 100, 19, 20, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_secs(3));
+    // `script` runs tarn as its child: stop tarn itself.
+    let tarn_pid = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", child.id()))
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+        .expect("tarn runs under script");
+    StdCommand::new("kill")
+        .args(["-TERM", &tarn_pid])
+        .status()
+        .unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    let shown = std::fs::read_to_string(&typescript).unwrap();
+    let max_lag = shown
+        .split("lag ")
+        .skip(1)
+        .filter_map(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+        .fold(0.0f64, f64::max);
+    assert!(
+        max_lag >= 1.5,
+        "the progress line never showed a lag of 1.5 s or more: {shown:?}"
+    );
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+}
+
+/// `--follow` checks on a timer how far behind the slot is (not only at the start): changes
+/// held in a long batch keep the slot behind, and a warning says so while it runs.
+#[test]
+fn follow_warns_when_the_slot_falls_far_behind_while_it_runs() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_behind");
+    let slot = unique("tarn_test_behind");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("behind").to_string_lossy().to_string();
+    create_mix_table(&url, &src, 100);
+    // The first run (the copy, then following) has no slot to check at its start: any
+    // warning comes from the check while following.
+    let mut child = StdCommand::new(tarn_path())
+        .args(["--format", "json", "import", &url, "--cdc", "--follow"])
+        .args(["--no-progress", "--source", &src, "--into", &table])
+        .args(["--slot", &slot, "--batch-seconds", "60"])
+        .env("TARN_CDC_BEHIND_WARN_BYTES", "1000000")
+        .env("TARN_CDC_BEHIND_CHECK_SECONDS", "0.5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while one(
+        &url,
+        &format!("SELECT active::text FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+    )
+    .as_deref()
+        != Some("true")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never followed"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "tarn exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // About 3 MB of WAL held in the batch (not confirmed for 60 s).
+    sql(
+        &url,
+        &format!(
+            "INSERT INTO {src} SELECT g, g, repeat('x', 1000) FROM generate_series(1000, 4000) g"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let report = terminate(child);
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("MiB behind the server")),
+        "{report}"
+    );
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+}
+
+/// A source transaction larger than the spill threshold (lowered here) is kept in a
+/// temporary file until its commit, and applied as one commit, like any other.
+#[test]
+fn a_transaction_larger_than_the_spill_threshold_is_applied_whole() {
+    let Some(url) = logical() else { return };
+    let src = unique("cdc_spill");
+    let slot = unique("tarn_test_spill");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("spill").to_string_lossy().to_string();
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, n int, name text, doc text);
+             ALTER TABLE {src} ALTER COLUMN doc SET STORAGE EXTERNAL;
+             INSERT INTO {src} SELECT g, g, 'r' || g, CASE WHEN g <= 5 THEN repeat('t', 50000) END
+               FROM generate_series(1, 5000) g"
+        ),
+    );
+    let args = ["--source", &src, "--into", &table, "--slot", &slot];
+    cdc(&url, &args);
+    let run_spilling = |args: &[&str]| -> Value {
+        let out = tarn()
+            .args(["--format", "json", "import", &url, "--cdc", "--no-progress"])
+            .args(args)
+            .env("TARN_CDC_SPILL_BYTES", "20000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // One big transaction with every kind of change (a key changed, a row updated twice,
+    // unchanged TOASTed values, a delete), and small ones around it.
+    sql(
+        &url,
+        &format!(
+            "UPDATE {src} SET n = 0 WHERE id = 1;
+             BEGIN;
+               UPDATE {src} SET n = n * 2, name = name || '!';
+               UPDATE {src} SET id = id + 100000 WHERE id BETWEEN 10 AND 20;
+               UPDATE {src} SET n = -1 WHERE id = 2;
+               DELETE FROM {src} WHERE id BETWEEN 30 AND 40;
+               INSERT INTO {src} SELECT g, g, 'new', NULL FROM generate_series(200001, 201000) g;
+             COMMIT;
+             INSERT INTO {src} VALUES (300000, 3, 'after', NULL);"
+        ),
+    );
+    let run = run_spilling(&args);
+    assert_eq!(run["spilled_transactions"], 1, "{run}");
+    let cols = ["id", "n", "name", "length(doc)"];
+    assert_same(&url, &src, &table, &cols);
+    // Spilled, a truncate and what follows it in the same transaction, too.
+    sql(
+        &url,
+        &format!(
+            "BEGIN; TRUNCATE {src};
+               INSERT INTO {src} SELECT g, g, 'again', NULL FROM generate_series(1, 2000) g;
+               UPDATE {src} SET n = 7 WHERE id <= 1000;
+             COMMIT;"
+        ),
+    );
+    let run = run_spilling(&args);
+    assert_eq!(run["spilled_transactions"], 1, "{run}");
+    assert_eq!(run["tables"][0]["truncated"], true);
+    assert_same(&url, &src, &table, &cols);
+    // Without the lowered threshold nothing spills.
+    sql(&url, &format!("UPDATE {src} SET n = n + 1 WHERE id <= 100"));
+    let run = cdc(&url, &args);
+    assert_eq!(run["spilled_transactions"], 0);
+    assert_same(&url, &src, &table, &cols);
+}
+
+/// A throwaway PostgreSQL 15 cluster with `wal_level = replica` (initdb and pg_ctl as the
+/// user postgres, in a temporary directory, on a free port), stopped when dropped.
+struct Throwaway {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl Throwaway {
+    /// `None` (saying why) when not root or PostgreSQL 15's binaries are missing.
+    fn start() -> Option<Throwaway> {
+        let root = StdCommand::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !root || !std::path::Path::new(&format!("{PG_BIN}/initdb")).exists() {
+            eprintln!(
+                "skipped: a throwaway PostgreSQL needs root (to run initdb as postgres) and {PG_BIN}/initdb"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = |args: &[&str]| {
+            let out = StdCommand::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        StdCommand::new("chown")
+            .args(["postgres:postgres", &dir.path().to_string_lossy()])
+            .status()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.path().join("data").to_string_lossy().to_string();
+        postgres(&[
+            &format!("{PG_BIN}/initdb"),
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c wal_level=replica -c fsync=off",
+            dir.path().display()
+        );
+        postgres(&[
+            &format!("{PG_BIN}/pg_ctl"),
+            "-D",
+            &data,
+            "-o",
+            &options,
+            "-l",
+            &dir.path().join("log").to_string_lossy(),
+            "-w",
+            "start",
+        ]);
+        Some(Throwaway { dir, port })
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn a_server_without_logical_wal_is_refused_in_one_line_and_nothing_is_created() {
+    if pg_url().is_none() {
+        return;
+    }
+    let Some(pg) = Throwaway::start() else { return };
+    let url = pg.url();
+    sql(
+        &url,
+        "CREATE TABLE orders (id int PRIMARY KEY, n int); INSERT INTO orders VALUES (1, 1)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("orders").to_string_lossy().to_string();
+    let err = cdc_fails(&url, &["--source", "orders", "--into", &table]);
+    assert!(
+        err.contains("has wal_level = replica")
+            && err.contains("ALTER SYSTEM SET wal_level = logical")
+            && err.contains("nothing was created"),
+        "{err}"
+    );
+    assert_eq!(
+        one(
+            &url,
+            "SELECT ((SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots))::text"
+        ),
+        Some("0".into())
+    );
+    assert!(!std::path::Path::new(&table).exists());
+}
+
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+/// `postgres://tarn_tls@localhost:PORT/DB?sslmode=verify-full&...` when the role that may
+/// only connect over TLS is set up with REPLICATION (tests/run.sh does it as root).
+fn tls_replication_role(url: &str) -> Option<String> {
+    let ready = one(
+        url,
+        "SELECT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tarn_tls' AND rolcanlogin AND rolreplication) \
+           AND EXISTS (SELECT 1 FROM pg_hba_file_rules WHERE type = 'hostssl' AND 'tarn_tls' = ANY(user_name)) \
+           AND EXISTS (SELECT 1 FROM pg_hba_file_rules WHERE type = 'host' AND auth_method = 'reject' AND 'tarn_tls' = ANY(user_name)) \
+           AND current_setting('ssl') = 'on')::text",
+    );
+    if ready.as_deref() != Some("true") || !std::path::Path::new(SNAKEOIL).exists() {
+        eprintln!(
+            "skipped: no PostgreSQL role tarn_tls with REPLICATION that may only connect over TLS (or no {SNAKEOIL}); run tests/run.sh as root once"
+        );
+        return None;
+    }
+    let u = url::Url::parse(url).unwrap();
+    Some(format!(
+        "postgres://tarn_tls@localhost:{}{}",
+        u.port().unwrap_or(5432),
+        u.path()
+    ))
+}
+
+/// CDC as a role that may only connect over TLS: the copy, the replication stream and the
+/// catalog look-ups all go over TLS (the server rejects anything else), with the server's
+/// certificate and name checked (`verify-full`).
+#[test]
+fn cdc_runs_over_tls_with_verify_full() {
+    let Some(url) = logical() else { return };
+    let Some(role) = tls_replication_role(&url) else {
+        return;
+    };
+    let src = unique("cdc_tls");
+    let slot = unique("tarn_test_tls");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tls").to_string_lossy().to_string();
+    // The role does not own the table: the owner makes the publication.
+    create_mix_table(&url, &src, 500);
+    sql(
+        &url,
+        &format!("GRANT SELECT ON {src} TO tarn_tls; CREATE PUBLICATION {slot} FOR TABLE {src}"),
+    );
+    let tls = format!("{role}?sslmode=verify-full&sslrootcert={SNAKEOIL}");
+    let args = [
+        "--source",
+        &src,
+        "--into",
+        &table,
+        "--slot",
+        &slot,
+        "--publication",
+        &slot,
+    ];
+    let first = cdc(&tls, &args);
+    assert_eq!(first["snapshot"], true);
+    write_mix(&url, &src, 500, 23, 200, 4, Duration::ZERO);
+    // A new column: its type is looked up on a plain connection, over TLS too.
+    sql(
+        &url,
+        &format!(
+            "ALTER TABLE {src} ADD COLUMN note text; UPDATE {src} SET note = 'x' WHERE id < 5"
+        ),
+    );
+    let run = cdc(&tls, &args);
+    assert!(run["changes"].as_u64().unwrap() >= 200, "{run}");
+    assert_same(&url, &src, &table, &["id", "n", "name", "note"]);
+    // Without TLS the server refuses the role: one line, the table untouched.
+    let err = cdc_fails(&format!("{role}?sslmode=disable"), &args);
+    assert!(err.contains("cannot connect"), "{err}");
+    // --drop over TLS drops the slot (the publication is the owner's: it stays).
+    let dropped = cdc(&tls, &[&args[..], &["--drop"]].concat());
+    assert_eq!(dropped["dropped_slot"], true);
+    assert_eq!(dropped["dropped_publication"], false);
+}
+
+/// `--into` a catalog schema (several sources: a table per source under it) and a catalog
+/// table name (one source): the tables are registered once their copy committed, and later
+/// runs find them by name.
+#[test]
+fn targets_given_as_catalog_names_are_registered_and_followed() {
+    let Some(url) = logical() else { return };
+    let a = unique("cdc_cat_a");
+    let b = unique("cdc_cat_b");
+    let slot = unique("tarn_test_cat");
+    let slot_one = unique("tarn_test_cat1");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![a.clone(), b.clone()],
+    };
+    let _cleanup_one = Cleanup {
+        url: url.clone(),
+        slot: slot_one.clone(),
+        tables: vec![],
+    };
+    create_mix_table(&url, &a, 300);
+    create_mix_table(&url, &b, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh").to_string_lossy().to_string();
+    let g = ["--warehouse", wh.as_str()];
+    let tarn_in = |args: &[&str]| -> Value {
+        let out = tarn()
+            .args(["--format", "json"])
+            .args(g)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    tarn_in(&["catalog", "create", "main"]);
+    tarn_in(&["schema", "create", "main.shop"]);
+    let sources = format!("{a},{b}");
+    let run = |into: &str, sources: &str, slot: &str| {
+        tarn_in(&[
+            "import",
+            &url,
+            "--cdc",
+            "--no-progress",
+            "--source",
+            sources,
+            "--into",
+            into,
+            "--slot",
+            slot,
+        ])
+    };
+    let first = run("main.shop", &sources, &slot);
+    assert_eq!(first["snapshot"], true);
+    let one_table = run("main.shop.only_a", &a, &slot_one);
+    assert_eq!(one_table["snapshot"], true);
+    let listed = tarn_in(&["table", "list", "main.shop"]);
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let mut expected = vec![a.as_str(), b.as_str(), "only_a"];
+    expected.sort();
+    assert_eq!(names, expected, "{listed}");
+    write_mix(&url, &a, 300, 29, 150, 3, Duration::ZERO);
+    write_mix(&url, &b, 200, 31, 100, 3, Duration::ZERO);
+    let second = run("main.shop", &sources, &slot);
+    assert_eq!(second["snapshot"], false);
+    assert_eq!(second["changes"], 250);
+    let again = run("main.shop.only_a", &a, &slot_one);
+    assert_eq!(again["changes"], 150);
+    // Each catalog table holds what its source holds.
+    for (source, leaf) in [(&a, a.as_str()), (&b, b.as_str()), (&a, "only_a")] {
+        let q = format!(
+            "SELECT CAST(id AS VARCHAR) AS id, CAST(n AS VARCHAR) AS n, name FROM {leaf} ORDER BY id"
+        );
+        let name = format!("main.shop.{leaf}");
+        let delta = tarn_in(&["query", &q, "--table", &name]);
+        let pg = sql(
+            &url,
+            &format!("SELECT id::text, n::text, name FROM {source} ORDER BY id"),
+        );
+        let delta: Vec<Vec<Option<String>>> = delta
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                ["id", "n", "name"]
+                    .iter()
+                    .map(|c| r[*c].as_str().map(str::to_string))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(pg, delta, "{name}");
+    }
+}
+
+/// The last `lsn` of each table's CDC commits (0: no table yet).
+fn held(table: &str) -> u64 {
+    if !std::path::Path::new(table).join("_delta_log").exists() {
+        return 0;
+    }
+    cdc_commits(table)
+        .last()
+        .map(|c| lsn(c["lsn"].as_str().unwrap()))
+        .unwrap_or(0)
+}
+
+/// A run killed at each fault point (as `kill -9` would), then run again: both tables equal
+/// their sources, every change applied once, and the slot never confirmed a position past
+/// a change that Delta does not hold.
+#[test]
+fn a_run_killed_at_each_fault_point_resumes_exactly_once() {
+    let Some(url) = logical() else { return };
+    // Points in the first run (the copy), and in a later run (applying changes).
+    let in_copy = [
+        "cdc:after-publication",
+        "cdc:after-slot",
+        "cdc:between-snapshot-commits",
+    ];
+    let in_changes = [
+        "cdc:between-table-commits",
+        "cdc:after-commit-before-confirm",
+    ];
+    let mut all: Vec<&str> = in_copy.iter().chain(&in_changes).copied().collect();
+    all.sort();
+    let mut known = tarn_import::cdc::FAULT_POINTS.to_vec();
+    known.sort();
+    assert_eq!(all, known, "every fault point is tested");
+    for point in in_copy.iter().chain(&in_changes) {
+        let tag = point.trim_start_matches("cdc:").replace('-', "_");
+        let a = unique(&format!("cdc_f_{}_a", &tag[..6]));
+        let b = unique(&format!("cdc_f_{}_b", &tag[..6]));
+        let slot = unique("tarn_test_fault");
+        let _cleanup = Cleanup {
+            url: url.clone(),
+            slot: slot.clone(),
+            tables: vec![a.clone(), b.clone()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let into = dir.path().join("f").to_string_lossy().to_string();
+        let (ta, tb) = (format!("{into}/{a}"), format!("{into}/{b}"));
+        create_mix_table(&url, &a, 200);
+        create_mix_table(&url, &b, 200);
+        let sources = format!("{a},{b}");
+        // One batch per run: both tables' changes in it.
+        let args = [
+            "--source",
+            &sources,
+            "--into",
+            &into,
+            "--slot",
+            &slot,
+            "--batch-seconds",
+            "30",
+        ];
+        let killed = |point: &str| {
+            let out = tarn()
+                .args(["import", &url, "--cdc", "--no-progress"])
+                .args(args)
+                .env("TARN_TEST_FAULT", point)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{point}: the run was not killed");
+            assert!(
+                String::from_utf8_lossy(&out.stderr)
+                    .contains(&format!("killing this process at `{point}`")),
+                "{point}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if in_copy.contains(point) {
+            killed(point);
+            write_mix(&url, &a, 200, 37, 60, 3, Duration::ZERO);
+        } else {
+            cdc(&url, &args);
+            // Where the changes written next begin: a confirmed position past it would
+            // lose them.
+            let before_changes = lsn(&one(&url, "SELECT pg_current_wal_lsn()::text").unwrap());
+            write_mix(&url, &a, 200, 37, 60, 3, Duration::ZERO);
+            write_mix(&url, &b, 200, 41, 40, 3, Duration::ZERO);
+            killed(point);
+            let slot_at = confirmed(&url, &slot).unwrap();
+            let (ha, hb) = (held(&ta), held(&tb));
+            if ha.min(hb) < before_changes {
+                assert!(
+                    slot_at <= before_changes,
+                    "{point}: the slot confirmed {slot_at} though a table holds only {}",
+                    ha.min(hb)
+                );
+            }
+            assert!(slot_at <= ha.max(hb).max(before_changes), "{point}");
+        }
+        // Started again: everything arrives, once.
+        cdc(&url, &args);
+        // (New ids: a second mix could pick rows the first deleted, changing nothing.)
+        sql(
+            &url,
+            &format!("INSERT INTO {b} SELECT g, g, 'late' FROM generate_series(500, 529) g"),
+        );
+        cdc(&url, &args);
+        assert_same(&url, &a, &ta, &["id", "n", "name"]);
+        assert_same(&url, &b, &tb, &["id", "n", "name"]);
+        // Changes made before the (new) copy are in it; the others were applied once.
+        let expected = if in_copy.contains(point) {
+            [0, 30]
+        } else {
+            [60, 70]
+        };
+        for (t, expected) in [&ta, &tb].into_iter().zip(expected) {
+            let commits = cdc_commits(t);
+            let last_snapshot = commits
+                .iter()
+                .rposition(|c| c["kind"] == "snapshot")
+                .unwrap();
+            let after = &commits[last_snapshot..];
+            for pair in after.windows(2) {
+                assert_eq!(
+                    pair[1]["previousLsn"], pair[0]["lsn"],
+                    "{point}: no gap or overlap"
+                );
+            }
+            let applied: u64 = after[1..]
+                .iter()
+                .map(|c| c["changes"].as_u64().unwrap())
+                .sum();
+            assert_eq!(applied, expected, "{point}: {t}");
+        }
+    }
 }

@@ -11,6 +11,7 @@
 mod apply;
 mod fold;
 mod pgoutput;
+mod spill;
 mod stream;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -73,7 +74,8 @@ pub struct CdcProgress {
     pub copied: Arc<tarn_table::Progress>,
     /// Bytes of WAL between the last position the server reported and what Delta holds.
     pub lag_bytes: AtomicU64,
-    /// Milliseconds since the oldest source commit not yet in Delta (0: none).
+    /// Milliseconds, on the source's clock, since the commit of the oldest source
+    /// transaction received and not yet in Delta (0: none).
     pub lag_millis: AtomicU64,
     /// The position Delta holds (an LSN).
     pub durable: AtomicU64,
@@ -109,14 +111,40 @@ pub struct CdcOptions {
     pub stop: Arc<AtomicBool>,
     /// Counters for a progress display.
     pub progress: Arc<CdcProgress>,
-    /// Warn when the slot is this many bytes behind the server.
+    /// Warn when the slot is this many bytes behind the server (at the start, and, with
+    /// `follow`, every `behind_check`).
     pub behind_warn_bytes: u64,
+    /// How often a `follow` run checks how far behind the slot is.
+    pub behind_check: Duration,
+    /// A source transaction whose changes hold more than this many bytes (roughly) is kept
+    /// in a temporary file until its commit.
+    pub spill_bytes: u64,
     /// Told the index (into `tables`) of each table whose initial copy has committed.
     pub copied: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
 }
 
+/// The default of [`CdcOptions::spill_bytes`]: 64 MiB.
+pub const SPILL_BYTES: u64 = 64 << 20;
+
 /// The default of [`CdcOptions::behind_warn_bytes`]: 1 GiB.
 pub const BEHIND_WARN_BYTES: u64 = 1 << 30;
+
+/// The default of [`CdcOptions::behind_check`]: a minute.
+pub const BEHIND_CHECK: Duration = Duration::from_secs(60);
+
+/// The warning for a slot `bytes` behind the server.
+fn behind_warning(slot: &str, bytes: u64) -> String {
+    format!(
+        "replication slot {slot} is {:.1} MiB behind the server: PostgreSQL keeps that WAL until it is applied (run more often, or --cdc --drop a target that is not run any more)",
+        bytes as f64 / 1048576.0
+    )
+}
+
+/// How many bytes of WAL the slot is behind the server's current position (`None`: no such
+/// slot).
+fn slot_behind(conn: &mut WireConn, slot: &str) -> Result<Option<u64>> {
+    Ok(slot_row(conn, slot)?.map(|r| r.behind_bytes))
+}
 
 /// What a table got in a run.
 #[derive(Debug, Clone, Serialize)]
@@ -158,9 +186,15 @@ pub struct CdcReport {
     /// Source changes applied.
     pub changes: u64,
     pub changes_per_second: f64,
-    /// How far behind the source the run was when it stopped.
+    /// How far behind the source the last batch of the run was when its Delta commits
+    /// returned: seconds since its oldest source transaction committed, on the source's
+    /// clock (0 when the run committed no change).
     pub lag_seconds: f64,
+    /// The server's WAL position (as last reported) minus what Delta holds, at the end.
     pub lag_bytes: u64,
+    /// Source transactions too large to hold in memory, kept in a temporary file until their
+    /// commit.
+    pub spilled_transactions: u64,
     /// `caught_up` or `signal`.
     pub stopped: String,
     pub seconds: f64,
@@ -349,10 +383,15 @@ fn describe_sources(conn: &mut WireConn, opts: &CdcOptions) -> Result<Vec<Source
             .filter(|k| !k.is_empty())
             .map(str::to_string)
             .collect();
-        if ident == "n" || keys.is_empty() {
+        if keys.is_empty() {
             return Err(Error::new(ErrorKind::InvalidInput, format!(
                 "source table {nspname}.{relname} has no primary key{}, so its updates and deletes cannot be matched: add a primary key (nothing was created)",
                 if ident == "f" { "" } else { " and no replica identity index" }
+            )));
+        }
+        if ident == "n" {
+            return Err(Error::new(ErrorKind::InvalidInput, format!(
+                "source table {nspname}.{relname} has REPLICA IDENTITY NOTHING, so its updates and deletes carry no key: ALTER TABLE {nspname}.{relname} REPLICA IDENTITY DEFAULT (nothing was created)"
             )));
         }
         let cols = conn
@@ -707,11 +746,9 @@ pub async fn run(opts: &CdcOptions) -> Result<CdcReport> {
                 )));
             }
             if row.behind_bytes > opts.behind_warn_bytes {
-                warnings.push(format!(
-                    "replication slot {} is {:.1} MiB behind the server: PostgreSQL keeps that WAL until it is applied (run more often, or --cdc --drop a target that is not run any more)",
-                    n.slot,
-                    row.behind_bytes as f64 / 1048576.0
-                ));
+                let w = behind_warning(&n.slot, row.behind_bytes);
+                eprintln!("warning: {w}");
+                warnings.push(w);
             }
             (row.confirmed, false)
         }
@@ -767,6 +804,7 @@ pub async fn run(opts: &CdcOptions) -> Result<CdcReport> {
         },
         lag_seconds: result.lag_seconds,
         lag_bytes: result.lag_bytes,
+        spilled_transactions: result.spilled_transactions,
         stopped: result.stopped,
         seconds: (seconds * 1000.0).round() / 1000.0,
         warnings: warnings_all,

@@ -93,10 +93,20 @@ pub enum Message<'a> {
 /// A CopyData payload of the replication stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wire<'a> {
-    /// WAL data: one pgoutput message.
-    XLog { wal_end: Lsn, message: Message<'a> },
-    /// The server's keepalive: how far it has sent, and whether it wants an answer now.
-    Keepalive { wal_end: Lsn, reply: bool },
+    /// WAL data: one pgoutput message; `sent` is the server's clock when it sent it
+    /// (microseconds since 2000-01-01).
+    XLog {
+        wal_end: Lsn,
+        sent: i64,
+        message: Message<'a>,
+    },
+    /// The server's keepalive: how far it has sent, its clock when it sent it, and whether
+    /// it wants an answer now.
+    Keepalive {
+        wal_end: Lsn,
+        sent: i64,
+        reply: bool,
+    },
 }
 
 /// A cursor over a message's bytes.
@@ -192,15 +202,23 @@ pub fn parse(payload: &[u8]) -> Result<Wire<'_>, String> {
         b'w' => {
             let _start = r.lsn()?;
             let wal_end = r.lsn()?;
-            let _time = r.i64()?;
+            let sent = r.i64()?;
             let message = parse_message(&mut r)?;
-            Ok(Wire::XLog { wal_end, message })
+            Ok(Wire::XLog {
+                wal_end,
+                sent,
+                message,
+            })
         }
         b'k' => {
             let wal_end = r.lsn()?;
-            let _time = r.i64()?;
+            let sent = r.i64()?;
             let reply = r.u8()? == 1;
-            Ok(Wire::Keepalive { wal_end, reply })
+            Ok(Wire::Keepalive {
+                wal_end,
+                sent,
+                reply,
+            })
         }
         other => Err(format!(
             "unknown replication message {other:#04x} from the source"
@@ -371,6 +389,7 @@ mod tests {
             parse(&xlog(&b)).unwrap(),
             Wire::XLog {
                 wal_end: Lsn(0x1_0000_00ff),
+                sent: 7,
                 message: Message::Begin {
                     final_lsn: Lsn(0x20),
                     commit_time: 5
@@ -494,12 +513,13 @@ mod tests {
         assert_eq!(message, Message::Truncate { relids: vec![7, 8] });
         let mut k = vec![b'k'];
         k.extend_from_slice(&0x99u64.to_be_bytes());
-        k.extend_from_slice(&0i64.to_be_bytes());
+        k.extend_from_slice(&12i64.to_be_bytes());
         k.push(1);
         assert_eq!(
             parse(&k).unwrap(),
             Wire::Keepalive {
                 wal_end: Lsn(0x99),
+                sent: 12,
                 reply: true
             }
         );

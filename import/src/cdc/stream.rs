@@ -4,8 +4,8 @@
 //! slot only positions every table has committed, or, with nothing pending, the server's
 //! keepalive position.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::apply::{change_rows, Slot};
 use super::fold::{encode_key, Cell, Key, TableFold};
 use super::pgoutput::{self, Lsn, Message, RelColumn, Value, Wire};
+use super::spill::{Change, TxnChanges};
 use super::{
     cell, commit_info, fault, identify, lit, map_type, server, CdcOptions, CdcTableReport, Names,
     System, TableState,
@@ -32,29 +33,17 @@ pub(crate) struct StreamResult {
     pub stream_seconds: f64,
     pub lag_seconds: f64,
     pub lag_bytes: u64,
+    pub spilled_transactions: u64,
     pub stopped: String,
     pub warnings: Vec<String>,
     pub tables: Vec<CdcTableReport>,
-}
-
-/// One change, as received (applied at its transaction's commit).
-enum Change {
-    Insert(Key, Vec<Cell>),
-    Update {
-        old_key: Option<Key>,
-        old_row: Option<Vec<Cell>>,
-        key: Key,
-        cells: Vec<Cell>,
-    },
-    Delete(Key),
-    Truncate,
 }
 
 /// The transaction being received.
 struct Txn {
     final_lsn: Lsn,
     commit_time: i64,
-    changes: Vec<(usize, Change)>,
+    changes: TxnChanges,
 }
 
 /// The batch being filled.
@@ -113,9 +102,46 @@ struct Rel {
 /// The reader's end of the run.
 struct ReaderEnd {
     stopped: &'static str,
+    warnings: Vec<String>,
+    /// Source transactions kept in a temporary file until their commit.
+    spilled: u64,
     confirmed: Lsn,
     keepalive: Lsn,
     error: Option<Error>,
+}
+
+/// The source's clock as seen from here, so that the lag is measured on one clock (the
+/// source's commit timestamps against the source's time now) whatever the local clock says:
+/// the smallest difference between the local time a stream message arrived and the server's
+/// time when it sent it (the clocks' offset plus the shortest network delay).
+pub(crate) struct SourceClock {
+    /// Microseconds; `i64::MAX` until the first message.
+    offset: AtomicI64,
+}
+
+impl SourceClock {
+    pub(crate) fn new() -> SourceClock {
+        SourceClock {
+            offset: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    /// A message the server sent at `sent` (its clock) arrived now.
+    fn observe(&self, sent: i64) {
+        self.offset
+            .fetch_min(pgoutput::pg_now_micros() - sent, Ordering::Relaxed);
+    }
+
+    /// The source's time now (microseconds since 2000-01-01).
+    fn now(&self) -> i64 {
+        let offset = self.offset.load(Ordering::Relaxed);
+        pgoutput::pg_now_micros() - if offset == i64::MAX { 0 } else { offset }
+    }
+
+    /// How long ago, on the source's clock, a source transaction committed at `commit_time`.
+    fn since(&self, commit_time: i64) -> Duration {
+        Duration::from_micros((self.now() - commit_time).max(0) as u64)
+    }
 }
 
 /// Appends a line to the test trace file (`TARN_TEST_CDC_TRACE`), if one is set.
@@ -187,8 +213,10 @@ pub(crate) async fn follow(
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Sealed>(1);
     let committer_done = Arc::new(AtomicBool::new(false));
+    let clock = Arc::new(SourceClock::new());
     let reader = {
         let committer_done = committer_done.clone();
+        let clock = clock.clone();
         let (opts, durable, names_slot, names_pub) = (
             opts.clone(),
             durable.clone(),
@@ -204,6 +232,11 @@ pub(crate) async fn follow(
                 durable,
                 committer_done,
                 catalog: None,
+                clock,
+                inflight: VecDeque::new(),
+                behind_checked: Instant::now(),
+                behind_warned: None,
+                warnings: Vec::new(),
             };
             r.run(&names_slot, &names_pub, start, tx)
         })
@@ -212,6 +245,8 @@ pub(crate) async fn follow(
     let mut reports: Vec<CdcTableReport> = tables.iter().map(|t| t.report.clone()).collect();
     let mut previous: Vec<Lsn> = tables.iter().map(|t| t.version.unwrap_or(start)).collect();
     let mut applied = 0u64;
+    // How far behind the source the last batch committed was when its commits returned.
+    let mut lag = Duration::ZERO;
     let mut failure = None;
     while let Some(sealed) = rx.recv().await {
         let mut committed_any = false;
@@ -295,6 +330,9 @@ pub(crate) async fn follow(
             break;
         }
         if committed_any {
+            if let Some(oldest) = sealed.oldest_commit_time {
+                lag = clock.since(oldest);
+            }
             fault("cdc:after-commit-before-confirm");
         }
         applied += sealed.changes;
@@ -328,10 +366,11 @@ pub(crate) async fn follow(
         confirmed: end.confirmed,
         changes: applied,
         stream_seconds: started.elapsed().as_secs_f64(),
-        lag_seconds: 0.0,
+        lag_seconds: (lag.as_secs_f64() * 1000.0).round() / 1000.0,
         lag_bytes: end.keepalive.0.saturating_sub(d.0),
+        spilled_transactions: end.spilled,
         stopped: end.stopped.to_string(),
-        warnings: vec![],
+        warnings: end.warnings,
         tables: reports,
     })
 }
@@ -355,6 +394,15 @@ struct Reader {
     committer_done: Arc<AtomicBool>,
     /// A plain connection for type look-ups (opened when a new column appears).
     catalog: Option<WireConn>,
+    /// The source's clock, for the lag.
+    clock: Arc<SourceClock>,
+    /// The batches handed to the committer and not yet durable: (end, oldest source commit
+    /// time).
+    inflight: VecDeque<(Lsn, Option<i64>)>,
+    /// When the slot was last checked for being far behind, and last found so.
+    behind_checked: Instant,
+    behind_warned: Option<Instant>,
+    warnings: Vec<String>,
 }
 
 /// A schema change Tarn cannot follow: the run stops after committing what came before.
@@ -363,6 +411,82 @@ struct SchemaStop(String);
 impl Reader {
     fn durable(&self) -> Lsn {
         Lsn(self.durable.load(Ordering::Acquire))
+    }
+
+    /// Following: warns (on stderr and in the report) when the slot is far behind the
+    /// server, at most once an hour while it stays so.
+    fn check_behind(&mut self, slot: &str) {
+        self.behind_checked = Instant::now();
+        let behind = self
+            .catalog_conn()
+            .and_then(|conn| super::slot_behind(conn, slot));
+        match behind {
+            Ok(Some(bytes)) if bytes > self.opts.behind_warn_bytes => {
+                if self
+                    .behind_warned
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(3600))
+                {
+                    let w = super::behind_warning(slot, bytes);
+                    eprintln!("warning: {w}");
+                    self.warnings.push(w);
+                    self.behind_warned = Some(Instant::now());
+                }
+            }
+            Ok(_) => self.behind_warned = None,
+            Err(e) => {
+                // The check is advice: a failure is said once, and the run goes on.
+                self.catalog = None;
+                if self.behind_warned.is_none() {
+                    let w = format!(
+                        "could not check how far behind replication slot {slot} is: {}",
+                        e.message()
+                    );
+                    eprintln!("warning: {w}");
+                    self.warnings.push(w);
+                    self.behind_warned = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// A plain connection to the source (catalog look-ups), opened when first needed.
+    fn catalog_conn(&mut self) -> Result<&mut WireConn> {
+        if self.catalog.is_none() {
+            let target = Target::from_url(&self.opts.url).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidInput, "the source URL cannot be read")
+            })?;
+            self.catalog = Some(
+                WireConn::connect(&target, self.opts.connect_timeout)
+                    .map_err(|e| server("connecting to the source", e))?,
+            );
+        }
+        Ok(self.catalog.as_mut().expect("connected"))
+    }
+
+    /// `sealed` was handed to the committer.
+    fn handed(&mut self, end: Lsn, oldest_commit_time: Option<i64>) {
+        self.inflight.push_back((end, oldest_commit_time));
+    }
+
+    /// The lag now: since the commit, on the source, of the oldest transaction received
+    /// but not yet in Delta (zero when every received transaction is).
+    fn lag(&mut self, txn: Option<&Txn>, batch: &Batch) -> Duration {
+        let durable = self.durable();
+        while self
+            .inflight
+            .front()
+            .is_some_and(|(end, _)| *end <= durable)
+        {
+            self.inflight.pop_front();
+        }
+        self.inflight
+            .iter()
+            .filter_map(|(_, oldest)| *oldest)
+            .chain(batch.oldest_commit_time)
+            .chain(txn.map(|t| t.commit_time))
+            .min()
+            .map(|t| self.clock.since(t))
+            .unwrap_or_default()
     }
 
     fn status(&mut self, received: Lsn, flush: Lsn, reply: bool, idle: bool) -> Result<()> {
@@ -410,12 +534,16 @@ impl Reader {
         let mut last_poke = Instant::now() - Duration::from_secs(3600);
         let mut force = true;
         let mut stop_error: Option<Error> = None;
+        let spill_bytes = usize::try_from(self.opts.spill_bytes).unwrap_or(usize::MAX);
+        let mut spilled = 0u64;
         let stopped;
         loop {
             if tx.is_closed() {
                 // The committer failed: it reports why.
                 return Ok(ReaderEnd {
                     stopped: "error",
+                    warnings: std::mem::take(&mut self.warnings),
+                    spilled,
                     confirmed: sent,
                     keepalive,
                     error: None,
@@ -428,17 +556,17 @@ impl Reader {
                 .progress
                 .lag_bytes
                 .store(keepalive.0.saturating_sub(durable.0), Ordering::Relaxed);
-            let oldest = batch.oldest_commit_time;
-            self.opts.progress.lag_millis.store(
-                match (pending, oldest) {
-                    (true, Some(t)) => ((pgoutput::pg_now_micros() - t).max(0) / 1000) as u64,
-                    _ => 0,
-                },
-                Ordering::Relaxed,
-            );
+            let lag = self.lag(txn.as_ref(), &batch);
+            self.opts
+                .progress
+                .lag_millis
+                .store(lag.as_millis() as u64, Ordering::Relaxed);
             if stop_error.is_some() {
                 stopped = "error";
                 break;
+            }
+            if follow && self.behind_checked.elapsed() >= self.opts.behind_check {
+                self.check_behind(slot);
             }
             if self.opts.stop.load(Ordering::Relaxed) {
                 stopped = "signal";
@@ -474,15 +602,19 @@ impl Reader {
             {
                 let must = batch.changes >= cap.saturating_mul(2) || batch.bytes >= memory_cap;
                 let sealed = self.seal(&mut batch);
-                let end = sealed.end;
+                let (end, oldest) = (sealed.end, sealed.oldest_commit_time);
                 match tx.try_send(sealed) {
-                    Ok(()) => handed = end,
+                    Ok(()) => {
+                        handed = end;
+                        self.handed(end, oldest);
+                    }
                     Err(TrySendError::Closed(_)) => continue,
                     Err(TrySendError::Full(back)) => {
                         if must {
                             // Memory is bounded: wait for the committer (confirming on time).
                             self.hand_over(&tx, back, received, &mut sent)?;
                             handed = end;
+                            self.handed(end, oldest);
                         } else {
                             batch = unseal(back, self.followed.len());
                         }
@@ -521,12 +653,22 @@ impl Reader {
             };
             let wire = pgoutput::parse(&payload).map_err(Error::internal)?;
             match wire {
-                Wire::Keepalive { wal_end, reply } => {
+                Wire::Keepalive {
+                    wal_end,
+                    sent: at,
+                    reply,
+                } => {
+                    self.clock.observe(at);
                     keepalive = keepalive.max(wal_end);
                     received = received.max(wal_end);
                     force |= reply;
                 }
-                Wire::XLog { wal_end, message } => {
+                Wire::XLog {
+                    wal_end,
+                    sent: at,
+                    message,
+                } => {
+                    self.clock.observe(at);
                     received = received.max(wal_end);
                     match message {
                         Message::Begin {
@@ -536,7 +678,7 @@ impl Reader {
                             txn = Some(Txn {
                                 final_lsn,
                                 commit_time,
-                                changes: Vec::new(),
+                                changes: TxnChanges::new(spill_bytes),
                             })
                         }
                         Message::Relation {
@@ -605,7 +747,14 @@ impl Reader {
                                 ));
                             };
                             let _ = done.final_lsn;
-                            for (t, change) in done.changes {
+                            if done.changes.is_spilled() {
+                                spilled += 1;
+                                trace(
+                                    json!({"spilled": done.changes.len(), "lsn": end_lsn.to_string()}),
+                                );
+                            }
+                            for read in done.changes.into_changes()? {
+                                let (t, change) = read?;
                                 if end_lsn <= self.followed[t].version {
                                     continue;
                                 }
@@ -644,9 +793,10 @@ impl Reader {
         let _ = txn;
         if batch.txns > 0 {
             let sealed = self.seal(&mut batch);
-            let end = sealed.end;
+            let (end, oldest) = (sealed.end, sealed.oldest_commit_time);
             self.hand_over(&tx, sealed, received, &mut sent)?;
             handed = end;
+            self.handed(end, oldest);
         }
         drop(tx);
         // Wait for the committer (it ends when the channel closes and it is done).
@@ -678,6 +828,8 @@ impl Reader {
         let _ = self.conn.copy_done(Duration::from_secs(5));
         Ok(ReaderEnd {
             stopped,
+            warnings: std::mem::take(&mut self.warnings),
+            spilled,
             confirmed: sent,
             keepalive,
             error: stop_error,
@@ -827,16 +979,7 @@ impl Reader {
         oid: u32,
         typmod: i32,
     ) -> Result<(String, String, String, String, String)> {
-        if self.catalog.is_none() {
-            let target = Target::from_url(&self.opts.url).ok_or_else(|| {
-                Error::new(ErrorKind::InvalidInput, "the source URL cannot be read")
-            })?;
-            self.catalog = Some(
-                WireConn::connect(&target, self.opts.connect_timeout)
-                    .map_err(|e| server("connecting for a type look-up", e))?,
-            );
-        }
-        let conn = self.catalog.as_mut().expect("connected");
+        let conn = self.catalog_conn()?;
         let rows = conn
             .rows(&format!(
                 "SELECT t.typname, t.typtype::text, COALESCE(e.typname::text, ''), COALESCE(e.typtype::text, ''), format_type(t.oid, {typmod}) \
@@ -906,10 +1049,7 @@ impl Reader {
 
 fn push(txn: &mut Option<Txn>, t: usize, change: Change) -> Result<()> {
     match txn {
-        Some(txn) => {
-            txn.changes.push((t, change));
-            Ok(())
-        }
+        Some(txn) => txn.changes.push(t, change),
         None => Err(Error::new(
             ErrorKind::Internal,
             "the source sent a change outside a transaction",
