@@ -86,7 +86,8 @@ def tarn_binary() -> tuple[pathlib.Path, str]:
 
 
 def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
+    # On stdin: a script of many transactions is longer than one argument may be (128 KiB).
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-f", "-"], input=sql.encode(), check=True,
                    stdout=subprocess.DEVNULL, env={**os.environ, "PGOPTIONS": "--client-min-messages=warning"})
 
 
