@@ -91,9 +91,9 @@ impl DeletionVector {
     /// For a vector in a file of the table (`u`), that file's path relative to the table
     /// root: `[prefix/]deletion_vector_<uuid>.bin`, the last 20 characters of
     /// `pathOrInlineDv` being the UUID in Z85. `None` for an inline vector (`i`), an absolute
-    /// path (`p`), or a descriptor that does not decode. The result comes from the log, which
-    /// whoever can write the table controls: check it with [`crate::is_table_relative`]
-    /// before using it.
+    /// path (`p`), a descriptor that does not decode, and a path that would leave the table
+    /// (the log is in the hands of whoever can write the table: see
+    /// [`crate::is_table_relative`]).
     pub fn relative_path(&self) -> Option<String> {
         if self.storage_type != "u" {
             return None;
@@ -103,11 +103,12 @@ impl DeletionVector {
         let uuid = z85::decode(&bytes[prefix_len..]).ok()?;
         let uuid = uuid::Uuid::from_slice(&uuid).ok()?;
         let prefix = std::str::from_utf8(&bytes[..prefix_len]).ok()?;
-        Some(if prefix.is_empty() {
+        let path = if prefix.is_empty() {
             format!("deletion_vector_{uuid}.bin")
         } else {
             format!("{prefix}/deletion_vector_{uuid}.bin")
-        })
+        };
+        crate::is_table_relative(&path).then_some(path)
     }
 }
 
@@ -462,6 +463,7 @@ mod tests {
         for (t, p) in [
             ("u", "short"),
             ("u", "vBn[lx{q8@P<9BNH/is\u{e9}"),
+            ("u", "../..vBn[lx{q8@P<9BNH/isA"),
             ("i", "vBn[lx{q8@P<9BNH/isA"),
             ("p", "s3://b/x.bin"),
         ] {

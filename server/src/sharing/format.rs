@@ -126,10 +126,7 @@ pub(super) fn check_servable(file: &DataFile, label: &str, format: Format) -> Re
         if format == Format::Parquet {
             return Err(deletion_vectors(label));
         }
-        let in_table = dv
-            .relative_path()
-            .is_some_and(|p| tarn_table::is_table_relative(&p));
-        if dv.storage_type != "i" && !in_table {
+        if dv.storage_type != "i" && dv.relative_path().is_none() {
             return Err(ApiError::invalid(format!(
                 "table `{label}` has a deletion vector outside its location; it cannot be shared"
             )));

@@ -144,12 +144,7 @@ fn served_deletion_vector(file: &DataFile, signer: &Signer) -> Option<DeletionVe
     let dv = file.deletion_vector.as_ref()?;
     let (storage_type, path_or_inline_dv) = match dv.storage_type.as_str() {
         "i" => ("i", dv.path_or_inline_dv.clone()),
-        _ => {
-            let path = dv
-                .relative_path()
-                .filter(|p| tarn_table::is_table_relative(p))?;
-            ("p", signer.url(&path))
-        }
+        _ => ("p", signer.url(&dv.relative_path()?)),
     };
     Some(DeletionVector {
         storage_type: storage_type.into(),
