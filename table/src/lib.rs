@@ -34,6 +34,7 @@ mod location;
 mod maintain;
 mod mapped;
 pub mod mutate;
+mod plain_types;
 mod query;
 mod scan;
 mod schema_text;

@@ -28,6 +28,7 @@ impl Table {
             .delta
             .clone()
             .delete()
+            .with_session_state(crate::write::rewrite_session()?)
             .with_predicate(predicate)
             .with_commit_properties(crate::commit::commit_properties())
             .with_writer_properties(crate::write::writer_properties())
@@ -59,6 +60,7 @@ impl Table {
             .delta
             .clone()
             .update()
+            .with_session_state(crate::write::rewrite_session()?)
             .with_commit_properties(crate::commit::commit_properties())
             .with_writer_properties(crate::write::writer_properties());
         for (column, expression) in assignments {

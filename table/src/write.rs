@@ -401,18 +401,18 @@ pub(crate) fn writer_properties() -> WriterProperties {
 }
 
 /// The DataFusion session of the operations that read the table's files to write new ones
-/// and honour a session (upsert and change data capture merges, optimize): deltalake's
+/// (upsert and change data capture merges, optimize, delete, update): deltalake's
 /// defaults, except that Parquet strings and binaries are read as `Utf8` / `Binary`, not
 /// as the view types deltalake asks for (`schema_force_view_types`). The files written
 /// from such a scan declare its types in their `ARROW:schema`, and Tarn's files must
 /// declare the types the table's Delta schema maps to, as appends do: pyiceberg 0.12
 /// cannot combine `string_view` files with `string` ones, and other readers expect them.
 ///
-/// Delete and update do not get it: deltalake 1.1.3 plans their rewrite scans without
-/// the session (`scan_files_where_matches` builds its `DeltaScan` with the default
-/// config, which forces view types), so the files they rewrite still declare
-/// `string_view` / `binary_view` until they are optimized.
+/// Delete and update plan their rewrite scan without the session (deltalake 1.1.3), so the
+/// session also carries [`crate::plain_types::PlainTypesForWrites`], which casts what
+/// such a scan gives back to the plain types before it is written.
 pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
+    use deltalake::datafusion::execution::SessionStateBuilder;
     let overrides = std::collections::HashMap::from([(
         "datafusion.execution.parquet.schema_force_view_types".to_string(),
         "false".to_string(),
@@ -424,7 +424,10 @@ pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
         )
         .with_source(e)
     })?;
-    Ok(Arc::new(context.state()))
+    let state = SessionStateBuilder::new_from_existing(context.state())
+        .with_physical_optimizer_rule(Arc::new(crate::plain_types::PlainTypesForWrites))
+        .build();
+    Ok(Arc::new(state))
 }
 
 /// See [`writer_properties`].
