@@ -371,8 +371,14 @@ struct Shaped {
 }
 
 /// Middleware for a protocol's routes: every [`ApiError`] they answer with (from handlers,
-/// extractors or anything else) gets the body of `shape`; status and headers stay.
-pub async fn shaped(shape: ErrorShape, mut response: Response) -> Response {
+/// extractors or anything else) gets the body of `shape`; status and headers stay. So do
+/// the `text/plain` answers axum's extractors make themselves (a query string, a path or a
+/// body they cannot read): see [`rejection`].
+pub async fn shaped(shape: ErrorShape, response: Response) -> Response {
+    let mut response = match rejection(response).await {
+        Ok(error) => return error.into_response_shaped(shape),
+        Err(response) => response,
+    };
     let Some(error) = response.extensions_mut().remove::<Shaped>() else {
         return response;
     };
@@ -385,6 +391,44 @@ pub async fn shaped(shape: ErrorShape, mut response: Response) -> Response {
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.extensions.insert(Shaped { shape, ..error });
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Longest text of an extractor's answer read into a message.
+const MAX_REJECTION_BYTES: usize = 1024;
+
+/// An answer that axum's extractors made themselves (`text/plain`, 400, 413 or 422: a query
+/// string, path or JSON body they could not read), as an [`ApiError`] of its meaning, so
+/// clients get their protocol's error shape. Anything else comes back untouched.
+async fn rejection(response: Response) -> Result<ApiError, Response> {
+    let kind = match response.status() {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ErrorKind::InvalidInput,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+        _ => return Err(response),
+    };
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || response.extensions().get::<Shaped>().is_some() {
+        return Err(response);
+    }
+    let text = axum::body::to_bytes(response.into_body(), MAX_REJECTION_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.split_whitespace().collect::<Vec<_>>().join(" ") {
+        m if m.is_empty() => "the request could not be read".to_string(),
+        m => m,
+    };
+    Ok(ApiError::new(kind, message))
+}
+
+/// Middleware of the routes that answer in Unity Catalog's shape (Unity Catalog's and the
+/// server's own): extractors' `text/plain` answers in that shape, as [`shaped`] does for
+/// the other protocols.
+pub async fn unity_shaped(response: Response) -> Response {
+    shaped(ErrorShape::Unity, response).await
 }
 
 #[cfg(test)]

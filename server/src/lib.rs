@@ -250,7 +250,10 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .merge(Endpoint::router(server_endpoints()))
+        .merge(
+            Endpoint::router(server_endpoints())
+                .layer(axum::middleware::map_response(error::unity_shaped)),
+        )
         .merge(unity::routes())
         .merge(sharing::routes())
         .merge(iceberg::routes())

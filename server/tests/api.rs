@@ -1,16 +1,14 @@
 //! The HTTP API driven through the router (`oneshot`) and once over a real socket.
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{call, managed, UC};
 use serde_json::{json, Value};
-use tarn_catalog::{hash_token, open_store, CatalogStore, NewCatalog, NewSchema, Scope};
-use tarn_server::{app, AppState, AuthMode};
-use tower::ServiceExt;
-
-const UC: &str = "/api/2.1/unity-catalog";
+use tarn_catalog::{CatalogStore, NewCatalog, Scope};
+use tarn_server::{AppState, AuthMode};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,27 +21,12 @@ async fn fixture(auth: AuthMode) -> Fixture {
     let warehouse = dir.path().join("wh");
     let outside = dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
-    let store = open_store(&warehouse.join("catalog.db").to_string_lossy())
-        .await
-        .unwrap();
-    store
-        .create_catalog(NewCatalog::named("main"))
-        .await
-        .unwrap();
-    store
-        .create_schema(NewSchema::named("main", "shop"))
-        .await
-        .unwrap();
-    for (name, scope) in [
+    let tokens = [
         ("reader", Scope::Read),
         ("writer", Scope::Write),
         ("admin", Scope::Admin),
-    ] {
-        store
-            .create_token(name, &hash_token(&format!("secret-{name}")), scope, None)
-            .await
-            .unwrap();
-    }
+    ];
+    let store = common::catalog(&warehouse, &["shop"], &tokens).await;
     let allowed = dir.path().join("lake");
     std::fs::create_dir_all(&allowed).unwrap();
     let state = AppState::new(
@@ -58,41 +41,6 @@ async fn fixture(auth: AuthMode) -> Fixture {
         _dir: dir,
         state,
     }
-}
-
-async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer secret-{t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("Content-Type", "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn managed(name: &str) -> Value {
-    json!({"name": name, "catalog_name": "main", "schema_name": "shop", "table_type": "MANAGED",
-           "data_source_format": "DELTA",
-           "columns": [{"name": "id", "type_text": "bigint", "nullable": false},
-                       {"name": "amount", "type_text": "decimal(12,2)"},
-                       {"name": "tags", "type_text": "array<string>"}]})
 }
 
 #[tokio::test]
@@ -445,6 +393,40 @@ async fn external_tables_must_be_delta_tables_under_an_allowed_root() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(inside.join("_delta_log").is_dir());
+}
+
+#[tokio::test]
+async fn query_strings_and_paths_the_router_cannot_read_answer_in_each_protocols_shape() {
+    // axum answers these itself, in text/plain, unless the protocol's routes reshape them.
+    let f = fixture(AuthMode::Tokens).await;
+    for uri in [
+        format!("{UC}/catalogs?max_results=abc"),
+        format!("{UC}/catalogs/%FF"),
+        format!("{UC}/schemas?catalog_name=main&catalog_name=x"),
+    ] {
+        let (status, e) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(e["error_code"], "INVALID_ARGUMENT", "{uri}: {e}");
+        assert!(!e["message"].as_str().unwrap().is_empty(), "{e}");
+    }
+    let (status, e) = call(
+        &f.state,
+        "GET",
+        "/iceberg/v1/config?warehouse=main&warehouse=x",
+        Some("reader"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["type"], "BadRequestException", "{e}");
+    assert_eq!(e["error"]["code"], 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `warehouse`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -1,17 +1,16 @@
 //! The Iceberg REST catalog (`/iceberg`) driven through the router: config, namespaces,
 //! tables, load table, and its errors in Iceberg's shape.
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{call, managed, UC};
 use serde_json::{json, Value};
-use tarn_catalog::{hash_token, open_store, CatalogStore, NewCatalog, NewSchema, Scope};
-use tarn_server::{app, AppState, AuthMode};
-use tower::ServiceExt;
+use tarn_catalog::{NewCatalog, Scope};
+use tarn_server::{AppState, AuthMode};
 
-const UC: &str = "/api/2.1/unity-catalog";
 const ICE: &str = "/iceberg/v1";
 
 struct Fixture {
@@ -22,68 +21,19 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = dir.path().join("wh");
-    let store = open_store(&warehouse.join("catalog.db").to_string_lossy())
-        .await
-        .unwrap();
-    store
-        .create_catalog(NewCatalog::named("main"))
-        .await
-        .unwrap();
-    for schema in ["shop", "zoo"] {
-        store
-            .create_schema(NewSchema::named("main", schema))
-            .await
-            .unwrap();
-    }
-    for (name, scope) in [("reader", Scope::Read), ("writer", Scope::Write)] {
-        store
-            .create_token(name, &hash_token(&format!("secret-{name}")), scope, None)
-            .await
-            .unwrap();
-    }
+    let tokens = [("reader", Scope::Read), ("writer", Scope::Write)];
+    let store = common::catalog(&warehouse, &["shop", "zoo"], &tokens).await;
     let state = AppState::new(Arc::new(store), warehouse, vec![], AuthMode::Tokens).unwrap();
     Fixture { _dir: dir, state }
 }
 
-async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer secret-{t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("Content-Type", "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 async fn create_table(state: &AppState, name: &str) {
-    let body = json!({"name": name, "catalog_name": "main", "schema_name": "shop", "table_type": "MANAGED",
-        "data_source_format": "DELTA",
-        "columns": [{"name": "id", "type_text": "bigint", "nullable": false},
-                    {"name": "amount", "type_text": "decimal(12,2)"},
-                    {"name": "tags", "type_text": "array<string>"}]});
     let (status, e) = call(
         state,
         "POST",
         &format!("{UC}/tables"),
         Some("writer"),
-        Some(body),
+        Some(managed(name)),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{e}");

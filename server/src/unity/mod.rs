@@ -166,7 +166,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 
 /// The routes of this protocol.
 pub fn routes() -> Router<AppState> {
-    Endpoint::router(endpoints())
+    Endpoint::router(endpoints()).layer(axum::middleware::map_response(crate::error::unity_shaped))
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
