@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import pathlib
 import platform
@@ -328,7 +329,8 @@ def workload_commits(tarn: pathlib.Path, commits: int, work: pathlib.Path) -> li
     script = f"for i in $(seq {each}); do {tarn} write {target} {row} --no-progress >/dev/null || exit 1; done"
     start = time.perf_counter()
     procs = [subprocess.Popen(["bash", "-c", script]) for _ in range(4)]
-    assert all(p.wait() == 0 for p in procs), "a tarn writer failed"
+    # Every writer waited for (a bare all() would stop at the first failure).
+    assert all([p.wait() == 0 for p in procs]), "a tarn writer failed"
     tarn_conc = time.perf_counter() - start
     count = json.loads(tarn_cmd(tarn, "--format", "json", "query", "SELECT COUNT(*) AS n FROM t",
                                 "--table", f"t={target}").stdout)[0]["n"]
@@ -339,10 +341,16 @@ def workload_commits(tarn: pathlib.Path, commits: int, work: pathlib.Path) -> li
             f"d = pa.table({{'id': [1], 'value': [1.5]}})\n"
             f"for _ in range({each}): write_deltalake('{py_conc_dir}', d, mode='append')\n")
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
-    py_ok = all(p.wait() == 0 for p in procs)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL) for _ in range(4)]
+    # Every writer waited for: one that failed must not leave the others running (they
+    # would still be writing while the time is taken and the folder removed).
+    py_ok = all([p.wait() == 0 for p in procs])
     py_conc = time.perf_counter() - start
-    py_rows = DeltaTable(str(py_conc_dir)).to_pyarrow_table().num_rows - 1
+    try:
+        py_rows = DeltaTable(str(py_conc_dir)).to_pyarrow_table().num_rows - 1
+    except Exception as e:  # the peer's concurrent writers can leave a log it cannot read
+        print(f"note: python deltalake cannot read its own concurrently written table: {e}")
+        py_rows = 0
     name = f"4 writers x {each} appends at once"
     results.append({"workload": name, "system": "tarn write", "times": [tarn_conc],
                     "note": f"{count / tarn_conc:.0f} commits/s, {count} of {4 * each} rows"})
@@ -673,7 +681,12 @@ def workload_iceberg(tarn: pathlib.Path, versions: int, files: int, rows: int, r
         con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{url}/iceberg')")
         sql = "SELECT category, COUNT(*), SUM(value), MAX(ts) FROM {} GROUP BY category ORDER BY category"
         through_iceberg = con.execute(sql.format("ice.shop.scan")).fetchall()
-        assert through_iceberg == con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall()
+        through_delta = con.execute(sql.format(f"delta_scan('{scanned}')")).fetchall()
+        # The same groups, counts and latest times; sums of doubles may differ in their last
+        # digits with the order in which DuckDB's threads add them up.
+        assert len(through_iceberg) == len(through_delta), (through_iceberg, through_delta)
+        for a, b in zip(through_iceberg, through_delta):
+            assert (a[0], a[1], a[3]) == (b[0], b[1], b[3]) and math.isclose(a[2], b[2], rel_tol=1e-9), (a, b)
         scan_name = f"iceberg: grouped aggregate over {rows:,} rows"
         results.append({"workload": scan_name, "system": "tarn + duckdb iceberg", "note": "",
                         "times": timed(runs, lambda: con.execute(sql.format("ice.shop.scan")).fetchall())})
