@@ -754,6 +754,15 @@ impl History {
     pub fn snapshot_count(&self) -> usize {
         self.snapshots.len()
     }
+
+    /// The commit time (ms) of the Delta version the last snapshot was derived from, as
+    /// the commit gave it.
+    pub fn last_commit_ms(&self) -> Option<i64> {
+        self.snapshots.last()?["summary"]["delta-timestamp"]
+            .as_str()?
+            .parse()
+            .ok()
+    }
 }
 
 fn unreachable_schema() -> Schema {

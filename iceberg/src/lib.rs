@@ -29,7 +29,7 @@ use std::sync::Arc;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde_json::json;
-use tarn_table::{Error, ErrorKind, Result, Table, TableLocation, TimeTravel};
+use tarn_table::{Error, ErrorKind, Result, Table, TableLocation, TableLog, TimeTravel};
 
 pub use derive::History;
 
@@ -205,6 +205,32 @@ impl Projection {
             self.finish(v, step).await?;
         }
         Ok(())
+    }
+
+    /// Derives the versions after the last one derived, up to `target`, from their commits
+    /// alone, without a snapshot of the table: the work follows what those versions
+    /// changed. `false` (and nothing more derived) when that cannot be done: nothing
+    /// derived yet, a version that starts over ([`History::needs_rebase`]), or a last
+    /// derived version whose commit is no longer the one derived (the table was replaced
+    /// at this location); the caller then catches up from an opened table.
+    pub async fn catch_up_from_log(&mut self, log: &TableLog, target: u64) -> Result<bool> {
+        if self.first.is_some() || self.history.needs_rebase() {
+            return Ok(false);
+        }
+        let derived = log.commit_changes(self.history.version).await?;
+        if Some(derived.commit.timestamp.timestamp_millis()) != self.history.last_commit_ms() {
+            return Ok(false);
+        }
+        while self.history.version < target {
+            if self.history.needs_rebase() {
+                return Ok(false);
+            }
+            let v = self.history.version + 1;
+            let changes = log.commit_changes(v).await?;
+            let step = self.history.apply(&changes);
+            self.finish(v, step).await?;
+        }
+        Ok(true)
     }
 
     async fn rebase_at(&mut self, v: u64, latest: &Table, opens: &dyn OpenTable) -> Result<()> {

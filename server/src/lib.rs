@@ -83,6 +83,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// How many table snapshots this server has opened (through [`TableOpens`]).
+    pub fn tables_opened(&self) -> u64 {
+        self.opens.opened()
+    }
+
     /// State for a server over `store`, with managed tables under `warehouse` and external
     /// tables allowed under `allow` (plus the warehouse).
     pub fn new(

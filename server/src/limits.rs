@@ -19,12 +19,15 @@ pub const MAX_TABLE_OPENS: usize = 16;
 #[derive(Debug)]
 pub struct TableOpens {
     permits: Semaphore,
+    /// Tables opened so far.
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TableOpens {
     fn default() -> Self {
         Self {
             permits: Semaphore::new(MAX_TABLE_OPENS),
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -38,7 +41,14 @@ impl TableOpens {
         at: &TimeTravel,
     ) -> Result<Table, tarn_table::Error> {
         let _permit = self.permit().await;
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Table::open(location, at).await
+    }
+
+    /// How many tables (a snapshot each) have been opened through this bound.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for the right to open a table; it lasts until the permit is dropped.

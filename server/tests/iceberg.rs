@@ -397,3 +397,89 @@ async fn load_table_derives_metadata_with_field_ids_and_writes_it_under_the_tabl
         (StatusCode::OK, Some(1))
     );
 }
+
+/// Appends `ids` to the table at `location` (a `tarn write` of a CSV file).
+async fn append(location: &tarn_table::TableLocation, dir: &std::path::Path, ids: &[i64]) {
+    let csv = dir.join("rows.csv");
+    let rows: String = ids.iter().map(|i| format!("{i},{i}.50\n")).collect();
+    std::fs::write(&csv, format!("id,amount\n{rows}")).unwrap();
+    let input = tarn_table::InputSource::file(&csv, None).unwrap();
+    tarn_table::Table::write(location, vec![input], tarn_table::WriteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn new_versions_are_derived_from_their_commits_alone_as_a_fresh_server_derives_them() {
+    let f = fixture().await;
+    create_table(&f.state, "orders").await;
+    let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
+    let (status, first) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (_, info) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables/main.shop.orders"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    let location =
+        tarn_table::TableLocation::parse(info["storage_location"].as_str().unwrap()).unwrap();
+    let dir = f._dir.path();
+    for k in 0..3 {
+        append(&location, dir, &[3 * k, 3 * k + 1, 3 * k + 2]).await;
+    }
+    let table = tarn_table::Table::open(&location, &tarn_table::TimeTravel::Latest)
+        .await
+        .unwrap();
+    table.delete_where("id = 4").await.unwrap();
+
+    // Versions 1 to 4 are derived from their commits: no snapshot of the table is opened.
+    let opened = f.state.tables_opened();
+    let (status, fast) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK, "{fast}");
+    assert_eq!(f.state.tables_opened(), opened, "a table was opened");
+    assert_eq!(fast["metadata"]["current-snapshot-id"], 5);
+    assert_eq!(
+        fast["metadata"]["snapshots"][4]["summary"]["delta-operation"],
+        "DELETE"
+    );
+
+    // A new server derives the whole history from the table: the same answer.
+    let store = tarn_catalog::open_store(&dir.join("wh/catalog.db").to_string_lossy())
+        .await
+        .unwrap();
+    let fresh = AppState::new(Arc::new(store), dir.join("wh"), vec![], AuthMode::Tokens).unwrap();
+    let (status, again) = call(&fresh, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert!(fresh.tables_opened() > 0);
+    assert_eq!(again, fast);
+
+    // The table replaced at its location by one with more versions: its commits after
+    // version 4 are not a continuation of what was derived; the history starts over.
+    let old_uuid = fast["metadata"]["table-uuid"].clone();
+    std::fs::remove_dir_all(location.local_path().unwrap()).unwrap();
+    tarn_table::Table::create(
+        &location,
+        tarn_table::CreateOptions::new(
+            tarn_table::parse_columns("id bigint, amount decimal(12,2), tags array<string>")
+                .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    for k in 0..6 {
+        append(&location, dir, &[100 + k]).await;
+    }
+    let (status, replaced) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    let m = &replaced["metadata"];
+    assert_ne!(
+        m["table-uuid"], old_uuid,
+        "the old table's history was continued"
+    );
+    assert_eq!(m["current-snapshot-id"], 7);
+    assert_eq!(m["snapshots"].as_array().unwrap().len(), 7);
+    assert_eq!(m["snapshots"][6]["summary"]["total-records"], "6");
+}

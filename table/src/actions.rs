@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::commit_log::{self, Commit};
 use crate::error::{Error, ErrorKind, Result};
+use crate::location::TableLocation;
 use crate::table::Table;
 
 /// One data file, as a version's snapshot or a commit's `add`/`remove`/`cdc` names it.
@@ -309,6 +310,41 @@ impl Table {
             .map(|a| log_action(self.name(), version, a))
             .collect::<Result<_>>()?;
         Ok(CommitChanges { commit, actions })
+    }
+}
+
+/// A table's log read commit by commit, without loading a snapshot of the table: what a
+/// reader that keeps its own state (the Iceberg projection) needs to follow new versions
+/// at the cost of the new commits alone.
+pub struct TableLog {
+    /// The table, not loaded: only its log store is used.
+    unloaded: Table,
+}
+
+impl TableLog {
+    /// The log of the table at `location` (nothing is read yet).
+    pub fn open(location: &TableLocation) -> Result<Self> {
+        Ok(Self {
+            unloaded: Table {
+                location: location.clone(),
+                delta: Table::existing(location)?,
+            },
+        })
+    }
+
+    /// The commit that created `version` and its actions, as [`Table::commit_changes`].
+    pub async fn commit_changes(&self, version: u64) -> Result<CommitChanges> {
+        self.unloaded.commit_changes(version).await
+    }
+
+    /// The last version of an unbroken run of commits after `known` (which exists):
+    /// `known` itself when there is none.
+    pub async fn last_version_after(&self, known: u64) -> Result<u64> {
+        let mut last = known;
+        while Table::has_commit(&self.unloaded.location, last + 1).await? {
+            last += 1;
+        }
+        Ok(last)
     }
 }
 

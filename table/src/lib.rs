@@ -44,7 +44,7 @@ mod write;
 
 pub use actions::{
     CommitChanges, DataFile, DeletionVector, FileAction, FileFormat, FileStats, LogAction,
-    TableMetadata, TableProtocol,
+    TableLog, TableMetadata, TableProtocol,
 };
 pub use changes::{ChangeBatch, ChangeReport};
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};

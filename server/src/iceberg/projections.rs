@@ -1,6 +1,7 @@
 //! Each table's derived Iceberg history ([`tarn_iceberg::Projection`]), kept between
-//! requests so a load after a new Delta version derives only that version, and a load with
-//! no new version costs one metadata lookup (is there a commit after the derived one?).
+//! requests so a load after a new Delta version derives only that version, from its commit
+//! alone (no snapshot of the table is loaded), and a load with no new version costs one
+//! metadata lookup (is there a commit after the derived one?).
 //! One derivation per table at a time in this process (a per-table lock); across
 //! processes, the files are deterministic and the version records created only once.
 
@@ -10,7 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use tarn_iceberg::{OpenTable, Projection, Served};
-use tarn_table::{Table, TableLocation, TimeTravel};
+use tarn_table::{Table, TableLocation, TableLog, TimeTravel};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::limits::TableOpens;
@@ -77,6 +78,24 @@ impl Projections {
             .map_err(answer)?;
             if still_there && !newer {
                 return p.serve(current_only).await.map_err(answer);
+            }
+            if still_there {
+                // New versions of a table derived before: from their commits alone, without
+                // loading a snapshot of the table (whose cost grows with the table).
+                let log = TableLog::open(location).map_err(answer)?;
+                let fast = match log.last_version_after(p.version()).await {
+                    Ok(target) => p.catch_up_from_log(&log, target).await,
+                    Err(e) => Err(e),
+                };
+                match fast {
+                    Ok(true) => return p.serve(current_only).await.map_err(answer),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // As below: the next load derives the history again from the log.
+                        *guard = None;
+                        return Err(answer(e));
+                    }
+                }
             }
         }
         let latest = opens
