@@ -668,6 +668,36 @@ impl History {
     /// the current one with `current_only`), the schemas and specs, and the properties
     /// readers need. `Unsupported` when the last version cannot be served.
     pub fn metadata(&self, current_only: bool) -> Result<Value> {
+        let (mut head, snapshots) = self.metadata_parts(current_only)?;
+        head["snapshots"] = json!(snapshots);
+        Ok(head)
+    }
+
+    /// [`History::metadata`] as JSON text, written without copying the snapshots: with a
+    /// long history they are most of the text, and copying them into a new `Value` was
+    /// most of the cost of serving a new version.
+    pub fn metadata_text(&self, current_only: bool) -> Result<String> {
+        #[derive(serde::Serialize)]
+        struct Text<'a> {
+            #[serde(flatten)]
+            head: &'a Value,
+            snapshots: &'a [&'a Value],
+        }
+        let (head, snapshots) = self.metadata_parts(current_only)?;
+        serde_json::to_string(&Text {
+            head: &head,
+            snapshots: &snapshots,
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot write the metadata JSON: {e}"),
+            )
+        })
+    }
+
+    /// The table metadata JSON but its snapshots, and those snapshots.
+    fn metadata_parts(&self, current_only: bool) -> Result<(Value, Vec<&Value>)> {
         if let Some(reason) = &self.refused {
             return Err(unsupported(format!(
                 "version {} of the table cannot be read as Iceberg: {reason}",
@@ -720,7 +750,7 @@ impl History {
             }
         }
         let current_id = current["snapshot-id"].clone();
-        Ok(json!({
+        let head = json!({
             "format-version": 2,
             "table-uuid": table_uuid(&self.table_id),
             "location": self.root,
@@ -737,12 +767,12 @@ impl History {
             "properties": properties,
             "current-snapshot-id": current_id,
             "refs": {"main": {"snapshot-id": current_id, "type": "branch"}},
-            "snapshots": snapshots,
             "snapshot-log": log,
             "metadata-log": [],
             "statistics": [],
             "partition-statistics": [],
-        }))
+        });
+        Ok((head, snapshots))
     }
 
     /// How many live manifests the current snapshot lists.
@@ -1014,6 +1044,12 @@ mod tests {
         let step = h.apply(&commit(3, vec![remove])).unwrap();
         assert_eq!(kinds(&step), (1, 1));
         let m = h.metadata(false).unwrap();
+        // The text served and written says the same as the metadata value.
+        for current_only in [false, true] {
+            let text: Value =
+                serde_json::from_str(&h.metadata_text(current_only).unwrap()).unwrap();
+            assert_eq!(text, h.metadata(current_only).unwrap(), "{current_only}");
+        }
         assert_eq!(m["snapshots"].as_array().unwrap().len(), 4);
         assert_eq!(m["snapshots"][3]["summary"]["operation"], "delete");
         assert_eq!(m["snapshots"][3]["summary"]["total-data-files"], "999");

@@ -350,7 +350,7 @@ impl Projection {
         let location = format!("{}/metadata/v{v:020}.metadata.json", self.history.folder);
         if current_only {
             return Ok(Served {
-                metadata_json: Arc::new(self.history.metadata(true)?.to_string()),
+                metadata_json: Arc::new(self.history.metadata_text(true)?),
                 metadata_location: location,
             });
         }
@@ -359,9 +359,9 @@ impl Projection {
                 return Ok(served.clone());
             }
         }
-        let metadata = self.history.metadata(false)?.to_string();
+        let metadata = self.history.metadata_text(false)?;
         let name = format!("metadata/v{v:020}.metadata.json");
-        self.put(&name, metadata.clone().into_bytes()).await?;
+        self.put(&name, metadata.as_bytes().to_vec()).await?;
         self.forget_old_metadata(v).await;
         let served = Served {
             metadata_json: Arc::new(metadata),
