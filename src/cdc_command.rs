@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tarn_import::cdc::{
-    CdcOptions, CdcProgress, CdcTable, BEHIND_CHECK, BEHIND_WARN_BYTES, SPILL_BYTES,
+    CdcOptions, CdcProgress, CdcTable, BEHIND_CHECK, BEHIND_WARN_BYTES, PART_CHANGES, SPILL_BYTES,
 };
 use tarn_service::NewManagedTable;
 use tarn_table::TableLocation;
@@ -129,6 +129,11 @@ pub async fn run(args: ImportArgs, ctx: &Context, format: OutputFormat) -> Resul
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(SPILL_BYTES),
+        part_changes: std::env::var("TARN_CDC_PART_CHANGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(PART_CHANGES),
         copied: Some(copied_tx),
     };
     if args.drop_slot {

@@ -912,13 +912,109 @@ fn lag_is_seconds_behind_while_catching_up_and_small_once_caught_up() {
     assert_same(&url, &src, &table, &["id", "n", "name"]);
 }
 
+/// Runs `command` under `script`, which gives it a terminal (so that tarn shows its
+/// progress line), writing what it shows to `typescript`.
+fn on_a_terminal(command: &str, typescript: &std::path::Path) -> std::process::Child {
+    StdCommand::new("script")
+        .args(["-q", "-f", "-e", "-c", command])
+        .arg(typescript)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Whether `script` (util-linux) is here to give tarn a terminal; says why not.
+fn have_script() -> bool {
+    let here = StdCommand::new("script").arg("--version").output().is_ok();
+    if !here {
+        eprintln!("skipped: no `script` (util-linux) to give tarn a terminal");
+    }
+    here
+}
+
+/// The numbers the progress lines in `shown` give after `before` (up to the next space).
+fn shown_after(shown: &str, before: &str) -> Vec<f64> {
+    shown
+        .split(before)
+        .skip(1)
+        .filter_map(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+        .collect()
+}
+
+/// A catch-up's progress line counts, in bytes behind, the whole backlog from its start:
+/// the source's end of WAL, not how far the server has decoded (its keepalives say that).
+#[test]
+fn the_lag_in_bytes_counts_the_whole_backlog_from_the_start() {
+    let Some(url) = logical() else { return };
+    if !have_script() {
+        return;
+    }
+    let src = unique("cdc_lagbytes");
+    let slot = unique("tarn_test_lagbytes");
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        slot: slot.clone(),
+        tables: vec![src.clone()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("lagbytes").to_string_lossy().to_string();
+    create_mix_table(&url, &src, 200_000);
+    let args = ["--source", &src, "--into", &table, "--slot", &slot];
+    cdc(&url, &args);
+    let lsn = |url: &str| {
+        sql(url, "SELECT pg_current_wal_lsn()::text")[0][0]
+            .clone()
+            .unwrap()
+    };
+    let before = lsn(&url);
+    sql(
+        &url,
+        &format!("UPDATE {src} SET name = name || repeat('x', 200)"),
+    );
+    let backlog: f64 = sql(
+        &url,
+        &format!(
+            "SELECT (pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')::float8 / 1048576)::text"
+        ),
+    )[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let command = format!(
+        "exec {} import '{url}' --cdc {}",
+        tarn_path().display(),
+        args.join(" ")
+    );
+    let typescript = dir.path().join("typescript");
+    let mut child = on_a_terminal(&command, &typescript);
+    assert!(child.wait().unwrap().success());
+    let shown = std::fs::read_to_string(&typescript).unwrap();
+    // The lines before any change is applied: the first that shows bytes behind shows all.
+    let waiting: String = shown
+        .split(['\r', '\n'])
+        .filter(|l| l.contains(" 0 changes "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let first = shown_after(&waiting, " s (")
+        .into_iter()
+        .find(|mib| *mib > 0.0)
+        .unwrap_or(0.0);
+    assert!(
+        first >= backlog * 0.9,
+        "a backlog of {backlog:.1} MiB first showed as {first:.1} MiB behind: {waiting}"
+    );
+    assert_same(&url, &src, &table, &["id", "n", "name"]);
+}
+
 /// The progress line (on a terminal: run under `script`, which gives it one) shows the
-/// lag in seconds of changes that wait for their batch.
+/// lag of changes that wait for their batch, in seconds and in bytes.
 #[test]
 fn the_progress_line_shows_the_lag_of_waiting_changes() {
     let Some(url) = logical() else { return };
-    if StdCommand::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` (util-linux) to give tarn a terminal");
+    if !have_script() {
         return;
     }
     let src = unique("cdc_lagline");
@@ -930,7 +1026,7 @@ fn the_progress_line_shows_the_lag_of_waiting_changes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("lagline").to_string_lossy().to_string();
-    create_mix_table(&url, &src, 100);
+    create_mix_table(&url, &src, 20_000);
     let args = ["--source", &src, "--into", &table, "--slot", &slot];
     cdc(&url, &args);
     // A 4 s batch interval: the changes wait in the batch, their lag growing.
@@ -940,16 +1036,15 @@ fn the_progress_line_shows_the_lag_of_waiting_changes() {
         args.join(" ")
     );
     let typescript = dir.path().join("typescript");
-    let child = StdCommand::new("script")
-        .args(["-q", "-f", "-e", "-c", &command])
-        .arg(&typescript)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = on_a_terminal(&command, &typescript);
     std::thread::sleep(Duration::from_millis(1500));
-    write_mix(&url, &src, 100, 19, 20, 5, Duration::ZERO);
+    write_mix(&url, &src, 20_000, 19, 20, 5, Duration::ZERO);
+    // Some MiB of WAL, waiting in the batch too: the lag in bytes must show them (the
+    // stream's keepalives, every 30 s when following, cannot).
+    sql(
+        &url,
+        &format!("UPDATE {src} SET name = name || repeat('x', 100) WHERE id <= 20000"),
+    );
     std::thread::sleep(Duration::from_secs(3));
     // `script` runs tarn as its child: stop tarn itself.
     let tarn_pid = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", child.id()))
@@ -965,14 +1060,19 @@ fn the_progress_line_shows_the_lag_of_waiting_changes() {
     let mut child = child;
     assert!(child.wait().unwrap().success());
     let shown = std::fs::read_to_string(&typescript).unwrap();
-    let max_lag = shown
-        .split("lag ")
-        .skip(1)
-        .filter_map(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+    let max_lag = shown_after(&shown, "lag ")
+        .into_iter()
         .fold(0.0f64, f64::max);
     assert!(
         max_lag >= 1.5,
         "the progress line never showed a lag of 1.5 s or more: {shown:?}"
+    );
+    let max_mib = shown_after(&shown, " s (")
+        .into_iter()
+        .fold(0.0f64, f64::max);
+    assert!(
+        max_mib >= 1.0,
+        "the progress line never showed 1 MiB or more behind the source: {shown:?}"
     );
     assert_same(&url, &src, &table, &["id", "n", "name"]);
 }
@@ -1063,11 +1163,18 @@ fn a_transaction_larger_than_the_spill_threshold_is_applied_whole() {
     );
     let args = ["--source", &src, "--into", &table, "--slot", &slot];
     cdc(&url, &args);
+    let trace = dir.path().join("trace.jsonl");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let run_spilling = |args: &[&str]| -> Value {
+        let _ = std::fs::remove_file(&trace);
         let out = tarn()
+            .env("TMPDIR", &tmp)
             .args(["--format", "json", "import", &url, "--cdc", "--no-progress"])
             .args(args)
             .env("TARN_CDC_SPILL_BYTES", "20000")
+            .env("TARN_CDC_PART_CHANGES", "250")
+            .env("TARN_TEST_CDC_TRACE", &trace)
             .output()
             .unwrap();
         assert!(
@@ -1093,9 +1200,66 @@ fn a_transaction_larger_than_the_spill_threshold_is_applied_whole() {
              INSERT INTO {src} VALUES (300000, 3, 'after', NULL);"
         ),
     );
+    // How each spilled transaction was folded: in how many parts (null: whole, in memory).
+    let parts = || -> Vec<Value> {
+        std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("spilled").is_some())
+            .map(|v| v["parts"].clone())
+            .collect()
+    };
     let run = run_spilling(&args);
     assert_eq!(run["spilled_transactions"], 1, "{run}");
+    // A key changed: folded whole.
+    assert_eq!(parts(), vec![Value::Null]);
     let cols = ["id", "n", "name", "length(doc)"];
+    assert_same(&url, &src, &table, &cols);
+    // Without key changes, a spilled transaction is folded in parts of about 250 changes
+    // (memory holds one part; the MERGE reads the rows from a file): updates (twice, and
+    // leaving TOASTed values unchanged), deletes, inserts, an insert deleted again and a
+    // deleted key inserted again.
+    sql(
+        &url,
+        &format!(
+            "BEGIN;
+               UPDATE {src} SET n = n + 1;
+               UPDATE {src} SET name = 'twice' WHERE id % 7 = 0;
+               DELETE FROM {src} WHERE id % 11 = 0;
+               INSERT INTO {src} SELECT g, g, 'p', NULL FROM generate_series(400001, 401000) g;
+               DELETE FROM {src} WHERE id BETWEEN 400001 AND 400100;
+               INSERT INTO {src} VALUES (22, 22, 'back', NULL);
+               UPDATE {src} SET n = 5 WHERE id <= 5;
+             COMMIT;"
+        ),
+    );
+    // What a run killed while applying one leaves (its process gone) is removed; what a
+    // live process has is not.
+    let stale = tmp.join("tarn-cdc-4294967295-x");
+    let live = tmp.join(format!("tarn-cdc-{}-y", std::process::id()));
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+    let run = run_spilling(&args);
+    assert!(
+        !stale.exists(),
+        "a stale directory of a huge transaction was left"
+    );
+    assert!(live.exists(), "the directory of a live process was removed");
+    std::fs::remove_dir(&live).unwrap();
+    // Nothing of this run is left either.
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    assert_eq!(run["spilled_transactions"], 1, "{run}");
+    let used = parts();
+    assert!(
+        used.len() == 1 && used[0].as_u64().is_some_and(|n| n >= 20),
+        "folded in parts: {used:?}"
+    );
     assert_same(&url, &src, &table, &cols);
     // Spilled, a truncate and what follows it in the same transaction, too.
     sql(
@@ -1110,6 +1274,7 @@ fn a_transaction_larger_than_the_spill_threshold_is_applied_whole() {
     let run = run_spilling(&args);
     assert_eq!(run["spilled_transactions"], 1, "{run}");
     assert_eq!(run["tables"][0]["truncated"], true);
+    assert!(parts()[0].as_u64().is_some_and(|n| n > 1), "{:?}", parts());
     assert_same(&url, &src, &table, &cols);
     // Without the lowered threshold nothing spills.
     sql(&url, &format!("UPDATE {src} SET n = n + 1 WHERE id <= 100"));

@@ -2,8 +2,12 @@
 //! deletes, updates and inserts by key, or, when the batch truncated the table, an
 //! overwrite with the rows that survive.
 
+use std::path::PathBuf;
+
 use deltalake::arrow::array::RecordBatch;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::dataframe::DataFrame;
+use deltalake::datafusion::prelude::{col, lit, ParquetReadOptions, SessionContext};
+use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::input::InputSource;
@@ -11,9 +15,23 @@ use crate::location::TableLocation;
 use crate::table::Table;
 use crate::write::{WriteMode, WriteOptions};
 
+/// The rows of a [`ChangeBatch`].
+#[derive(Debug, Clone)]
+pub enum ChangeRows {
+    /// In memory.
+    Batch(RecordBatch),
+    /// In a Parquet file, for a batch larger than memory should hold: the MERGE then sorts
+    /// and joins within [`SPILLING_MERGE_MEMORY`] bytes, spilling to temporary files in the
+    /// file's directory beyond.
+    Parquet(PathBuf),
+}
+
+/// The memory pool of a MERGE whose rows come from a file ([`ChangeRows::Parquet`]).
+pub const SPILLING_MERGE_MEMORY: usize = 256 << 20;
+
 /// One batch of changes to one table.
 ///
-/// `batch` holds, per row: the table's columns (`columns`, by name; a column the table
+/// `rows` holds, per row: the table's columns (`columns`, by name; a column the table
 /// does not have yet is added), `__op` (`'U'`: the row exists after the batch, `'D'`: delete
 /// the matched row), `__mk_<i>` (the key of the target row it matches, per key column `i`),
 /// `__keep_<i>` per column index `i` in `kept` (true: keep the matched row's value, the
@@ -21,7 +39,7 @@ use crate::write::{WriteMode, WriteOptions};
 #[derive(Debug, Clone)]
 pub struct ChangeBatch {
     /// The rows, as described above.
-    pub batch: RecordBatch,
+    pub rows: ChangeRows,
     /// The key columns.
     pub keys: Vec<String>,
     /// The table's columns the rows carry.
@@ -64,11 +82,41 @@ impl Table {
             ))
         })?;
         let before = table.version();
+        let (state, source) = match &changes.rows {
+            ChangeRows::Batch(batch) => {
+                let ctx = SessionContext::new();
+                (
+                    crate::write::rewrite_session()?,
+                    ctx.read_batch(batch.clone())?,
+                )
+            }
+            ChangeRows::Parquet(path) => {
+                let spill_dir = path
+                    .parent()
+                    .map_or_else(std::env::temp_dir, |d| d.to_path_buf());
+                let state = crate::write::bounded_rewrite_state(SPILLING_MERGE_MEMORY, &spill_dir)?;
+                let ctx = SessionContext::new_with_state(state.clone());
+                let path = path.to_str().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the temporary file {} has a name that is not UTF-8",
+                        path.display()
+                    ))
+                })?;
+                let source = ctx
+                    .read_parquet(path, ParquetReadOptions::default())
+                    .await?;
+                (
+                    std::sync::Arc::new(state)
+                        as std::sync::Arc<dyn deltalake::datafusion::catalog::Session>,
+                    source,
+                )
+            }
+        };
         if changes.truncate {
-            return table.overwrite_with_changes(location, changes).await;
+            return table
+                .overwrite_with_changes(location, &changes, source)
+                .await;
         }
-        let ctx = SessionContext::new();
-        let source = ctx.read_batch(changes.batch.clone())?;
         let predicate = changes
             .keys
             .iter()
@@ -93,7 +141,7 @@ impl Table {
             .with_merge_schema(true)
             .with_commit_properties(props)
             .with_writer_properties(crate::write::writer_properties())
-            .with_session_state(crate::write::rewrite_session()?)
+            .with_session_state(state)
             .when_matched_delete(|d| d.predicate("source.\"__op\" = 'D'"))
             .map_err(|e| table.delta_error(e))?
             .when_matched_update(|mut update| {
@@ -135,34 +183,41 @@ impl Table {
         Ok((table, report))
     }
 
-    /// A truncating batch: the table's rows become the batch's surviving rows.
+    /// A truncating batch: the table's rows become the batch's surviving rows (`source`,
+    /// streamed).
     async fn overwrite_with_changes(
         &self,
         location: &TableLocation,
-        changes: ChangeBatch,
+        changes: &ChangeBatch,
+        source: DataFrame,
     ) -> Result<(Table, ChangeReport)> {
-        use deltalake::arrow::array::{Array, StringArray};
-        let batch = &changes.batch;
-        let op = batch
-            .column_by_name("__op")
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| Error::invalid("a change batch without __op"))?;
-        let keep: Vec<bool> = (0..op.len()).map(|i| op.value(i) == "U").collect();
-        let filtered = deltalake::arrow::compute::filter_record_batch(
-            batch,
-            &deltalake::arrow::array::BooleanArray::from(keep),
-        )?;
-        let indices: Vec<usize> = changes
-            .columns
-            .iter()
-            .map(|c| filtered.schema().index_of(c))
-            .collect::<std::result::Result<_, _>>()?;
-        let rows = filtered.project(&indices)?;
-        let n = rows.num_rows() as u64;
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let schema = rows.schema();
-        let _ = tx.send(Ok(rows)).await;
-        drop(tx);
+        let columns: Vec<&str> = changes.columns.iter().map(String::as_str).collect();
+        let rows = source
+            .filter(col("__op").eq(lit("U")))?
+            .select_columns(&columns)?;
+        let mut stream = rows.execute_stream().await?;
+        let schema = stream.schema();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let counted = count.clone();
+        let empty = deltalake::arrow::array::RecordBatch::new_empty(schema.clone());
+        let feed = tokio::spawn(async move {
+            let mut sent = false;
+            while let Some(batch) = stream.next().await {
+                sent = true;
+                let batch = batch.map_err(Error::from);
+                if let Ok(b) = &batch {
+                    counted.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                if tx.send(batch).await.is_err() {
+                    return;
+                }
+            }
+            if !sent {
+                // Nothing survives: the table is overwritten with no rows.
+                let _ = tx.send(Ok(empty)).await;
+            }
+        });
         let options = WriteOptions {
             mode: WriteMode::Overwrite,
             merge_schema: true,
@@ -171,12 +226,14 @@ impl Table {
             ..WriteOptions::default()
         };
         let input = InputSource::batches("changes", schema, rx);
-        let (table, report) = Table::write(location, vec![input], options).await?;
+        let written = Table::write(location, vec![input], options).await;
+        feed.abort();
+        let (table, report) = written?;
         Ok((
             table,
             ChangeReport {
                 version: report.version,
-                inserted: n,
+                inserted: count.load(std::sync::atomic::Ordering::Relaxed),
                 updated: 0,
                 deleted: 0,
             },

@@ -46,7 +46,7 @@ pub use actions::{
     CommitChanges, DataFile, DeletionVector, FileAction, FileFormat, FileStats, LogAction,
     TableLog, TableMetadata, TableProtocol,
 };
-pub use changes::{ChangeBatch, ChangeReport};
+pub use changes::{ChangeBatch, ChangeReport, ChangeRows, SPILLING_MERGE_MEMORY};
 pub use commit_log::{format_timestamp, parse_timestamp, Commit};
 pub use create::{CreateOptions, DEFAULT_CHECKPOINT_INTERVAL};
 pub use describe::{ColumnDescription, TableDescription};

@@ -412,11 +412,50 @@ pub(crate) fn writer_properties() -> WriterProperties {
 /// session also carries [`crate::plain_types::PlainTypesForWrites`], which casts what
 /// such a scan gives back to the plain types before it is written.
 pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
+    Ok(Arc::new(rewrite_state(&[], None)?))
+}
+
+/// [`rewrite_session`] for a MERGE whose source may be larger than memory (a huge source
+/// transaction of change data capture): its sorts and joins get a memory pool of
+/// `memory_limit` bytes and spill to temporary files in `spill_dir` beyond it, and the join
+/// is a sort-merge join (a hash join holds all of its source in memory).
+pub(crate) fn bounded_rewrite_state(
+    memory_limit: usize,
+    spill_dir: &std::path::Path,
+) -> Result<deltalake::datafusion::execution::SessionState> {
+    rewrite_state(
+        &[
+            ("datafusion.optimizer.prefer_hash_join", "false"),
+            ("datafusion.optimizer.repartition_joins", "true"),
+            // A sort-merge join needs more than one partition (DataFusion plans a hash join
+            // on one), whatever the cores.
+            ("datafusion.execution.target_partitions", "2"),
+        ],
+        Some((memory_limit, spill_dir)),
+    )
+}
+
+fn rewrite_state(
+    options: &[(&str, &str)],
+    memory_limit: Option<(usize, &std::path::Path)>,
+) -> Result<deltalake::datafusion::execution::SessionState> {
+    use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+    use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use deltalake::datafusion::execution::SessionStateBuilder;
-    let overrides = std::collections::HashMap::from([(
+    let mut overrides = std::collections::HashMap::from([(
         "datafusion.execution.parquet.schema_force_view_types".to_string(),
         "false".to_string(),
     )]);
+    for (k, v) in options {
+        overrides.insert(k.to_string(), v.to_string());
+    }
+    let internal = |e: deltalake::datafusion::error::DataFusionError| {
+        Error::new(
+            crate::error::ErrorKind::Internal,
+            "cannot configure the DataFusion session for the rewrite",
+        )
+        .with_source(e)
+    };
     let context = DeltaSessionContext::new_with_session_overrides(&overrides).map_err(|e| {
         Error::new(
             crate::error::ErrorKind::Internal,
@@ -424,10 +463,17 @@ pub(crate) fn rewrite_session() -> Result<Arc<dyn Session>> {
         )
         .with_source(e)
     })?;
-    let state = SessionStateBuilder::new_from_existing(context.state())
-        .with_physical_optimizer_rule(Arc::new(crate::plain_types::PlainTypesForWrites))
-        .build();
-    Ok(Arc::new(state))
+    let mut builder = SessionStateBuilder::new_from_existing(context.state())
+        .with_physical_optimizer_rule(Arc::new(crate::plain_types::PlainTypesForWrites));
+    if let Some((limit, spill_dir)) = memory_limit {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+            .with_temp_file_path(spill_dir)
+            .build_arc()
+            .map_err(internal)?;
+        builder = builder.with_runtime_env(runtime);
+    }
+    Ok(builder.build())
 }
 
 /// See [`writer_properties`].

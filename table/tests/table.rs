@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use tarn_table::{
-    parse_columns, ChangeBatch, CreateOptions, ErrorKind, InputSource, Table, TableLocation,
-    TimeTravel, WriteMode, WriteOptions,
+    parse_columns, ChangeBatch, ChangeRows, CreateOptions, ErrorKind, InputSource, Table,
+    TableLocation, TimeTravel, WriteMode, WriteOptions,
 };
 
 fn csv(dir: &std::path::Path, name: &str, content: &str) -> InputSource {
@@ -488,7 +488,7 @@ async fn files_written_by_every_rewrite_declare_plain_string_and_binary_types() 
     ])
     .unwrap();
     let changes = ChangeBatch {
-        batch,
+        rows: ChangeRows::Batch(batch),
         keys: vec!["id".into()],
         columns: vec!["id".into(), "name".into()],
         kept: vec![],

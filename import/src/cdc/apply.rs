@@ -1,12 +1,15 @@
 //! A folded batch of one table as the rows of a MERGE ([`tarn_table::ChangeBatch`]): the
 //! binary values decoded into Arrow columns, plus the match key, operation and keep flags.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tarn_table::deltalake::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use tarn_table::deltalake::arrow::datatypes::{DataType, Field, Schema};
 
 use super::fold::{decode_key, Cell, TableFold};
+use super::parts::{fold_change, Parts};
 use crate::postgres::{decode_value, Decoder};
 use crate::types::{ColBuilder, ColType};
 use crate::{Error, ErrorKind, Result};
@@ -41,11 +44,13 @@ pub(crate) fn stored_types(
 }
 
 /// The rows of one table's batch, for [`tarn_table::Table::apply_changes`]: the present
-/// columns' names, and the indexes (into them) of columns with keep flags.
+/// columns' names, and the indexes (into them) of columns with keep flags: those with a
+/// kept value in the batch, and those of `keep_slots` (column slots).
 pub(crate) fn change_rows(
     slots: &[Slot],
     key_slots: &[usize],
     fold: &TableFold,
+    keep_slots: &BTreeSet<usize>,
 ) -> Result<(RecordBatch, Vec<String>, Vec<usize>)> {
     let included: Vec<usize> = (0..slots.len()).filter(|i| slots[*i].present).collect();
     let live: Vec<_> = fold.live.values().collect();
@@ -84,7 +89,7 @@ pub(crate) fn change_rows(
         }
         fields.push(Field::new(&slot.name, slot.col_type.arrow(), true));
         arrays.push(b.finish());
-        if keep.iter().any(|k| *k) {
+        if keep_slots.contains(&s) || keep.iter().any(|k| *k) {
             kept.push(ci);
             keep_columns.push((ci, keep));
         }
@@ -133,4 +138,60 @@ pub(crate) fn change_rows(
     })?;
     let columns = included.iter().map(|s| slots[*s].name.clone()).collect();
     Ok((batch, columns, kept))
+}
+
+/// The rows of one table's huge transaction, for [`tarn_table::ChangeRows::Parquet`]: each
+/// part folded on its own and its rows appended to the Parquet file `dir/changes.parquet`
+/// (so that memory holds one part at a time). The file, the present columns' names and the
+/// indexes of columns with keep flags (the same in every part).
+pub(crate) fn change_file(
+    slots: &[Slot],
+    key_slots: &[usize],
+    parts: Parts,
+    dir: &Path,
+) -> Result<(PathBuf, Vec<String>, Vec<usize>)> {
+    use tarn_table::deltalake::parquet::arrow::ArrowWriter;
+    use tarn_table::deltalake::parquet::basic::Compression;
+    use tarn_table::deltalake::parquet::file::properties::WriterProperties;
+    let path = dir.join("changes.parquet");
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+                "a large source transaction is folded through a temporary file ({}), which failed: {e} (set TMPDIR to a directory with room)",
+                path.display()
+            ),
+        )
+    };
+    let keep_slots = parts.kept.clone();
+    let mut writer: Option<ArrowWriter<std::fs::File>> = None;
+    let mut columns = (Vec::new(), Vec::new());
+    for part in parts.into_parts()? {
+        let mut fold = TableFold::default();
+        for change in part {
+            fold_change(&mut fold, change?.1);
+        }
+        let (batch, names, kept) = change_rows(slots, key_slots, &fold, &keep_slots)?;
+        drop(fold);
+        if writer.is_none() {
+            let file = std::fs::File::create(&path).map_err(|e| failed(&e))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(64 * 1024))
+                .build();
+            writer = Some(
+                ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| failed(&e))?,
+            );
+            columns = (names, kept);
+        }
+        if let Some(w) = &mut writer {
+            w.write(&batch).map_err(|e| failed(&e))?;
+            // Each part's rows go to disk before the next part is folded.
+            w.flush().map_err(|e| failed(&e))?;
+        }
+    }
+    if let Some(w) = writer {
+        w.close().map_err(|e| failed(&e))?;
+    }
+    Ok((path, columns.0, columns.1))
 }

@@ -10,6 +10,7 @@
 
 mod apply;
 mod fold;
+mod parts;
 mod pgoutput;
 mod spill;
 mod stream;
@@ -119,9 +120,15 @@ pub struct CdcOptions {
     /// A source transaction whose changes hold more than this many bytes (roughly) is kept
     /// in a temporary file until its commit.
     pub spill_bytes: u64,
+    /// A spilled transaction is folded in parts of about this many changes each (the memory
+    /// of one part is what folding it needs), unless it updates a key.
+    pub part_changes: u64,
     /// Told the index (into `tables`) of each table whose initial copy has committed.
     pub copied: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
 }
+
+/// The default of [`CdcOptions::part_changes`].
+pub const PART_CHANGES: u64 = parts::CHANGES_PER_PART;
 
 /// The default of [`CdcOptions::spill_bytes`]: 64 MiB.
 pub const SPILL_BYTES: u64 = 64 << 20;

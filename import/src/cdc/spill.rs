@@ -63,7 +63,11 @@ pub(crate) struct TxnChanges {
     /// Spill once the changes in memory hold more than this.
     limit: usize,
     file: Option<BufWriter<File>>,
+    /// The write buffer of the file.
+    buffer: usize,
     spilled: u64,
+    /// A change moved a row to another key.
+    rekeyed: bool,
 }
 
 fn io_error(e: std::io::Error) -> Error {
@@ -80,13 +84,25 @@ fn io_error(e: std::io::Error) -> Error {
 impl TxnChanges {
     /// No changes yet; more than `limit` bytes of them go to a temporary file.
     pub(crate) fn new(limit: usize) -> TxnChanges {
+        TxnChanges::with_buffer(limit, 1 << 20)
+    }
+
+    /// [`Self::new`], with a write buffer of `buffer` bytes once spilled.
+    pub(crate) fn with_buffer(limit: usize, buffer: usize) -> TxnChanges {
         TxnChanges {
             memory: Vec::new(),
             bytes: 0,
             limit,
             file: None,
+            buffer,
             spilled: 0,
+            rekeyed: false,
         }
+    }
+
+    /// Whether a change moved a row to another key (an update of its key).
+    pub(crate) fn rekeyed(&self) -> bool {
+        self.rekeyed
     }
 
     /// Whether the changes are in a temporary file.
@@ -101,6 +117,14 @@ impl TxnChanges {
 
     /// Adds a change of table `t`.
     pub(crate) fn push(&mut self, t: usize, change: Change) -> Result<()> {
+        if let Change::Update {
+            old_key: Some(old),
+            key,
+            ..
+        } = &change
+        {
+            self.rekeyed |= old != key;
+        }
         if let Some(file) = &mut self.file {
             self.spilled += 1;
             return write_change(file, t, &change).map_err(io_error);
@@ -109,7 +133,7 @@ impl TxnChanges {
         self.memory.push((t, change));
         if self.bytes > self.limit {
             let mut file =
-                BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io_error)?);
+                BufWriter::with_capacity(self.buffer, tempfile::tempfile().map_err(io_error)?);
             for (t, c) in self.memory.drain(..) {
                 write_change(&mut file, t, &c).map_err(io_error)?;
                 self.spilled += 1;
@@ -129,7 +153,7 @@ impl TxnChanges {
                 let mut file = file.into_inner().map_err(|e| io_error(e.into_error()))?;
                 file.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 Ok(Changes::File(
-                    BufReader::with_capacity(1 << 20, file),
+                    BufReader::with_capacity(self.buffer, file),
                     self.spilled,
                 ))
             }

@@ -4,17 +4,18 @@
 //! slot only positions every table has committed, or, with nothing pending, the server's
 //! keepalive position.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tarn_table::{ChangeBatch, Table};
+use tarn_table::{ChangeBatch, ChangeRows, Table};
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::apply::{change_rows, Slot};
+use super::apply::{change_file, change_rows, Slot};
 use super::fold::{encode_key, Cell, Key, TableFold};
+use super::parts::{fold_change, parts_for, Parts};
 use super::pgoutput::{self, Lsn, Message, RelColumn, Value, Wire};
 use super::spill::{Change, TxnChanges};
 use super::{
@@ -49,6 +50,8 @@ struct Txn {
 /// The batch being filled.
 struct Batch {
     folds: Vec<TableFold>,
+    /// A huge transaction's changes, by table (then the batch holds that transaction alone).
+    parts: Vec<Option<Parts>>,
     end: Lsn,
     txns: u64,
     changes: u64,
@@ -61,6 +64,7 @@ impl Batch {
     fn new(tables: usize) -> Batch {
         Batch {
             folds: (0..tables).map(|_| TableFold::default()).collect(),
+            parts: (0..tables).map(|_| None).collect(),
             end: Lsn(0),
             txns: 0,
             changes: 0,
@@ -74,6 +78,7 @@ impl Batch {
 /// A batch handed to the committer, with the columns each table had when it was sealed.
 struct Sealed {
     folds: Vec<TableFold>,
+    parts: Vec<Option<Parts>>,
     slots: Vec<Vec<Slot>>,
     end: Lsn,
     changes: u64,
@@ -106,7 +111,8 @@ struct ReaderEnd {
     /// Source transactions kept in a temporary file until their commit.
     spilled: u64,
     confirmed: Lsn,
-    keepalive: Lsn,
+    /// The source's end of WAL at the end (what is behind is measured from it).
+    source_end: Lsn,
     error: Option<Error>,
 }
 
@@ -236,6 +242,9 @@ pub(crate) async fn follow(
                 inflight: VecDeque::new(),
                 behind_checked: Instant::now(),
                 behind_warned: None,
+                wal_end: Lsn(0),
+                wal_end_read: None,
+                wal_end_unreadable: false,
                 warnings: Vec::new(),
             };
             r.run(&names_slot, &names_pub, start, tx)
@@ -248,12 +257,15 @@ pub(crate) async fn follow(
     // How far behind the source the last batch committed was when its commits returned.
     let mut lag = Duration::ZERO;
     let mut failure = None;
-    while let Some(sealed) = rx.recv().await {
+    while let Some(mut sealed) = rx.recv().await {
         let mut committed_any = false;
         for (i, fold) in sealed.folds.iter().enumerate() {
-            if fold.is_empty() {
+            let parts = sealed.parts[i].take();
+            if fold.is_empty() && parts.is_none() {
                 continue;
             }
+            let counts = parts.as_ref().map_or(fold.counts, |p| p.counts);
+            let truncated = parts.as_ref().map_or(fold.truncated, |p| p.truncated);
             if sealed.end <= previous[i] {
                 continue;
             }
@@ -261,11 +273,7 @@ pub(crate) async fn follow(
                 fault("cdc:between-table-commits");
             }
             let t = &tables[i];
-            let kind = if fold.truncated {
-                "truncate"
-            } else {
-                "changes"
-            };
+            let kind = if truncated { "truncate" } else { "changes" };
             let mut info = serde_json::Map::new();
             info.insert(
                 super::COMMIT_KEY.into(),
@@ -277,20 +285,33 @@ pub(crate) async fn follow(
                     kind,
                     sealed.end,
                     Some(previous[i]),
-                    fold.counts,
+                    counts,
                 ),
             );
-            let result = change_rows(
-                &sealed.slots[i],
-                &key_slots(&t.source, &sealed.slots[i]),
-                fold,
-            )
-            .map(|(batch, columns, kept)| ChangeBatch {
-                batch,
+            let keys = key_slots(&t.source, &sealed.slots[i]);
+            // A huge transaction's rows go through a temporary file (removed with `_dir`).
+            let (rows, _dir) = match parts {
+                None => (
+                    change_rows(&sealed.slots[i], &keys, fold, &BTreeSet::new())
+                        .map(|(batch, columns, kept)| (ChangeRows::Batch(batch), columns, kept)),
+                    None,
+                ),
+                Some(parts) => {
+                    let slots = sealed.slots[i].clone();
+                    match rows_in_file(slots, keys, parts).await {
+                        Ok((dir, path, columns, kept)) => {
+                            (Ok((ChangeRows::Parquet(path), columns, kept)), Some(dir))
+                        }
+                        Err(e) => (Err(e), None),
+                    }
+                }
+            };
+            let result = rows.map(|(rows, columns, kept)| ChangeBatch {
+                rows,
                 keys: t.source.keys.clone(),
                 columns,
                 kept,
-                truncate: fold.truncated,
+                truncate: truncated,
                 app_transaction: (t.app.clone(), sealed.end.0 as i64),
                 commit_info: info,
             });
@@ -307,10 +328,10 @@ pub(crate) async fn follow(
                     );
                     committed_any = true;
                     let r = &mut reports[i];
-                    r.inserted += fold.counts.inserted;
-                    r.updated += fold.counts.updated;
-                    r.deleted += fold.counts.deleted;
-                    r.truncated |= fold.truncated;
+                    r.inserted += counts.inserted;
+                    r.updated += counts.updated;
+                    r.deleted += counts.deleted;
+                    r.truncated |= truncated;
                     r.commits += 1;
                     r.version = Some(report.version);
                     previous[i] = sealed.end;
@@ -367,12 +388,80 @@ pub(crate) async fn follow(
         changes: applied,
         stream_seconds: started.elapsed().as_secs_f64(),
         lag_seconds: (lag.as_secs_f64() * 1000.0).round() / 1000.0,
-        lag_bytes: end.keepalive.0.saturating_sub(d.0),
+        lag_bytes: end.source_end.0.saturating_sub(d.0),
         spilled_transactions: end.spilled,
         stopped: end.stopped.to_string(),
         warnings: end.warnings,
         tables: reports,
     })
+}
+
+/// The temporary directories of huge transactions: `<prefix><pid>-<random>` in `TMPDIR`.
+const WORK_DIR_PREFIX: &str = "tarn-cdc-";
+
+/// Removes the temporary directories of huge transactions left by runs that are gone (killed
+/// while applying one): those whose process no longer exists. Where processes cannot be
+/// looked up (no `/proc`), nothing is removed.
+fn remove_stale_work_dirs() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// [`change_file`] off the async threads: the temporary directory holding the file, the
+/// file, the present columns and the kept ones.
+async fn rows_in_file(
+    slots: Vec<Slot>,
+    keys: Vec<usize>,
+    parts: Parts,
+) -> Result<(
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<String>,
+    Vec<usize>,
+)> {
+    tokio::task::spawn_blocking(move || {
+        remove_stale_work_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{WORK_DIR_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "cannot create a temporary directory in {} for a large source transaction: {e} (set TMPDIR to a directory with room)",
+                        std::env::temp_dir().display()
+                    ),
+                )
+            })?;
+        let (path, columns, kept) = change_file(&slots, &keys, parts, dir.path())?;
+        Ok((dir, path, columns, kept))
+    })
+    .await
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("internal: folding a large source transaction failed: {e}"),
+        )
+    })?
 }
 
 /// The slot indexes of a table's key columns.
@@ -402,6 +491,11 @@ struct Reader {
     /// When the slot was last checked for being far behind, and last found so.
     behind_checked: Instant,
     behind_warned: Option<Instant>,
+    /// The source's end of WAL, as last read (`pg_current_wal_lsn()`), when, and whether it
+    /// cannot be read (a standby): then the stream's positions stand in for it.
+    wal_end: Lsn,
+    wal_end_read: Option<Instant>,
+    wal_end_unreadable: bool,
     warnings: Vec<String>,
 }
 
@@ -445,6 +539,37 @@ impl Reader {
                     self.warnings.push(w);
                     self.behind_warned = Some(Instant::now());
                 }
+            }
+        }
+    }
+
+    /// The source's end of WAL, read again when the last reading is a second old: how far
+    /// behind the run is, in bytes, is measured from it. The stream's own positions cannot
+    /// say: a logical walsender stamps its messages with the position of what it sends, and
+    /// its keepalives with how far it has sent, not with where the server's WAL ends.
+    fn read_wal_end(&mut self) {
+        if self.wal_end_unreadable
+            || self
+                .wal_end_read
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.wal_end_read = Some(Instant::now());
+        let read = self.catalog_conn().and_then(|conn| {
+            conn.rows("SELECT pg_current_wal_lsn()::text")
+                .map_err(|e| server("reading the source's WAL position", e))
+        });
+        match read {
+            Ok(rows) => {
+                if let Some(end) = rows.first().and_then(|r| Lsn::parse(&super::cell(r, 0))) {
+                    self.wal_end = self.wal_end.max(end);
+                }
+            }
+            Err(_) => {
+                // A standby has no current WAL position of its own; the figure is advice.
+                self.catalog = None;
+                self.wal_end_unreadable = true;
             }
         }
     }
@@ -545,17 +670,19 @@ impl Reader {
                     warnings: std::mem::take(&mut self.warnings),
                     spilled,
                     confirmed: sent,
-                    keepalive,
+                    source_end: self.wal_end.max(received).max(keepalive),
                     error: None,
                 });
             }
             let durable = self.durable();
             let pending = txn.is_some() || batch.txns > 0 || handed > durable;
             // Progress.
+            self.read_wal_end();
+            let source_end = self.wal_end.max(received).max(keepalive);
             self.opts
                 .progress
                 .lag_bytes
-                .store(keepalive.0.saturating_sub(durable.0), Ordering::Relaxed);
+                .store(source_end.0.saturating_sub(durable.0), Ordering::Relaxed);
             let lag = self.lag(txn.as_ref(), &batch);
             self.opts
                 .progress
@@ -747,32 +874,41 @@ impl Reader {
                                 ));
                             };
                             let _ = done.final_lsn;
+                            // A spilled transaction is folded in parts, as a batch of its own,
+                            // unless it moves rows to other keys (then it is folded whole).
+                            let in_parts = done.changes.is_spilled() && !done.changes.rekeyed();
+                            let n = parts_for(done.changes.len(), self.opts.part_changes);
                             if done.changes.is_spilled() {
                                 spilled += 1;
-                                trace(
-                                    json!({"spilled": done.changes.len(), "lsn": end_lsn.to_string()}),
-                                );
+                                trace(json!({
+                                    "spilled": done.changes.len(),
+                                    "parts": in_parts.then_some(n),
+                                    "lsn": end_lsn.to_string()
+                                }));
+                            }
+                            if in_parts && batch.txns > 0 {
+                                let sealed = self.seal(&mut batch);
+                                let (end, oldest) = (sealed.end, sealed.oldest_commit_time);
+                                self.hand_over(&tx, sealed, received, &mut sent)?;
+                                handed = end;
+                                self.handed(end, oldest);
                             }
                             for read in done.changes.into_changes()? {
                                 let (t, change) = read?;
                                 if end_lsn <= self.followed[t].version {
                                     continue;
                                 }
+                                batch.changes += 1;
+                                if in_parts {
+                                    batch.parts[t]
+                                        .get_or_insert_with(|| Parts::new(n))
+                                        .push(change)?;
+                                    continue;
+                                }
                                 let fold = &mut batch.folds[t];
                                 let before = fold.bytes;
-                                match change {
-                                    Change::Insert(k, c) => fold.insert(k, c),
-                                    Change::Update {
-                                        old_key,
-                                        old_row,
-                                        key,
-                                        cells,
-                                    } => fold.update(old_key, old_row.as_deref(), key, cells),
-                                    Change::Delete(k) => fold.delete(k),
-                                    Change::Truncate => fold.truncate(),
-                                }
+                                fold_change(fold, change);
                                 batch.bytes += fold.bytes - before;
-                                batch.changes += 1;
                             }
                             batch.end = end_lsn;
                             batch.txns += 1;
@@ -782,6 +918,13 @@ impl Reader {
                                     .unwrap_or(commit_time)
                                     .min(done.commit_time),
                             );
+                            if in_parts {
+                                let sealed = self.seal(&mut batch);
+                                let (end, oldest) = (sealed.end, sealed.oldest_commit_time);
+                                self.hand_over(&tx, sealed, received, &mut sent)?;
+                                handed = end;
+                                self.handed(end, oldest);
+                            }
                         }
                         Message::Other(_) => {}
                     }
@@ -831,7 +974,11 @@ impl Reader {
             warnings: std::mem::take(&mut self.warnings),
             spilled,
             confirmed: sent,
-            keepalive,
+            source_end: {
+                self.wal_end_read = None;
+                self.read_wal_end();
+                self.wal_end.max(received).max(keepalive)
+            },
             error: stop_error,
         })
     }
@@ -865,6 +1012,7 @@ impl Reader {
         let b = std::mem::replace(batch, Batch::new(self.followed.len()));
         Sealed {
             folds: b.folds,
+            parts: b.parts,
             slots: self.followed.iter().map(|f| f.slots.clone()).collect(),
             end: b.end,
             changes: b.changes,
@@ -1063,6 +1211,7 @@ fn unseal(sealed: Sealed, tables: usize) -> Batch {
     let _ = tables;
     Batch {
         folds: sealed.folds,
+        parts: sealed.parts,
         end: sealed.end,
         txns: sealed.txns,
         changes: sealed.changes,
