@@ -289,6 +289,7 @@ pub async fn serve(args: ServeArgs, ctx: &Context) -> Result<()> {
         auth,
     )
     .and_then(|s| s.with_public_url(args.public_url.clone()))
+    .and_then(|s| s.with_iceberg_metadata(args.iceberg_metadata.as_deref()))
     .map_err(Failure)?
     .with_storage_options(ctx.storage_options());
     let listener =

@@ -632,6 +632,12 @@ pub struct ServeArgs {
     /// Delta Sharing hands out. Default: http:// plus the Host of each request.
     #[arg(long, value_name = "URL", env = "TARN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Keep the derived Iceberg metadata (metadata JSON, manifest lists, manifests) under
+    /// this root (path or URL), a folder per table, instead of in each table's
+    /// `_tarn_iceberg/` folder: for tables on storage this server may read but not write.
+    /// Default: beside each table.
+    #[arg(long, value_name = "ROOT", env = "TARN_ICEBERG_METADATA")]
+    pub iceberg_metadata: Option<String>,
     /// Serve at most this many connections at once; past it, each new client takes the place
     /// of the connection idle longest. Lowered to fit the process's open-file limit.
     #[arg(long, value_name = "N", env = "TARN_MAX_CONNECTIONS", default_value_t = tarn_server::ServerLimits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

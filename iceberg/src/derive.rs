@@ -1,13 +1,14 @@
 //! One Iceberg snapshot per Delta version, derived incrementally: a version's adds become
 //! one new manifest, its removes rewrite only the manifests that held the removed files,
 //! and manifests are merged in size tiers so a snapshot's list stays short. The work for a
-//! version is proportional to what it changed.
+//! version is proportional to what it changed. The metadata JSON lists every snapshot
+//! whose files the table's name mapping reads (see [`schema::name_mapping`]).
 //!
 //! Everything here is a pure function of the Delta log (and of where it starts, the
 //! bootstrap version, which is part of the folder's name), so two servers deriving the same
 //! table write the same bytes under the same names; see [`crate::store`] for the files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 use tarn_table::{
@@ -76,6 +77,9 @@ pub struct History {
     next_manifest: u64,
     index: HashMap<String, u64>,
     snapshots: Vec<Value>,
+    /// Each snapshot as JSON text, and its `snapshot-log` entry, serialized once: the
+    /// metadata JSON of a new version copies them instead of serializing the history again.
+    snapshot_texts: Vec<(String, String)>,
     last_snapshot: Option<i64>,
     last_timestamp: i64,
     totals: Totals,
@@ -120,6 +124,7 @@ impl History {
             next_manifest: 0,
             index: HashMap::new(),
             snapshots: vec![],
+            snapshot_texts: vec![],
             last_snapshot: None,
             last_timestamp: i64::MIN,
             totals: Totals::default(),
@@ -230,9 +235,14 @@ impl History {
                 file.path
             )));
         }
-        if file.path.contains("://") || file.path.starts_with('/') {
+        // A relative path is percent-encoded: `..` may come as `%2E%2E`.
+        let leaves = file.path.split('/').any(|segment| {
+            percent_encoding::percent_decode_str(segment).decode_utf8_lossy() == ".."
+        });
+        if file.path.contains("://") || file.path.starts_with('/') || leaves {
             return Err(unsupported(format!(
-                "data file `{}` is outside the table's folder (a shallow clone?)",
+                "data file `{}` is outside the table's folder (an absolute path, as a shallow \
+                 clone writes, or one through `..`)",
                 file.path
             )));
         }
@@ -653,6 +663,9 @@ impl History {
         if let Some(p) = self.last_snapshot {
             snap["parent-snapshot-id"] = json!(p);
         }
+        let log = json!({"snapshot-id": snapshot_id, "timestamp-ms": timestamp});
+        self.snapshot_texts
+            .push((snap.to_string(), log.to_string()));
         self.snapshots.push(snap);
         self.last_snapshot = Some(snapshot_id);
     }
@@ -668,36 +681,51 @@ impl History {
     /// the current one with `current_only`), the schemas and specs, and the properties
     /// readers need. `Unsupported` when the last version cannot be served.
     pub fn metadata(&self, current_only: bool) -> Result<Value> {
-        let (mut head, snapshots) = self.metadata_parts(current_only)?;
+        let (mut head, served) = self.metadata_parts(current_only)?;
+        let snapshots: Vec<&Value> = served.iter().map(|&i| &self.snapshots[i]).collect();
+        head["snapshot-log"] = json!(snapshots
+            .iter()
+            .map(|s| json!({"snapshot-id": s["snapshot-id"], "timestamp-ms": s["timestamp-ms"]}))
+            .collect::<Vec<_>>());
         head["snapshots"] = json!(snapshots);
         Ok(head)
     }
 
-    /// [`History::metadata`] as JSON text, written without copying the snapshots: with a
-    /// long history they are most of the text, and copying them into a new `Value` was
-    /// most of the cost of serving a new version.
+    /// [`History::metadata`] as JSON text, with each snapshot's text (and log entry) as
+    /// it was serialized when derived: with a long history they are most of the text, and
+    /// serializing them again was most of the cost of serving a new version.
     pub fn metadata_text(&self, current_only: bool) -> Result<String> {
-        #[derive(serde::Serialize)]
-        struct Text<'a> {
-            #[serde(flatten)]
-            head: &'a Value,
-            snapshots: &'a [&'a Value],
+        let (head, served) = self.metadata_parts(current_only)?;
+        let texts: Vec<&(String, String)> =
+            served.iter().map(|&i| &self.snapshot_texts[i]).collect();
+        let mut text = head.to_string();
+        let size: usize = texts.iter().map(|(s, l)| s.len() + l.len() + 2).sum();
+        text.reserve(size + 40);
+        // The head is a non-empty object: its closing brace makes room for the rest.
+        text.pop();
+        text.push_str(",\"snapshot-log\":[");
+        for (i, (_, log)) in texts.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(log);
         }
-        let (head, snapshots) = self.metadata_parts(current_only)?;
-        serde_json::to_string(&Text {
-            head: &head,
-            snapshots: &snapshots,
-        })
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("cannot write the metadata JSON: {e}"),
-            )
-        })
+        text.push_str("],\"snapshots\":[");
+        for (i, (snapshot, _)) in texts.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(snapshot);
+        }
+        text.push_str("]}");
+        Ok(text)
     }
 
-    /// The table metadata JSON but its snapshots, and those snapshots.
-    fn metadata_parts(&self, current_only: bool) -> Result<(Value, Vec<&Value>)> {
+    /// The table metadata JSON but its snapshots and snapshot log, and which snapshots
+    /// (indexes) it serves: the current one, and unless `current_only` every older one
+    /// whose schema reads its files through the table's name mapping (see
+    /// [`schema::name_mapping`]).
+    fn metadata_parts(&self, current_only: bool) -> Result<(Value, Vec<usize>)> {
         if let Some(reason) = &self.refused {
             return Err(unsupported(format!(
                 "version {} of the table cannot be read as Iceberg: {reason}",
@@ -711,15 +739,34 @@ impl History {
         let schema = self
             .current_schema()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "no schema derived"))?;
-        let snapshots: Vec<&Value> = if current_only {
-            vec![current]
-        } else {
-            self.snapshots.iter().collect()
-        };
-        let log: Vec<Value> = snapshots
+        let n = self.snapshots.len();
+        // The current schema first, then the older ones, newest first.
+        let mut schemas: Vec<&Schema> = vec![schema];
+        schemas.extend(
+            self.schemas
+                .iter()
+                .rev()
+                .filter(|s| s.schema_id != schema.schema_id),
+        );
+        let (name_mapping, readable) = schema::name_mapping(&schemas);
+        let unreadable: HashSet<i64> = schemas
             .iter()
-            .map(|s| json!({"snapshot-id": s["snapshot-id"], "timestamp-ms": s["timestamp-ms"]}))
+            .zip(readable)
+            .filter(|(_, readable)| !readable)
+            .map(|(s, _)| i64::from(s.schema_id))
             .collect();
+        let served: Vec<usize> = if current_only {
+            vec![n - 1]
+        } else {
+            (0..n)
+                .filter(|&i| {
+                    i == n - 1
+                        || self.snapshots[i]["schema-id"]
+                            .as_i64()
+                            .is_none_or(|id| !unreadable.contains(&id))
+                })
+                .collect()
+        };
         let specs: Vec<Value> = self
             .specs
             .iter()
@@ -730,10 +777,7 @@ impl History {
             })
             .collect();
         let mut properties = Map::new();
-        properties.insert(
-            "schema.name-mapping.default".into(),
-            json!(schema.name_mapping()),
-        );
+        properties.insert("schema.name-mapping.default".into(), json!(name_mapping));
         properties.insert(
             "write.metadata.path".into(),
             json!(format!("{}/metadata", self.folder)),
@@ -767,12 +811,11 @@ impl History {
             "properties": properties,
             "current-snapshot-id": current_id,
             "refs": {"main": {"snapshot-id": current_id, "type": "branch"}},
-            "snapshot-log": log,
             "metadata-log": [],
             "statistics": [],
             "partition-statistics": [],
         });
-        Ok((head, snapshots))
+        Ok((head, served))
     }
 
     /// How many live manifests the current snapshot lists.
@@ -780,7 +823,7 @@ impl History {
         self.manifests.len()
     }
 
-    /// How many snapshots are served.
+    /// How many snapshots are derived (the metadata may leave some out: see [`History::metadata`]).
     pub fn snapshot_count(&self) -> usize {
         self.snapshots.len()
     }
@@ -1148,6 +1191,119 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(mapping.contains(r#""names":["col-day"]"#), "{mapping}");
+    }
+
+    /// The metadata of `schema` (Delta schema JSON fields), unpartitioned, with column
+    /// mapping when `mapped`.
+    fn with_fields(fields: &str, mapped: bool) -> LogAction {
+        let mut m = metadata();
+        m.schema_string = format!(r#"{{"type":"struct","fields":[{fields}]}}"#);
+        m.partition_columns = vec![];
+        if mapped {
+            m.configuration
+                .insert("delta.columnMapping.mode".into(), "name".into());
+        }
+        LogAction::Metadata(Box::new(m))
+    }
+
+    fn served(m: &Value) -> Vec<i64> {
+        m["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["snapshot-id"].as_i64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn older_snapshots_read_through_the_name_mapping_or_are_left_out() {
+        let field = |name: &str, t: &str| {
+            format!(r#"{{"name":"{name}","type":"{t}","nullable":true,"metadata":{{}}}}"#)
+        };
+        let mapped = |name: &str, id: i64| {
+            format!(
+                r#"{{"name":"{name}","type":"long","nullable":true,"metadata":{{"delta.columnMapping.id":{id},"delta.columnMapping.physicalName":"{name}"}}}}"#
+            )
+        };
+        let start = |fields: &str| {
+            let LogAction::Metadata(first) = with_fields(fields, false) else {
+                unreachable!()
+            };
+            let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+            h.rebase(0, 1_000, "WRITE", &first, &[]).unwrap();
+            h
+        };
+        let mut h = start(&[field("a", "long"), field("b", "long")].join(","));
+        // An overwrite drops `b` for `c`: the files of version 0 still say `b`, and the
+        // name mapping keeps it, so snapshot 1 still reads it.
+        let next = [field("a", "long"), field("c", "long")].join(",");
+        h.apply(&commit(1, vec![with_fields(&next, false)]))
+            .unwrap();
+        let m = h.metadata(false).unwrap();
+        assert_eq!(served(&m), vec![1, 2]);
+        let mapping: Value = serde_json::from_str(
+            m["properties"]["schema.name-mapping.default"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            mapping,
+            json!([{"field-id":1,"names":["a"]},{"field-id":3,"names":["c"]},{"field-id":2,"names":["b"]}])
+        );
+        // `c` again, as a string: a new field under the same name. The snapshot of the
+        // schema whose `c` was a long cannot be read through the one mapping and is left
+        // out; the others stay.
+        let next = [field("a", "long"), field("c", "string")].join(",");
+        h.apply(&commit(2, vec![with_fields(&next, false)]))
+            .unwrap();
+        let m = h.metadata(false).unwrap();
+        assert_eq!(served(&m), vec![1, 3], "{m}");
+        let log: Vec<i64> = m["snapshot-log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["snapshot-id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(log, vec![1, 3]);
+        let text: Value = serde_json::from_str(&h.metadata_text(false).unwrap()).unwrap();
+        assert_eq!(text, m);
+        assert_eq!(served(&h.metadata(true).unwrap()), vec![3]);
+
+        // Column mapping turned on later, with the ids Tarn had given by name: every
+        // snapshot stays. With other ids, the older snapshots are left out.
+        let mut h = start(&[field("a", "long"), field("b", "long")].join(","));
+        let next = [mapped("a", 1), mapped("b", 2)].join(",");
+        h.apply(&commit(1, vec![with_fields(&next, true)])).unwrap();
+        assert_eq!(served(&h.metadata(false).unwrap()), vec![1, 2]);
+        let mut h = start(&[field("a", "long"), field("b", "long")].join(","));
+        let next = [mapped("a", 2), mapped("b", 1)].join(",");
+        h.apply(&commit(1, vec![with_fields(&next, true)])).unwrap();
+        assert_eq!(served(&h.metadata(false).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn a_data_file_path_that_leaves_the_table_is_refused() {
+        for path in [
+            "../other/part-0.parquet",
+            "day=1/%2E%2E/%2e%2e/x.parquet",
+            "/etc/passwd",
+        ] {
+            let mut f = file(0);
+            f.path = path.into();
+            let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+            let err = h.rebase(0, 1_000, "WRITE", &metadata(), &[f]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{path}");
+            assert!(
+                err.message().contains("outside the table's folder"),
+                "{path}: {}",
+                err.message()
+            );
+        }
+        let mut f = file(0);
+        f.path = "day=2024-01-01/a..b.parquet".into();
+        let mut h = History::new("file:///t", "file:///t/_tarn_iceberg/x", "id");
+        h.rebase(0, 1_000, "WRITE", &metadata(), &[f]).unwrap();
     }
 
     #[test]

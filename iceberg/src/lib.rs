@@ -5,7 +5,9 @@
 //! statistics ([`values`], [`avro`]), manifest lists and the table metadata JSON
 //! ([`derive`]). The files go to the table's own store under
 //! `_tarn_iceberg/<delta-table-id>-<location hash>-b<first version>/` ([`Projection`]),
-//! a folder Delta's vacuum leaves alone (hidden: it starts with `_`).
+//! a folder Delta's vacuum leaves alone (hidden: it starts with `_`), or, when the server
+//! is given a metadata root (`tarn serve --iceberg-metadata`, for tables it may not write),
+//! under `<root>/<delta-table-id>-<longer location hash>-b<first version>/`.
 //!
 //! Every file is a pure function of the Delta log, so two servers write the same bytes
 //! under the same names; a version's record (`versions/<v>.json`, created only if absent)
@@ -71,8 +73,11 @@ pub struct Projection {
     history: History,
     location: TableLocation,
     store: Arc<dyn ObjectStore>,
-    /// `_tarn_iceberg/<key>` relative to the table root.
+    /// Where the files go, relative to `store`'s root: `_tarn_iceberg/<key>` under the
+    /// table root, or `<key>` under a metadata root given to the server.
     prefix: String,
+    /// Whether `prefix` is in the table's own folder (no metadata root).
+    beside_table: bool,
     committed: HashSet<u64>,
     cache: Option<(u64, Served)>,
     /// The version to start at, until the first step.
@@ -85,8 +90,16 @@ fn internal(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Internal, message)
 }
 
-fn store_error(what: &str, e: object_store::Error) -> Error {
-    internal(format!("cannot {what}: {e}"))
+/// A failed listing or write of the Iceberg files, naming the file or folder (`url`) and,
+/// when they go beside the table, how to keep them elsewhere.
+fn storage_error(what: &str, url: &str, beside_table: bool, e: object_store::Error) -> Error {
+    let hint = if beside_table {
+        " (a server that may not write there can keep the Iceberg metadata elsewhere: \
+         `tarn serve --iceberg-metadata ROOT`)"
+    } else {
+        ""
+    };
+    internal(format!("cannot {what} `{url}`: {e}{hint}"))
 }
 
 /// The table root as a URL with raw (percent-decoded) characters, no trailing `/`: readers
@@ -115,8 +128,11 @@ fn fault(point: &str) {
 
 impl Projection {
     /// The projection of the table `latest` (opened at its latest version), starting at
-    /// version 0 when the log still has it, else at the latest version.
-    pub async fn new(latest: &Table) -> Result<Self> {
+    /// version 0 when the log still has it, else at the latest version. Its files go under
+    /// the table's own `_tarn_iceberg/`, or, with `metadata_root`, under that root (for
+    /// tables whose storage the server may read but not write): `<root>/<key>`, the key
+    /// naming the table's id, location and first version, so tables never share a folder.
+    pub async fn new(latest: &Table, metadata_root: Option<&TableLocation>) -> Result<Self> {
         let location = latest.location().clone();
         let metadata = latest.metadata()?;
         let root = root_url(&location);
@@ -126,11 +142,21 @@ impl Projection {
             latest.version()
         };
         use sha2::Digest;
-        let hash = sha2::Sha256::digest(root.as_bytes());
-        let hash: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+        // The location's hash keeps tables apart. Under a shared metadata root it is long
+        // enough that no one can choose a location (or a table id, which the log states)
+        // that lands in another table's folder.
+        // Under a root it hashes the URL as written (percent-encoded), which names one
+        // location only; `root` is decoded (`a%2Fb` and `a/b` would meet).
+        let (hashed, width) = match metadata_root {
+            None => (root.as_str(), 4),
+            Some(_) => (location.url().as_str(), 16),
+        };
+        let digest = sha2::Sha256::digest(hashed.as_bytes());
+        let hash: String = digest[..width].iter().map(|b| format!("{b:02x}")).collect();
         let id: String = metadata
             .id
             .chars()
+            .take(64)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' {
                     c
@@ -139,15 +165,36 @@ impl Projection {
                 }
             })
             .collect();
-        let prefix = format!("{FOLDER}/{id}-{hash}-b{first}");
-        let folder = format!("{root}/{prefix}");
-        let store = latest.delta().log_store().object_store(None);
+        let key = format!("{id}-{hash}-b{first}");
+        let (prefix, folder, store) = match metadata_root {
+            None => {
+                let prefix = format!("{FOLDER}/{key}");
+                let folder = format!("{root}/{prefix}");
+                (
+                    prefix,
+                    folder,
+                    latest.delta().log_store().object_store(None),
+                )
+            }
+            Some(meta) => (
+                key.clone(),
+                format!("{}/{key}", root_url(meta)),
+                Table::store_at(meta)?,
+            ),
+        };
         let mut committed = HashSet::new();
         let listing = format!("{prefix}/versions/");
         let mut list = store.list(Some(&StorePath::from(listing.as_str())));
         use futures::StreamExt;
         while let Some(meta) = list.next().await {
-            let meta = meta.map_err(|e| store_error("list the Iceberg version records", e))?;
+            let meta = meta.map_err(|e| {
+                storage_error(
+                    "list the Iceberg version records in",
+                    &format!("{folder}/versions/"),
+                    metadata_root.is_none(),
+                    e,
+                )
+            })?;
             if let Some(v) = meta
                 .location
                 .filename()
@@ -165,6 +212,7 @@ impl Projection {
             location,
             store,
             prefix,
+            beside_table: metadata_root.is_none(),
             committed,
             cache: None,
             derived: 0,
@@ -298,10 +346,21 @@ impl Projection {
             .await
         {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(store_error("write the Iceberg version record", e)),
+            Err(e) => return Err(self.write_error(&format!("versions/{v:020}.json"), e)),
         }
         self.committed.insert(v);
         Ok(())
+    }
+
+    /// A failed write, naming the file's URL and what to do when the table's storage
+    /// cannot take the files.
+    fn write_error(&self, name: &str, e: object_store::Error) -> Error {
+        storage_error(
+            "write the Iceberg metadata file",
+            &format!("{}/{name}", self.history.folder),
+            self.beside_table,
+            e,
+        )
     }
 
     /// Deletes metadata JSON files more than [`KEEP_METADATA`] versions behind `v` and
@@ -338,7 +397,7 @@ impl Projection {
         self.store
             .put(&path, PutPayload::from(bytes))
             .await
-            .map_err(|e| store_error(&format!("write `{}`", path), e))?;
+            .map_err(|e| self.write_error(name, e))?;
         Ok(())
     }
 

@@ -148,39 +148,91 @@ impl Schema {
             .unwrap_or(0)
     }
 
-    /// `schema.name-mapping.default`: every field id with the name Parquet files use for it
-    /// (the physical name under column mapping; `element`, `key` and `value` inside lists
-    /// and maps), as JSON text.
+    /// `schema.name-mapping.default` for this schema alone, as JSON text (see
+    /// [`name_mapping`]).
     pub fn name_mapping(&self) -> String {
-        fn fields(fields: &[Field]) -> Vec<Value> {
-            fields
-                .iter()
-                .map(|f| entry(f.id, f.physical_name(), &f.field_type))
-                .collect()
-        }
-        fn entry(id: i32, name: &str, t: &Type) -> Value {
-            let mut e = json!({"field-id": id, "names": [name]});
-            let children = match t {
-                Type::Primitive(_) => vec![],
-                Type::Struct(s) => fields(&s.fields),
-                Type::List(l) => vec![entry(l.element_id, "element", &l.element)],
-                Type::Map(m) => vec![
-                    entry(m.key_id, "key", &m.key),
-                    entry(m.value_id, "value", &m.value),
-                ],
-            };
-            if !children.is_empty() {
-                e["fields"] = Value::Array(children);
-            }
-            e
-        }
-        Value::Array(fields(&self.fields)).to_string()
+        name_mapping(&[self]).0
     }
 
     /// Whether `other` is the same schema apart from its id.
     pub fn same_fields(&self, other: &Schema) -> bool {
         self.fields == other.fields
     }
+}
+
+/// One entry of a name mapping: a field id, the names it has had, its children.
+struct MappedField {
+    id: i32,
+    names: Vec<String>,
+    fields: Vec<MappedField>,
+}
+
+/// `schema.name-mapping.default` of a table whose snapshots use `schemas`, the current
+/// schema first, then older ones, newest first: every field id with the names Parquet
+/// files use for it (the physical name under column mapping; `element`, `key` and `value`
+/// inside lists and maps), in every schema, so that the files of older snapshots are read
+/// too (a column an overwrite dropped, a name before a rename). As JSON text, and for each
+/// schema whether its files read through the mapping give it its own ids: `false` when a
+/// name it uses means another field in a newer schema (a column dropped and added again
+/// with another type, or column mapping turned on with ids other than the ones given by
+/// name), so its snapshots cannot be served beside the newer ones.
+pub fn name_mapping(schemas: &[&Schema]) -> (String, Vec<bool>) {
+    fn add(level: &mut Vec<MappedField>, id: i32, name: &str, t: &Type) -> bool {
+        let at = match level.iter().position(|f| f.names.iter().any(|n| n == name)) {
+            Some(i) if level[i].id == id => i,
+            Some(_) => return false,
+            None => match level.iter().position(|f| f.id == id) {
+                Some(i) => {
+                    level[i].names.push(name.to_string());
+                    i
+                }
+                None => {
+                    level.push(MappedField {
+                        id,
+                        names: vec![name.to_string()],
+                        fields: vec![],
+                    });
+                    level.len() - 1
+                }
+            },
+        };
+        let children = &mut level[at].fields;
+        match t {
+            Type::Primitive(_) => true,
+            Type::Struct(s) => s.fields.iter().fold(true, |ok, f| {
+                add(children, f.id, f.physical_name(), &f.field_type) && ok
+            }),
+            Type::List(l) => add(children, l.element_id, "element", &l.element),
+            Type::Map(m) => {
+                let key = add(children, m.key_id, "key", &m.key);
+                add(children, m.value_id, "value", &m.value) && key
+            }
+        }
+    }
+    fn json(level: &[MappedField]) -> Value {
+        Value::Array(
+            level
+                .iter()
+                .map(|f| {
+                    let mut e = json!({"field-id": f.id, "names": f.names});
+                    if !f.fields.is_empty() {
+                        e["fields"] = json(&f.fields);
+                    }
+                    e
+                })
+                .collect(),
+        )
+    }
+    let mut top = Vec::new();
+    let readable = schemas
+        .iter()
+        .map(|s| {
+            s.fields.iter().fold(true, |ok, f| {
+                add(&mut top, f.id, f.physical_name(), &f.field_type) && ok
+            })
+        })
+        .collect();
+    (json(&top).to_string(), readable)
 }
 
 fn find<'a>(fields: &'a [Field], name: &str) -> Option<&'a Field> {

@@ -72,6 +72,9 @@ pub struct AppState {
     pub(crate) columns: Arc<unity::ColumnsCache>,
     /// Tables' derived Iceberg histories, kept between Iceberg requests.
     pub(crate) iceberg: Arc<iceberg::Projections>,
+    /// Where the derived Iceberg files go when not beside each table (a URL; `tarn serve
+    /// --iceberg-metadata`).
+    pub(crate) iceberg_metadata: Option<String>,
     /// The bound on tables opened at once, shared by every protocol.
     pub(crate) opens: Arc<TableOpens>,
     /// When set, only requests whose `Host` names this server are answered (see
@@ -116,6 +119,7 @@ impl AppState {
             secret: Arc::new(tokio::sync::OnceCell::new()),
             columns: Arc::new(unity::ColumnsCache::default()),
             iceberg: Arc::new(iceberg::Projections::default()),
+            iceberg_metadata: None,
             opens: Arc::new(TableOpens::default()),
             hosts: None,
             storage_options: Arc::new(Vec::new()),
@@ -132,6 +136,38 @@ impl AppState {
     /// A table location from the catalog or a request, with the server's storage options.
     pub fn location(&self, url: &str) -> Result<TableLocation, tarn_table::Error> {
         Ok(TableLocation::parse(url)?.with_storage_options(self.storage_options.iter().cloned()))
+    }
+
+    /// Keeps the derived Iceberg metadata under `root` (a path or URL), in a folder per
+    /// table, instead of under each table's `_tarn_iceberg/`: for tables on storage the
+    /// server may read but not write. A local root is created if missing.
+    pub fn with_iceberg_metadata(mut self, root: Option<&str>) -> Result<Self, String> {
+        let Some(root) = root else {
+            self.iceberg_metadata = None;
+            return Ok(self);
+        };
+        let location = TableLocation::parse(root)
+            .map_err(|e| format!("--iceberg-metadata `{root}`: {}", e.message()))?;
+        let url = match location.local_path() {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    format!(
+                        "cannot create the Iceberg metadata root `{}`: {e}",
+                        dir.display()
+                    )
+                })?;
+                let dir = dir.canonicalize().map_err(|e| {
+                    format!(
+                        "cannot resolve the Iceberg metadata root `{}`: {e}",
+                        dir.display()
+                    )
+                })?;
+                dir.to_string_lossy().to_string()
+            }
+            None => location.url().to_string(),
+        };
+        self.iceberg_metadata = Some(url);
+        Ok(self)
     }
 
     /// Sets the URL clients reach this server at (`http://host:port`, no path), used in

@@ -483,3 +483,137 @@ async fn new_versions_are_derived_from_their_commits_alone_as_a_fresh_server_der
     assert_eq!(m["snapshots"].as_array().unwrap().len(), 7);
     assert_eq!(m["snapshots"][6]["summary"]["total-records"], "6");
 }
+
+/// Every file under `dir`, relative to it, sorted.
+fn walkdir(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What a failed listing or write of the Iceberg files beside a table suggests.
+const HINT: &str = "tarn serve --iceberg-metadata ROOT";
+
+/// Opens tables for a projection, without a bound.
+struct Opens;
+
+impl tarn_iceberg::OpenTable for Opens {
+    fn open<'a>(
+        &'a self,
+        location: &'a tarn_table::TableLocation,
+        at: &'a tarn_table::TimeTravel,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = tarn_table::Result<tarn_table::Table>> + Send + 'a>,
+    > {
+        Box::pin(tarn_table::Table::open(location, at))
+    }
+}
+
+#[tokio::test]
+async fn metadata_goes_under_the_iceberg_metadata_root_when_the_table_cannot_take_it() {
+    let f = fixture().await;
+    create_table(&f.state, "orders").await;
+    let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
+    let (_, info) = call(
+        &f.state,
+        "GET",
+        &format!("{UC}/tables/main.shop.orders"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    let location =
+        tarn_table::TableLocation::parse(info["storage_location"].as_str().unwrap()).unwrap();
+    let table_dir = location.local_path().unwrap();
+    // The table's storage cannot take the folder (here: a file in its place).
+    std::fs::write(table_dir.join("_tarn_iceberg"), b"not a folder").unwrap();
+    let (status, e) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+    // The logged cause names the folder and the way out.
+    let latest = tarn_table::Table::open(&location, &tarn_table::TimeTravel::Latest)
+        .await
+        .unwrap();
+    let err = tarn_iceberg::Projection::new(&latest, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/_tarn_iceberg/") && err.contains(HINT),
+        "{err}"
+    );
+    // A write that fails says the same: here the folder of the manifests is a file.
+    std::fs::remove_file(table_dir.join("_tarn_iceberg")).unwrap();
+    let (status, _) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    append(&location, f._dir.path(), &[7]).await;
+    let manifests = walkdir(&table_dir)
+        .into_iter()
+        .find(|p| p.contains("/manifests/"))
+        .map(|p| table_dir.join(p).parent().unwrap().to_path_buf())
+        .unwrap();
+    std::fs::remove_dir_all(&manifests).unwrap();
+    std::fs::write(&manifests, b"not a folder").unwrap();
+    let latest = tarn_table::Table::open(&location, &tarn_table::TimeTravel::Latest)
+        .await
+        .unwrap();
+    let mut p = tarn_iceberg::Projection::new(&latest, None).await.unwrap();
+    let err = p.catch_up(&latest, &Opens).await.unwrap_err().to_string();
+    assert!(
+        err.contains("cannot write the Iceberg metadata file")
+            && err.contains("/manifests/")
+            && err.contains(HINT),
+        "{err}"
+    );
+    std::fs::remove_dir_all(table_dir.join("_tarn_iceberg")).unwrap();
+    std::fs::write(table_dir.join("_tarn_iceberg"), b"not a folder").unwrap();
+    let before = walkdir(&table_dir);
+
+    // The same server with a metadata root: the files go there, the table is untouched.
+    let root = f._dir.path().join("iceberg-meta");
+    let state = f
+        .state
+        .clone()
+        .with_iceberg_metadata(Some(root.to_str().unwrap()))
+        .unwrap();
+    let (status, loaded) = call(&state, "GET", &uri, Some("reader"), None).await;
+    assert_eq!(status, StatusCode::OK, "{loaded}");
+    let metadata = loaded["metadata-location"].as_str().unwrap();
+    let root = root.canonicalize().unwrap();
+    let path = std::path::Path::new(metadata.strip_prefix("file://").unwrap());
+    assert!(path.starts_with(&root), "{metadata}");
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(on_disk, loaded["metadata"]);
+    let list = loaded["metadata"]["snapshots"][0]["manifest-list"]
+        .as_str()
+        .unwrap();
+    assert!(std::path::Path::new(list.strip_prefix("file://").unwrap()).starts_with(&root));
+    let files = walkdir(&root);
+    assert!(
+        files.iter().any(|f| f.contains("/manifests/"))
+            && files.iter().any(|f| f.contains("/versions/")),
+        "{files:?}"
+    );
+    assert_eq!(walkdir(&table_dir), before, "the table's folder changed");
+    // A root that cannot be made is refused up front.
+    let bad = f._dir.path().join("wh/catalog.db/sub");
+    let refused = f
+        .state
+        .clone()
+        .with_iceberg_metadata(Some(bad.to_str().unwrap()))
+        .unwrap_err();
+    assert!(
+        refused.contains("cannot create the Iceberg metadata root"),
+        "{refused}"
+    );
+}

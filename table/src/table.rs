@@ -84,6 +84,12 @@ impl Table {
             .map_err(|e| Error::from_delta(location.display_name(), e))
     }
 
+    /// An object store rooted at `location` (which need not hold a table), reached with
+    /// its storage options as a table there would be: for files kept beside tables.
+    pub fn store_at(location: &TableLocation) -> Result<Arc<dyn object_store::ObjectStore>> {
+        Ok(Self::unloaded(location)?.log_store().object_store(None))
+    }
+
     /// Runs `make` (which creates a table) with the local directory in place, removing the
     /// directory again if `make` fails and the directory did not exist before.
     pub(crate) async fn with_local_dir<T, F>(location: &TableLocation, make: F) -> Result<T>

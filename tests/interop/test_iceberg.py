@@ -552,6 +552,34 @@ def test_a_column_mapped_deltalake_table_reads_at_every_version_as_tarn_does_acr
     assert_reads_as_tarn_does(tarn, w, "mapped", attached_duckdb(w, "ext-mapped"), [0, 1, 2, 3])
 
 
+def test_older_versions_read_as_tarn_does_after_overwrites_that_change_the_schema(
+    tarn: TarnCli, warehouse: Warehouse
+) -> None:
+    """python deltalake's `schema_mode="overwrite"` replaces a table's columns: the files of
+    older versions keep the old column names, which the name mapping must still map. When a
+    name comes back as another field (`c`, a double, then a string), the snapshot of the
+    older schema cannot be read through the one mapping: it is left out, and says so."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    w = warehouse
+    path = w.tmp / "lake" / "reshaped"
+    ids = lambda *v: pa.array(v, pa.int64())  # noqa: E731
+    write_deltalake(str(path), pa.table({"id": ids(1, 2, 3), "b": pa.array(["x", "y", None])}))
+    write_deltalake(str(path), pa.table({"id": ids(4, 5), "c": pa.array([1.5, None])}), mode="overwrite",
+                    schema_mode="overwrite")
+    write_deltalake(str(path), pa.table({"id": ids(6), "d": pa.array([True])}), mode="append", schema_mode="merge")
+    write_deltalake(str(path), pa.table({"id": ids(7, 8), "c": pa.array(["s", None])}), mode="overwrite",
+                    schema_mode="overwrite")
+    tarn.run(*w.g(), "register", "main.shop.reshaped", str(path))
+
+    table = catalog(w).load_table("shop.reshaped")
+    assert [s.snapshot_id for s in table.snapshots()] == [1, 4], "versions 1 and 2 had `c` as a double"
+    assert_reads_as_tarn_does(tarn, w, "reshaped", attached_duckdb(w, "ext-reshaped"), [0, 3])
+    with pytest.raises(ValueError, match="Snapshot not found: 2"):
+        table.scan(snapshot_id=2).to_arrow()
+
+
 def test_a_column_mapped_table_with_deletion_vectors_is_still_refused(tarn: TarnCli, warehouse: Warehouse) -> None:
     from pyiceberg.exceptions import RESTError
 
@@ -564,3 +592,39 @@ def test_a_column_mapped_table_with_deletion_vectors_is_still_refused(tarn: Tarn
     assert "deletion vector" in str(refused.value), str(refused.value)
     status, body = http(w.server, "GET", "/iceberg/v1/main/namespaces/shop/tables/dvcm", w.token)
     assert status == 406 and body["error"]["type"] == "UnsupportedOperationException"
+
+
+def test_a_server_with_iceberg_metadata_keeps_it_there_and_pyiceberg_and_duckdb_read_it(
+    tarn: TarnCli, warehouse: Warehouse
+) -> None:
+    """`tarn serve --iceberg-metadata ROOT`: for tables whose storage the server may not
+    write (here a file named `_tarn_iceberg` stands in the folder's way), the derived files
+    go under ROOT and both clients read them."""
+    w = warehouse
+    root = next((w.wh / "main" / "shop").glob("orders_*"))
+    (root / "_tarn_iceberg").write_bytes(b"in the way")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    status, body = w.server.request("GET", "/iceberg/v1/main/namespaces/shop/tables/orders", w.token)
+    assert status == 500, body
+
+    meta = w.tmp / "iceberg-meta"
+    server = TarnServer(tarn.binary, *w.g(), extra=("--iceberg-metadata", str(meta)))
+    try:
+        table = catalog(w, server).load_table("shop.orders")
+        assert table.metadata_location.startswith(f"file://{meta.resolve()}/"), table.metadata_location
+        for v in range(5):
+            columns = EVOLVED_COLUMNS if v >= 3 else ORDERS_COLUMNS
+            got = arrow_rows(table.scan(snapshot_id=v + 1).to_arrow(), columns, f"pyiceberg snapshot {v + 1}")
+            assert got == tarn_rows(tarn, w, "orders", columns, version=v), f"version {v}"
+        con = duckdb_with_iceberg(w.tmp / "ext")
+        con.execute(f"CREATE SECRET (TYPE iceberg, TOKEN '{w.token}')")
+        con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{server.url}/iceberg')")
+        cur = con.execute("SELECT * FROM ice.shop.orders")
+        names = [d[0] for d in cur.description]
+        got = canonical_rows([dict(zip(names, r)) for r in cur.fetchall()], EVOLVED_COLUMNS, source="duckdb")
+        assert got == tarn_rows(tarn, w, "orders", EVOLVED_COLUMNS)
+        assert len(list(meta.glob("*/versions/*.json"))) == 5
+        assert list(meta.glob("*/manifests/*")) and list(meta.glob("*/metadata/*.metadata.json"))
+        assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before, "the table's folder changed"
+    finally:
+        assert server.stop() == 0

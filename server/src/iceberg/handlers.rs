@@ -257,9 +257,13 @@ pub(super) async fn load_table(
         ));
     }
     let location = s.location(&info.storage_location)?;
+    let metadata_root = match &s.iceberg_metadata {
+        Some(root) => Some(s.location(root)?),
+        None => None,
+    };
     let served = s
         .iceberg
-        .load(&s.opens, &location, current_only)
+        .load(&s.opens, &location, metadata_root.as_ref(), current_only)
         .await
         .map_err(|e| {
             if e.kind() == ErrorKind::Unsupported {

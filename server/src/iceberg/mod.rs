@@ -3,7 +3,8 @@
 //! `iceberg` extension, Trino, Spark...). A catalog is a `warehouse` (and the `prefix` of
 //! every route), a schema a namespace. Loading a table derives its Iceberg metadata from
 //! the Delta log (`tarn_iceberg`, one snapshot per Delta version, snapshot id = version
-//! + 1) and writes the files under the table's `_tarn_iceberg/` folder.
+//! + 1) and writes the files under the table's `_tarn_iceberg/` folder, or under the
+//! server's metadata root (`tarn serve --iceberg-metadata`).
 //!
 //! Read-only: every write route answers 406 `UnsupportedOperationException`. Tokens and
 //! scopes are the Unity Catalog API's (`read` suffices). Errors are [`ApiError`]s in
@@ -120,7 +121,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             get(load_table).fallback(read_only),
             of_table(op(
                 "icebergLoadTable",
-                "Load a table: its Iceberg metadata, one snapshot per Delta version",
+                "Load a table: its Iceberg metadata, one snapshot per Delta version it can serve",
             ))
             .query::<LoadQuery>()
             .answers::<wire::LoadTable>(),

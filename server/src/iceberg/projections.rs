@@ -59,11 +59,14 @@ impl Projections {
         slots.entry(key.to_string()).or_default().clone()
     }
 
-    /// The Iceberg metadata of the table at `location` as of its latest version.
+    /// The Iceberg metadata of the table at `location` as of its latest version, its files
+    /// under the table's own folder or under `metadata_root` (`tarn serve
+    /// --iceberg-metadata`).
     pub async fn load(
         &self,
         opens: &TableOpens,
         location: &TableLocation,
+        metadata_root: Option<&TableLocation>,
         current_only: bool,
     ) -> Result<Served, ApiError> {
         let slot = self.slot(location.url().as_str());
@@ -108,7 +111,9 @@ impl Projections {
             .is_some_and(|p| p.table_id() == id && p.version() <= latest.version());
         let mut projection = match (reuse, guard.take()) {
             (true, Some(p)) => p,
-            _ => Projection::new(&latest).await.map_err(answer)?,
+            _ => Projection::new(&latest, metadata_root)
+                .await
+                .map_err(answer)?,
         };
         // On an error the history is dropped: the next load derives it again from the log
         // (files of versions already recorded are not written again).

@@ -114,7 +114,8 @@ pub struct TableMetadata {
     pub current_snapshot_id: Option<i64>,
     /// Named references: `main`.
     pub refs: BTreeMap<String, serde_json::Value>,
-    /// One snapshot per Delta version.
+    /// One snapshot per Delta version it can serve (see docs/server.md, "What is not
+    /// served").
     pub snapshots: Vec<serde_json::Value>,
     /// When each snapshot became current.
     pub snapshot_log: Vec<serde_json::Value>,
