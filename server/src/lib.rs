@@ -142,6 +142,8 @@ impl AppState {
     /// table, instead of under each table's `_tarn_iceberg/`: for tables on storage the
     /// server may read but not write. A local root is created if missing.
     pub fn with_iceberg_metadata(mut self, root: Option<&str>) -> Result<Self, String> {
+        // Projections kept so far write elsewhere.
+        self.iceberg = Arc::new(iceberg::Projections::default());
         let Some(root) = root else {
             self.iceberg_metadata = None;
             return Ok(self);
