@@ -560,7 +560,13 @@ async fn metadata_goes_under_the_iceberg_metadata_root_when_the_table_cannot_tak
     let manifests = walkdir(&table_dir)
         .into_iter()
         .find(|p| p.contains("/versions/"))
-        .map(|p| table_dir.join(p).parent().unwrap().with_file_name("manifests"))
+        .map(|p| {
+            table_dir
+                .join(p)
+                .parent()
+                .unwrap()
+                .with_file_name("manifests")
+        })
         .unwrap();
     let _ = std::fs::remove_dir_all(&manifests);
     std::fs::write(&manifests, b"not a folder").unwrap();
