@@ -199,9 +199,14 @@ pub fn name_mapping(schemas: &[&Schema]) -> (String, Vec<bool>) {
         let children = &mut level[at].fields;
         match t {
             Type::Primitive(_) => true,
-            Type::Struct(s) => s.fields.iter().fold(true, |ok, f| {
-                add(children, f.id, f.physical_name(), &f.field_type) && ok
-            }),
+            Type::Struct(s) => {
+                // Every field is added, even after a conflict (no short circuit).
+                let mut ok = true;
+                for f in &s.fields {
+                    ok &= add(children, f.id, f.physical_name(), &f.field_type);
+                }
+                ok
+            }
             Type::List(l) => add(children, l.element_id, "element", &l.element),
             Type::Map(m) => {
                 let key = add(children, m.key_id, "key", &m.key);
@@ -227,9 +232,11 @@ pub fn name_mapping(schemas: &[&Schema]) -> (String, Vec<bool>) {
     let readable = schemas
         .iter()
         .map(|s| {
-            s.fields.iter().fold(true, |ok, f| {
-                add(&mut top, f.id, f.physical_name(), &f.field_type) && ok
-            })
+            let mut ok = true;
+            for f in &s.fields {
+                ok &= add(&mut top, f.id, f.physical_name(), &f.field_type);
+            }
+            ok
         })
         .collect();
     (json(&top).to_string(), readable)

@@ -3,8 +3,8 @@
 //! `iceberg` extension, Trino, Spark...). A catalog is a `warehouse` (and the `prefix` of
 //! every route), a schema a namespace. Loading a table derives its Iceberg metadata from
 //! the Delta log (`tarn_iceberg`, one snapshot per Delta version, snapshot id = version
-//! + 1) and writes the files under the table's `_tarn_iceberg/` folder, or under the
-//! server's metadata root (`tarn serve --iceberg-metadata`).
+//! plus one) and writes the files under the table's `_tarn_iceberg/` folder, or under
+//! the server's metadata root (`tarn serve --iceberg-metadata`).
 //!
 //! Read-only: every write route answers 406 `UnsupportedOperationException`. Tokens and
 //! scopes are the Unity Catalog API's (`read` suffices). Errors are [`ApiError`]s in
