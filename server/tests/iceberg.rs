@@ -398,6 +398,19 @@ async fn load_table_derives_metadata_with_field_ids_and_writes_it_under_the_tabl
     );
 }
 
+/// The storage location of `main.shop.<name>`, as the Unity Catalog API gives it.
+async fn table_location(state: &AppState, name: &str) -> tarn_table::TableLocation {
+    let (_, info) = call(
+        state,
+        "GET",
+        &format!("{UC}/tables/main.shop.{name}"),
+        Some("reader"),
+        None,
+    )
+    .await;
+    tarn_table::TableLocation::parse(info["storage_location"].as_str().unwrap()).unwrap()
+}
+
 /// Appends `ids` to the table at `location` (a `tarn write` of a CSV file).
 async fn append(location: &tarn_table::TableLocation, dir: &std::path::Path, ids: &[i64]) {
     let csv = dir.join("rows.csv");
@@ -416,16 +429,7 @@ async fn new_versions_are_derived_from_their_commits_alone_as_a_fresh_server_der
     let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
     let (status, first) = call(&f.state, "GET", &uri, Some("reader"), None).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let (_, info) = call(
-        &f.state,
-        "GET",
-        &format!("{UC}/tables/main.shop.orders"),
-        Some("reader"),
-        None,
-    )
-    .await;
-    let location =
-        tarn_table::TableLocation::parse(info["storage_location"].as_str().unwrap()).unwrap();
+    let location = table_location(&f.state, "orders").await;
     let dir = f._dir.path();
     for k in 0..3 {
         append(&location, dir, &[3 * k, 3 * k + 1, 3 * k + 2]).await;
@@ -525,16 +529,7 @@ async fn metadata_goes_under_the_iceberg_metadata_root_when_the_table_cannot_tak
     let f = fixture().await;
     create_table(&f.state, "orders").await;
     let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
-    let (_, info) = call(
-        &f.state,
-        "GET",
-        &format!("{UC}/tables/main.shop.orders"),
-        Some("reader"),
-        None,
-    )
-    .await;
-    let location =
-        tarn_table::TableLocation::parse(info["storage_location"].as_str().unwrap()).unwrap();
+    let location = table_location(&f.state, "orders").await;
     let table_dir = location.local_path().unwrap();
     // The table's storage cannot take the folder (here: a file in its place).
     std::fs::write(table_dir.join("_tarn_iceberg"), b"not a folder").unwrap();
