@@ -62,8 +62,18 @@ pub struct Served {
     /// The table metadata, serialized (as in the file): kept so a repeated load costs no
     /// serialization of the whole history.
     pub metadata_json: Arc<String>,
-    /// The URL of the metadata JSON file.
+    /// The URL of the metadata JSON file (every snapshot, whichever the answer lists).
     pub metadata_location: String,
+    /// The Delta version it is the metadata of.
+    pub version: u64,
+}
+
+/// The answers of the last served version: with every snapshot, and with the current one
+/// only once asked for.
+#[derive(Debug)]
+struct ServedCache {
+    all: Served,
+    current: Option<Served>,
 }
 
 /// The Iceberg projection of one Delta table: its derived history (in memory) and the
@@ -79,7 +89,7 @@ pub struct Projection {
     /// Whether `prefix` is in the table's own folder (no metadata root).
     beside_table: bool,
     committed: HashSet<u64>,
-    cache: Option<(u64, Served)>,
+    cache: Option<ServedCache>,
     /// The version to start at, until the first step.
     first: Option<u64>,
     /// How many versions this process derived (for tests and figures).
@@ -404,29 +414,42 @@ impl Projection {
     /// The metadata of the last derived version (only the current snapshot with
     /// `current_only`), its file written once per version. `Unsupported` when that
     /// version cannot be read as Iceberg.
+    ///
+    /// Either way the file at `metadata_location` holds every snapshot, and is written
+    /// before the first answer of its version: a client may read the file rather than the
+    /// answer. Both answers are kept until the next version.
     pub async fn serve(&mut self, current_only: bool) -> Result<Served> {
         let v = self.history.version;
-        let location = format!("{}/metadata/v{v:020}.metadata.json", self.history.folder);
-        if current_only {
-            return Ok(Served {
-                metadata_json: Arc::new(self.history.metadata_text(true)?),
-                metadata_location: location,
-            });
-        }
-        if let Some((cached, served)) = &self.cache {
-            if *cached == v {
-                return Ok(served.clone());
+        let cache = match self.cache.take() {
+            Some(cache) if cache.all.version == v => cache,
+            _ => {
+                let metadata = self.history.metadata_text(false)?;
+                let name = format!("metadata/v{v:020}.metadata.json");
+                self.put(&name, metadata.as_bytes().to_vec()).await?;
+                self.forget_old_metadata(v).await;
+                ServedCache {
+                    all: Served {
+                        metadata_json: Arc::new(metadata),
+                        metadata_location: format!("{}/{name}", self.history.folder),
+                        version: v,
+                    },
+                    current: None,
+                }
             }
-        }
-        let metadata = self.history.metadata_text(false)?;
-        let name = format!("metadata/v{v:020}.metadata.json");
-        self.put(&name, metadata.as_bytes().to_vec()).await?;
-        self.forget_old_metadata(v).await;
-        let served = Served {
-            metadata_json: Arc::new(metadata),
-            metadata_location: location,
         };
-        self.cache = Some((v, served.clone()));
-        Ok(served)
+        let cache = self.cache.insert(cache);
+        if !current_only {
+            return Ok(cache.all.clone());
+        }
+        if let Some(current) = &cache.current {
+            return Ok(current.clone());
+        }
+        let current = Served {
+            metadata_json: Arc::new(self.history.metadata_text(true)?),
+            metadata_location: cache.all.metadata_location.clone(),
+            version: v,
+        };
+        cache.current = Some(current.clone());
+        Ok(current)
     }
 }

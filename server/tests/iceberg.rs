@@ -488,6 +488,43 @@ async fn new_versions_are_derived_from_their_commits_alone_as_a_fresh_server_der
     assert_eq!(m["snapshots"][6]["summary"]["total-records"], "6");
 }
 
+/// A `snapshots=refs` answer names the same metadata file as the full one, written before
+/// the answer (a client may read the file): the first load of a table and the first load
+/// after a new version alike. The answers kept between loads follow new versions.
+#[tokio::test]
+async fn a_refs_load_names_a_metadata_file_that_exists_with_every_snapshot() {
+    let f = fixture().await;
+    create_table(&f.state, "orders").await;
+    let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
+    let location = table_location(&f.state, "orders").await;
+    let dir = f._dir.path();
+    append(&location, dir, &[1, 2]).await;
+    for round in 0..2 {
+        let refs_uri = format!("{uri}?snapshots=refs");
+        let (status, refs) = call(&f.state, "GET", &refs_uri, Some("reader"), None).await;
+        assert_eq!(status, StatusCode::OK, "{refs}");
+        let m = &refs["metadata"];
+        assert_eq!(m["current-snapshot-id"], 2 + round);
+        assert_eq!(m["snapshots"].as_array().map(Vec::len), Some(1));
+        let path = refs["metadata-location"].as_str().unwrap();
+        let path = path.strip_prefix("file://").unwrap();
+        let file = std::fs::read(path).unwrap_or_else(|e| panic!("round {round}: {path}: {e}"));
+        let on_disk: Value = serde_json::from_slice(&file).unwrap();
+        assert_eq!(on_disk["current-snapshot-id"], 2 + round);
+        assert_eq!(
+            on_disk["snapshots"].as_array().map(Vec::len),
+            Some(2 + round as usize)
+        );
+        let (status, all) = call(&f.state, "GET", &uri, Some("reader"), None).await;
+        assert_eq!(status, StatusCode::OK, "{all}");
+        assert_eq!(all["metadata-location"], refs["metadata-location"]);
+        assert_eq!(all["metadata"], on_disk);
+        let (_, again) = call(&f.state, "GET", &refs_uri, Some("reader"), None).await;
+        assert_eq!(again, refs);
+        append(&location, dir, &[10 + round]).await;
+    }
+}
+
 /// Every file under `dir`, relative to it, sorted.
 fn walkdir(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -10,9 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tarn_catalog::{SchemaName, TableName};
 
-use super::wire::{
-    load_table_body, CatalogConfig, ListNamespaces, ListTables, Namespace, TableIdentifier,
-};
+use super::wire::{CatalogConfig, ListNamespaces, ListTables, Namespace, TableIdentifier};
 use super::ENDPOINTS;
 use crate::error::{ApiError, ErrorKind};
 use crate::pagination::{paginate, Page};
@@ -261,7 +259,7 @@ pub(super) async fn load_table(
         Some(root) => Some(s.location(root)?),
         None => None,
     };
-    let served = s
+    let body = s
         .iceberg
         .load(&s.opens, &location, metadata_root.as_ref(), current_only)
         .await
@@ -275,7 +273,6 @@ pub(super) async fn load_table(
                 e
             }
         })?;
-    let body = load_table_body(&served.metadata_location, &served.metadata_json);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,7 +1,8 @@
 //! Each table's derived Iceberg history ([`tarn_iceberg::Projection`]), kept between
 //! requests so a load after a new Delta version derives only that version, from its commit
 //! alone (no snapshot of the table is loaded), and a load with no new version costs one
-//! metadata lookup (is there a commit after the derived one?).
+//! metadata lookup (is there a commit after the derived one?) and the answer body kept
+//! from the first load of that version (with every snapshot, or `snapshots=refs`).
 //! One derivation per table at a time in this process (a per-table lock); across
 //! processes, the files are deterministic and the version records created only once.
 
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tarn_iceberg::{OpenTable, Projection, Served};
 use tarn_table::{Table, TableLocation, TableLog, TimeTravel};
 
@@ -19,7 +21,45 @@ use crate::limits::TableOpens;
 /// At most this many tables' histories are kept; past it, idle ones are dropped.
 pub const MAX_PROJECTIONS: usize = 64;
 
-type Slot = Arc<tokio::sync::Mutex<Option<Projection>>>;
+type Slot = Arc<tokio::sync::Mutex<Entry>>;
+
+/// One table's history and the loadTable answers of its last served version.
+#[derive(Debug, Default)]
+struct Entry {
+    projection: Option<Projection>,
+    answers: Answers,
+}
+
+/// The answer with every snapshot (`[0]`) and with `snapshots=refs` (`[1]`), each with its
+/// version: the whole history serialized, so built once per version, not per load.
+#[derive(Debug, Default)]
+struct Answers([Option<(u64, Bytes)>; 2]);
+
+impl Answers {
+    /// The answer for `served`, built once per version and mode.
+    fn answer(&mut self, served: Served, current_only: bool) -> Bytes {
+        let slot = &mut self.0[usize::from(current_only)];
+        if let Some((v, body)) = slot {
+            if *v == served.version {
+                return body.clone();
+            }
+        }
+        let body = Bytes::from(super::wire::load_table_body(
+            &served.metadata_location,
+            &served.metadata_json,
+        ));
+        *slot = Some((served.version, body.clone()));
+        body
+    }
+
+    /// The answer kept for `version`, if any.
+    fn kept(&self, version: u64, current_only: bool) -> Option<Bytes> {
+        match &self.0[usize::from(current_only)] {
+            Some((v, body)) if *v == version => Some(body.clone()),
+            _ => None,
+        }
+    }
+}
 
 /// The histories of the tables loaded lately, by table location.
 #[derive(Debug, Default)]
@@ -59,18 +99,22 @@ impl Projections {
         slots.entry(key.to_string()).or_default().clone()
     }
 
-    /// The Iceberg metadata of the table at `location` as of its latest version, its files
-    /// under the table's own folder or under `metadata_root` (`tarn serve
-    /// --iceberg-metadata`).
+    /// The loadTable answer (see [`super::wire::load_table_body`]) of the table at
+    /// `location` as of its latest version, its files under the table's own folder or
+    /// under `metadata_root` (`tarn serve --iceberg-metadata`).
     pub async fn load(
         &self,
         opens: &TableOpens,
         location: &TableLocation,
         metadata_root: Option<&TableLocation>,
         current_only: bool,
-    ) -> Result<Served, ApiError> {
+    ) -> Result<Bytes, ApiError> {
         let slot = self.slot(location.url().as_str());
-        let mut guard = slot.lock().await;
+        let mut entry = slot.lock().await;
+        let Entry {
+            projection: guard,
+            answers,
+        } = &mut *entry;
         if let Some(p) = guard.as_mut() {
             // Both lookups at once: on an object store each is a request. A table whose
             // derived version is gone was replaced at this location: derive it anew.
@@ -80,7 +124,11 @@ impl Projections {
             )
             .map_err(answer)?;
             if still_there && !newer {
-                return p.serve(current_only).await.map_err(answer);
+                if let Some(body) = answers.kept(p.version(), current_only) {
+                    return Ok(body);
+                }
+                let served = p.serve(current_only).await.map_err(answer)?;
+                return Ok(answers.answer(served, current_only));
             }
             if still_there {
                 // New versions of a table derived before: from their commits alone, without
@@ -91,7 +139,10 @@ impl Projections {
                     Err(e) => Err(e),
                 };
                 match fast {
-                    Ok(true) => return p.serve(current_only).await.map_err(answer),
+                    Ok(true) => {
+                        let served = p.serve(current_only).await.map_err(answer)?;
+                        return Ok(answers.answer(served, current_only));
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         // As below: the next load derives the history again from the log.
@@ -111,15 +162,19 @@ impl Projections {
             .is_some_and(|p| p.table_id() == id && p.version() <= latest.version());
         let mut projection = match (reuse, guard.take()) {
             (true, Some(p)) => p,
-            _ => Projection::new(&latest, metadata_root)
-                .await
-                .map_err(answer)?,
+            _ => {
+                // Another table's answers may carry the same version numbers.
+                *answers = Answers::default();
+                Projection::new(&latest, metadata_root)
+                    .await
+                    .map_err(answer)?
+            }
         };
         // On an error the history is dropped: the next load derives it again from the log
         // (files of versions already recorded are not written again).
         projection.catch_up(&latest, opens).await.map_err(answer)?;
         let served = projection.serve(current_only).await;
         *guard = Some(projection);
-        served.map_err(answer)
+        Ok(answers.answer(served.map_err(answer)?, current_only))
     }
 }
