@@ -54,18 +54,24 @@ else
   echo "==> interop clients up to date in $VENV"
 fi
 
-# Starts MariaDB as a daemon that keeps none of this script's file descriptors but stdin,
-# stdout and stderr: a lock its caller holds on an inherited descriptor (for example
-# `flock FILE bash tests/run.sh`) must not live on in MariaDB after this script has ended.
-start_mariadb() {
+# Runs "$@" with none of this script's file descriptors but stdin, stdout and stderr: a
+# server it starts (MariaDB, PostgreSQL) must not keep a lock its caller holds on an
+# inherited descriptor (for example `flock FILE bash tests/run.sh`) after this script has
+# ended.
+without_inherited_fds() {
   (
     for fd in /proc/self/fd/*; do
       fd="${fd##*/}"
       if [[ "$fd" -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
     done
-    (service mariadb start || service mysql start) >/dev/null 2>&1 \
-      || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; setsid mysqld_safe </dev/null >/dev/null 2>&1 &)
+    "$@"
   )
+}
+
+# Starts MariaDB as a daemon (see without_inherited_fds).
+start_mariadb() {
+  without_inherited_fds bash -c '(service mariadb start || service mysql start) >/dev/null 2>&1 \
+    || (mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; setsid mysqld_safe </dev/null >/dev/null 2>&1 &)'
 }
 
 # --- MySQL/MariaDB for the import tests -------------------------------------------------------
@@ -231,7 +237,7 @@ if [[ "${TARN_TEST_POSTGRES:-}" != "skip" ]] && command -v psql >/dev/null; then
       read -r ver name < <(pg_lsclusters -h | awk -v p="$port" '$3 == p {print $1, $2; exit}')
       [[ -n "${ver:-}" ]] || fail "no Debian PostgreSQL cluster listens on port $port"
       psql "$pg_admin" -qc "ALTER SYSTEM SET wal_level = logical" || fail "ALTER SYSTEM SET wal_level = logical"
-      pg_ctlcluster "$ver" "$name" restart || fail "pg_ctlcluster $ver $name restart"
+      without_inherited_fds pg_ctlcluster "$ver" "$name" restart || fail "pg_ctlcluster $ver $name restart"
       for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.5; done
       [[ "$(psql "$pg_admin" -Atc 'SHOW wal_level')" == logical ]] || fail "wal_level is still not logical"
       echo "==> PostgreSQL $ver/$name: ALTER SYSTEM SET wal_level = logical, restarted once for tests/cdc.rs"
