@@ -525,6 +525,71 @@ async fn a_refs_load_names_a_metadata_file_that_exists_with_every_snapshot() {
     }
 }
 
+/// A GET of `uri` as the reader, with `accept` as its `Accept-Encoding`: the
+/// `Content-Encoding` of the answer and its bytes.
+async fn get_encoded(
+    state: &AppState,
+    uri: &str,
+    accept: Option<&str>,
+) -> (Option<String>, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder()
+        .uri(uri)
+        .header("Authorization", "Bearer secret-reader");
+    if let Some(a) = accept {
+        req = req.header("Accept-Encoding", a);
+    }
+    let req = req.body(axum::body::Body::empty()).unwrap();
+    let resp = tarn_server::app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["vary"], "accept-encoding");
+    let encoding = resp
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (encoding, bytes.to_vec())
+}
+
+/// A large loadTable answer goes gzipped to the clients that accept gzip, and plain to the
+/// others; a small answer always goes plain.
+#[tokio::test]
+async fn a_large_load_answer_is_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+    let f = fixture().await;
+    create_table(&f.state, "orders").await;
+    let uri = format!("{ICE}/main/namespaces/shop/tables/orders");
+    let (encoding, small) = get_encoded(&f.state, &uri, Some("gzip, deflate")).await;
+    assert_eq!(encoding, None, "a small answer is sent plain");
+    assert!(small.len() < 16 * 1024);
+
+    // A history long enough for an answer over 16 KiB.
+    let location = table_location(&f.state, "orders").await;
+    for k in 0..40 {
+        append(&location, f._dir.path(), &[k]).await;
+    }
+    let (encoding, plain) = get_encoded(&f.state, &uri, None).await;
+    assert_eq!(encoding, None);
+    assert!(plain.len() > 16 * 1024, "{}", plain.len());
+    let loaded: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(loaded["metadata"]["current-snapshot-id"], 41);
+    for accept in ["gzip, deflate", "br;q=1.0, GZIP;q=0.5", "*"] {
+        let (encoding, zipped) = get_encoded(&f.state, &uri, Some(accept)).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{accept}");
+        assert!(zipped.len() < plain.len() / 4, "{accept}: {}", zipped.len());
+        let mut unzipped = vec![];
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert!(unzipped == plain, "{accept}: not the plain answer");
+    }
+    for accept in ["gzip;q=0", "deflate, br", "identity"] {
+        let (encoding, body) = get_encoded(&f.state, &uri, Some(accept)).await;
+        assert_eq!((encoding, body == plain), (None, true), "{accept}");
+    }
+}
+
 /// Every file under `dir`, relative to it, sorted.
 fn walkdir(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -236,7 +236,9 @@ pub(super) async fn load_table(
     State(s): State<AppState>,
     Path((prefix, namespace, name)): Path<(String, String, String)>,
     Query(q): Query<LoadQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{header, HeaderValue};
     use axum::response::IntoResponse;
     let current_only = match q.snapshots.as_deref() {
         None | Some("all") => false,
@@ -259,9 +261,16 @@ pub(super) async fn load_table(
         Some(root) => Some(s.location(root)?),
         None => None,
     };
-    let body = s
+    let gzip = accepts_gzip(&headers);
+    let answer = s
         .iceberg
-        .load(&s.opens, &location, metadata_root.as_ref(), current_only)
+        .load(
+            &s.opens,
+            &location,
+            metadata_root.as_ref(),
+            current_only,
+            gzip,
+        )
         .await
         .map_err(|e| {
             if e.kind() == ErrorKind::Unsupported {
@@ -273,14 +282,47 @@ pub(super) async fn load_table(
                 e
             }
         })?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
+    let mut response = (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
+        ],
+        answer.body,
     )
-        .into_response())
+        .into_response();
+    if answer.gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (`gzip`, `x-gzip` or `*`, with a
+/// quality above 0).
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            !zero
+                && ["gzip", "x-gzip", "*"]
+                    .iter()
+                    .any(|g| name.eq_ignore_ascii_case(g))
+        })
 }
 
 /// `HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}`: whether the name exists

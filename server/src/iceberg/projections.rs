@@ -2,7 +2,8 @@
 //! requests so a load after a new Delta version derives only that version, from its commit
 //! alone (no snapshot of the table is loaded), and a load with no new version costs one
 //! metadata lookup (is there a commit after the derived one?) and the answer body kept
-//! from the first load of that version (with every snapshot, or `snapshots=refs`).
+//! from the first load of that version (with every snapshot, or `snapshots=refs`; gzipped
+//! once for the clients that accept it, when it is large).
 //! One derivation per table at a time in this process (a per-table lock); across
 //! processes, the files are deterministic and the version records created only once.
 
@@ -30,32 +31,90 @@ struct Entry {
     answers: Answers,
 }
 
+/// Answers at least this large go gzipped to the clients that accept it.
+pub const GZIP_FROM: usize = 16 * 1024;
+
+/// A loadTable answer: the JSON body, gzipped or not.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    /// Whether `body` is gzipped (`Content-Encoding: gzip`).
+    pub gzip: bool,
+}
+
+/// One version's answer: the JSON, and its gzip once a client asked for it.
+#[derive(Debug)]
+struct Kept {
+    version: u64,
+    json: Bytes,
+    gzip: Option<Bytes>,
+}
+
+impl Kept {
+    fn answer(&mut self, gzip: bool) -> Answer {
+        if !gzip || self.json.len() < GZIP_FROM {
+            return Answer {
+                body: self.json.clone(),
+                gzip: false,
+            };
+        }
+        if self.gzip.is_none() {
+            self.gzip = compress(&self.json);
+        }
+        match &self.gzip {
+            Some(body) => Answer {
+                body: body.clone(),
+                gzip: true,
+            },
+            None => Answer {
+                body: self.json.clone(),
+                gzip: false,
+            },
+        }
+    }
+}
+
+/// `json` gzipped, at the fastest level: it is done once per version, on a request.
+fn compress(json: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(json).ok()?;
+    encoder.finish().ok().map(Bytes::from)
+}
+
 /// The answer with every snapshot (`[0]`) and with `snapshots=refs` (`[1]`), each with its
 /// version: the whole history serialized, so built once per version, not per load.
 #[derive(Debug, Default)]
-struct Answers([Option<(u64, Bytes)>; 2]);
+struct Answers([Option<Kept>; 2]);
 
 impl Answers {
     /// The answer for `served`, built once per version and mode.
-    fn answer(&mut self, served: Served, current_only: bool) -> Bytes {
+    fn answer(&mut self, served: Served, current_only: bool, gzip: bool) -> Answer {
         let slot = &mut self.0[usize::from(current_only)];
-        if let Some((v, body)) = slot {
-            if *v == served.version {
-                return body.clone();
+        if let Some(kept) = slot {
+            if kept.version == served.version {
+                return kept.answer(gzip);
             }
         }
-        let body = Bytes::from(super::wire::load_table_body(
+        let json = Bytes::from(super::wire::load_table_body(
             &served.metadata_location,
             &served.metadata_json,
         ));
-        *slot = Some((served.version, body.clone()));
-        body
+        slot.insert(Kept {
+            version: served.version,
+            json,
+            gzip: None,
+        })
+        .answer(gzip)
     }
 
     /// The answer kept for `version`, if any.
-    fn kept(&self, version: u64, current_only: bool) -> Option<Bytes> {
-        match &self.0[usize::from(current_only)] {
-            Some((v, body)) if *v == version => Some(body.clone()),
+    fn kept(&mut self, version: u64, current_only: bool, gzip: bool) -> Option<Answer> {
+        match &mut self.0[usize::from(current_only)] {
+            Some(kept) if kept.version == version => Some(kept.answer(gzip)),
             _ => None,
         }
     }
@@ -101,14 +160,16 @@ impl Projections {
 
     /// The loadTable answer (see [`super::wire::load_table_body`]) of the table at
     /// `location` as of its latest version, its files under the table's own folder or
-    /// under `metadata_root` (`tarn serve --iceberg-metadata`).
+    /// under `metadata_root` (`tarn serve --iceberg-metadata`); gzipped when `gzip` (the
+    /// client accepts it) and it is large.
     pub async fn load(
         &self,
         opens: &TableOpens,
         location: &TableLocation,
         metadata_root: Option<&TableLocation>,
         current_only: bool,
-    ) -> Result<Bytes, ApiError> {
+        gzip: bool,
+    ) -> Result<Answer, ApiError> {
         let slot = self.slot(location.url().as_str());
         let mut entry = slot.lock().await;
         let Entry {
@@ -124,11 +185,11 @@ impl Projections {
             )
             .map_err(answer)?;
             if still_there && !newer {
-                if let Some(body) = answers.kept(p.version(), current_only) {
-                    return Ok(body);
+                if let Some(kept) = answers.kept(p.version(), current_only, gzip) {
+                    return Ok(kept);
                 }
                 let served = p.serve(current_only).await.map_err(answer)?;
-                return Ok(answers.answer(served, current_only));
+                return Ok(answers.answer(served, current_only, gzip));
             }
             if still_there {
                 // New versions of a table derived before: from their commits alone, without
@@ -141,7 +202,7 @@ impl Projections {
                 match fast {
                     Ok(true) => {
                         let served = p.serve(current_only).await.map_err(answer)?;
-                        return Ok(answers.answer(served, current_only));
+                        return Ok(answers.answer(served, current_only, gzip));
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -175,6 +236,6 @@ impl Projections {
         projection.catch_up(&latest, opens).await.map_err(answer)?;
         let served = projection.serve(current_only).await;
         *guard = Some(projection);
-        Ok(answers.answer(served.map_err(answer)?, current_only))
+        Ok(answers.answer(served.map_err(answer)?, current_only, gzip))
     }
 }
