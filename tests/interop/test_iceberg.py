@@ -628,3 +628,44 @@ def test_a_server_with_iceberg_metadata_keeps_it_there_and_pyiceberg_and_duckdb_
         assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before, "the table's folder changed"
     finally:
         assert server.stop() == 0
+
+
+def test_a_long_history_goes_gzipped_to_pyiceberg_and_reads_as_plain(tarn: TarnCli, warehouse: Warehouse) -> None:
+    """An answer of 16 KiB or more goes gzipped to clients that accept gzip (pyiceberg's
+    `requests` asks for it); pyiceberg and DuckDB read the table through it as python
+    `deltalake` does, at the last version and an older one."""
+    import gzip
+
+    import pyarrow as pa
+    import requests
+    from deltalake import DeltaTable, write_deltalake
+
+    w = warehouse
+    path = w.tmp / "lake" / "long"
+    for v in range(40):
+        write_deltalake(str(path), pa.table({"id": pa.array([v], pa.int64()), "v": [f"v{v}"]}), mode="append")
+    tarn.run(*w.g(), "register", "main.shop.long", str(path))
+    url = f"{w.server.url}/iceberg/v1/main/namespaces/shop/tables/long"
+    auth = {"Authorization": f"Bearer {w.token}"}
+
+    plain = urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=30)
+    assert plain.headers.get("Content-Encoding") is None
+    plain_body = plain.read()
+    assert len(plain_body) >= 16 * 1024, len(plain_body)
+    raw = urllib.request.urlopen(urllib.request.Request(url, headers={**auth, "Accept-Encoding": "gzip"}), timeout=30)
+    assert raw.headers.get("Content-Encoding") == "gzip"
+    assert gzip.decompress(raw.read()) == plain_body
+    answer = requests.get(url, headers=auth, timeout=30)
+    assert "gzip" in answer.request.headers.get("Accept-Encoding", ""), answer.request.headers
+    assert answer.headers.get("Content-Encoding") == "gzip"
+    assert answer.json() == json.loads(plain_body)
+
+    table = catalog(w).load_table("shop.long")
+    assert len(table.snapshots()) == 40
+    for version in (39, 7):
+        want = DeltaTable(str(path), version=version).to_pyarrow_table().sort_by("id").to_pylist()
+        got = table.scan(snapshot_id=version + 1).to_arrow().sort_by("id").to_pylist()
+        assert got == want, f"version {version}"
+    con = attached_duckdb(w, "ext_long")
+    assert con.execute("SELECT count(*), max(id) FROM ice.shop.long").fetchall() == [(40, 39)]
+    assert con.execute("SELECT count(*) FROM ice.shop.long AT (VERSION => 8)").fetchall() == [(8,)]
