@@ -59,8 +59,8 @@ pub trait OpenTable: Send + Sync {
 /// What a load answers: the metadata JSON and where its file is.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// The table metadata, serialized (as in the file): kept so a repeated load costs no
-    /// serialization of the whole history.
+    /// The table metadata, serialized (with every snapshot, as in the file, or with the
+    /// current one only).
     pub metadata_json: Arc<String>,
     /// The URL of the metadata JSON file (every snapshot, whichever the answer lists).
     pub metadata_location: String,
@@ -68,11 +68,13 @@ pub struct Served {
     pub version: u64,
 }
 
-/// The answers of the last served version: with every snapshot, and with the current one
-/// only once asked for.
+/// The last served version: where its metadata file is (written), and its answer with the
+/// current snapshot only once asked for. The full answer is not kept here: the caller keeps
+/// what it sends, and the history would be held twice.
 #[derive(Debug)]
 struct ServedCache {
-    all: Served,
+    version: u64,
+    metadata_location: String,
     current: Option<Served>,
 }
 
@@ -417,36 +419,45 @@ impl Projection {
     ///
     /// Either way the file at `metadata_location` holds every snapshot, and is written
     /// before the first answer of its version: a client may read the file rather than the
-    /// answer. Both answers are kept until the next version.
+    /// answer. The answer with the current snapshot only is kept until the next version;
+    /// the full one is spliced again from the snapshots' kept texts (the server keeps what
+    /// it sends, so it asks once per version).
     pub async fn serve(&mut self, current_only: bool) -> Result<Served> {
         let v = self.history.version;
-        let cache = match self.cache.take() {
-            Some(cache) if cache.all.version == v => cache,
+        let (cache, all) = match self.cache.take() {
+            Some(cache) if cache.version == v => (cache, None),
             _ => {
                 let metadata = self.history.metadata_text(false)?;
                 let name = format!("metadata/v{v:020}.metadata.json");
                 self.put(&name, metadata.as_bytes().to_vec()).await?;
                 self.forget_old_metadata(v).await;
-                ServedCache {
-                    all: Served {
-                        metadata_json: Arc::new(metadata),
-                        metadata_location: format!("{}/{name}", self.history.folder),
-                        version: v,
-                    },
+                let cache = ServedCache {
+                    version: v,
+                    metadata_location: format!("{}/{name}", self.history.folder),
                     current: None,
-                }
+                };
+                (cache, Some(metadata))
             }
         };
         let cache = self.cache.insert(cache);
         if !current_only {
-            return Ok(cache.all.clone());
+            // Written already: the text again (each snapshot's part is kept as text).
+            let metadata = match all {
+                Some(metadata) => metadata,
+                None => self.history.metadata_text(false)?,
+            };
+            return Ok(Served {
+                metadata_json: Arc::new(metadata),
+                metadata_location: cache.metadata_location.clone(),
+                version: v,
+            });
         }
         if let Some(current) = &cache.current {
             return Ok(current.clone());
         }
         let current = Served {
             metadata_json: Arc::new(self.history.metadata_text(true)?),
-            metadata_location: cache.all.metadata_location.clone(),
+            metadata_location: cache.metadata_location.clone(),
             version: v,
         };
         cache.current = Some(current.clone());
