@@ -68,16 +68,6 @@ pub struct Served {
     pub version: u64,
 }
 
-/// The last served version: where its metadata file is (written), and its answer with the
-/// current snapshot only once asked for. The full answer is not kept here: the caller keeps
-/// what it sends, and the history would be held twice.
-#[derive(Debug)]
-struct ServedCache {
-    version: u64,
-    metadata_location: String,
-    current: Option<Served>,
-}
-
 /// The Iceberg projection of one Delta table: its derived history (in memory) and the
 /// files it writes.
 #[derive(Debug)]
@@ -91,7 +81,8 @@ pub struct Projection {
     /// Whether `prefix` is in the table's own folder (no metadata root).
     beside_table: bool,
     committed: HashSet<u64>,
-    cache: Option<ServedCache>,
+    /// The last version whose metadata file is written, and the file's URL.
+    written: Option<(u64, String)>,
     /// The version to start at, until the first step.
     first: Option<u64>,
     /// How many versions this process derived (for tests and figures).
@@ -226,7 +217,7 @@ impl Projection {
             prefix,
             beside_table: metadata_root.is_none(),
             committed,
-            cache: None,
+            written: None,
             derived: 0,
             first: Some(first),
         })
@@ -419,48 +410,32 @@ impl Projection {
     ///
     /// Either way the file at `metadata_location` holds every snapshot, and is written
     /// before the first answer of its version: a client may read the file rather than the
-    /// answer. The answer with the current snapshot only is kept until the next version;
-    /// the full one is spliced again from the snapshots' kept texts (the server keeps what
-    /// it sends, so it asks once per version).
+    /// answer. Nothing else is kept here: the text is spliced from the snapshots' kept
+    /// texts, and the server keeps the answers it sends (it asks once per version).
     pub async fn serve(&mut self, current_only: bool) -> Result<Served> {
         let v = self.history.version;
-        let (cache, all) = match self.cache.take() {
-            Some(cache) if cache.version == v => (cache, None),
+        let mut all = None;
+        let location = match self.written.take() {
+            Some((written, location)) if written == v => location,
             _ => {
                 let metadata = self.history.metadata_text(false)?;
                 let name = format!("metadata/v{v:020}.metadata.json");
                 self.put(&name, metadata.as_bytes().to_vec()).await?;
                 self.forget_old_metadata(v).await;
-                let cache = ServedCache {
-                    version: v,
-                    metadata_location: format!("{}/{name}", self.history.folder),
-                    current: None,
-                };
-                (cache, Some(metadata))
+                all = Some(metadata);
+                format!("{}/{name}", self.history.folder)
             }
         };
-        let cache = self.cache.insert(cache);
-        if !current_only {
-            // Written already: the text again (each snapshot's part is kept as text).
-            let metadata = match all {
-                Some(metadata) => metadata,
-                None => self.history.metadata_text(false)?,
-            };
-            return Ok(Served {
-                metadata_json: Arc::new(metadata),
-                metadata_location: cache.metadata_location.clone(),
-                version: v,
-            });
-        }
-        if let Some(current) = &cache.current {
-            return Ok(current.clone());
-        }
-        let current = Served {
-            metadata_json: Arc::new(self.history.metadata_text(true)?),
-            metadata_location: cache.metadata_location.clone(),
-            version: v,
+        self.written = Some((v, location.clone()));
+        let metadata = match (current_only, all) {
+            (true, _) => self.history.metadata_text(true)?,
+            (false, Some(all)) => all,
+            (false, None) => self.history.metadata_text(false)?,
         };
-        cache.current = Some(current.clone());
-        Ok(current)
+        Ok(Served {
+            metadata_json: Arc::new(metadata),
+            metadata_location: location,
+            version: v,
+        })
     }
 }

@@ -250,13 +250,8 @@ def test_merge_schema_upsert_delete_update_and_optimize_read_as_tarn_does(tarn: 
         # files with `string_view` ones.
         got = arrow_rows(scan.to_arrow(), cols, f"pyiceberg snapshot {v + 1}")
         assert got == tarn_rows(tarn, w, "orders", cols, version=v), f"version {v} ({operations[v]})"
-    con = duckdb_with_iceberg(w.tmp / "ext3")
-    con.execute(f"CREATE SECRET (TYPE iceberg, TOKEN '{w.token}')")
-    con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{w.server.url}/iceberg')")
-    cur = con.execute("SELECT * FROM ice.shop.orders")
-    names = [d[0] for d in cur.description]
-    duck = canonical_rows([dict(zip(names, r)) for r in cur.fetchall()], columns, source="duckdb")
-    assert duck == tarn_rows(tarn, w, "orders", columns)
+    con = attached_duckdb(w, "ext3")
+    assert duckdb_canonical(con, "SELECT * FROM ice.shop.orders", columns) == tarn_rows(tarn, w, "orders", columns)
     kinds = {v: snapshots[v + 1].summary.operation.value for v in operations}
     assert kinds[max(operations)] == "replace", "optimize only rearranges data"
     assert kinds[7] == "delete" or kinds[7] == "overwrite", kinds
@@ -418,11 +413,19 @@ def typed_tarn_rows(tarn: TarnCli, w: Warehouse, table: str, schema: Any, versio
     return sorted(rows, key=sort_key)
 
 
-def attached_duckdb(w: Warehouse, scratch: str) -> Any:
+def attached_duckdb(w: Warehouse, scratch: str, server: TarnServer | None = None) -> Any:
+    """DuckDB with the catalog `main` of `server` (the warehouse's by default) as `ice`."""
     con = duckdb_with_iceberg(w.tmp / scratch)
     con.execute(f"CREATE SECRET (TYPE iceberg, TOKEN '{w.token}')")
-    con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{w.server.url}/iceberg')")
+    con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{(server or w.server).url}/iceberg')")
     return con
+
+
+def duckdb_canonical(con: Any, sql: str, columns: dict) -> list[dict[str, Any]]:
+    """The rows of `sql` as `canonical_rows` gives them."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return canonical_rows([dict(zip(names, r)) for r in cur.fetchall()], columns, source="duckdb")
 
 
 def null_nested_structs_as_empty(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any]]:
@@ -616,12 +619,8 @@ def test_a_server_with_iceberg_metadata_keeps_it_there_and_pyiceberg_and_duckdb_
             columns = EVOLVED_COLUMNS if v >= 3 else ORDERS_COLUMNS
             got = arrow_rows(table.scan(snapshot_id=v + 1).to_arrow(), columns, f"pyiceberg snapshot {v + 1}")
             assert got == tarn_rows(tarn, w, "orders", columns, version=v), f"version {v}"
-        con = duckdb_with_iceberg(w.tmp / "ext")
-        con.execute(f"CREATE SECRET (TYPE iceberg, TOKEN '{w.token}')")
-        con.execute(f"ATTACH 'main' AS ice (TYPE iceberg, ENDPOINT '{server.url}/iceberg')")
-        cur = con.execute("SELECT * FROM ice.shop.orders")
-        names = [d[0] for d in cur.description]
-        got = canonical_rows([dict(zip(names, r)) for r in cur.fetchall()], EVOLVED_COLUMNS, source="duckdb")
+        con = attached_duckdb(w, "ext", server)
+        got = duckdb_canonical(con, "SELECT * FROM ice.shop.orders", EVOLVED_COLUMNS)
         assert got == tarn_rows(tarn, w, "orders", EVOLVED_COLUMNS)
         assert len(list(meta.glob("*/versions/*.json"))) == 5
         assert list(meta.glob("*/manifests/*")) and list(meta.glob("*/metadata/*.metadata.json"))

@@ -93,22 +93,20 @@ struct Answers([Option<Kept>; 2]);
 impl Answers {
     /// The answer for `served`, built once per version and mode.
     fn answer(&mut self, served: Served, current_only: bool, gzip: bool) -> Answer {
-        let slot = &mut self.0[usize::from(current_only)];
-        if let Some(kept) = slot {
-            if kept.version == served.version {
-                return kept.answer(gzip);
-            }
+        if let Some(kept) = self.kept(served.version, current_only, gzip) {
+            return kept;
         }
         let json = Bytes::from(super::wire::load_table_body(
             &served.metadata_location,
             &served.metadata_json,
         ));
-        slot.insert(Kept {
-            version: served.version,
-            json,
-            gzip: None,
-        })
-        .answer(gzip)
+        self.0[usize::from(current_only)]
+            .insert(Kept {
+                version: served.version,
+                json,
+                gzip: None,
+            })
+            .answer(gzip)
     }
 
     /// The answer kept for `version`, if any.
